@@ -1,0 +1,115 @@
+"""Read and check JSONL datasets: every bad record is named by file and line, none dropped silently.
+
+Formats: `messages` (OpenAI chat: {"messages": [{"role", "content"}, ...]}) and `prompt-completion`
+({"prompt": str, "completion": str}).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+ROLES = ("system", "user", "assistant", "tool")
+FORMATS = ("messages", "prompt-completion")
+
+
+@dataclass
+class Problem:
+    file: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.message}"
+
+
+@dataclass
+class Report:
+    file: str
+    records: int
+    problems: list[Problem]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def read_jsonl(path: Path) -> Iterator[tuple[int, Any, str | None]]:
+    """Yield (line number, parsed object or None, error or None) for every non-blank line."""
+    with open(path, encoding="utf-8") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            if not raw.strip():
+                continue
+            try:
+                yield lineno, json.loads(raw), None
+            except json.JSONDecodeError as exc:
+                yield lineno, None, f"not valid JSON ({exc.msg} at column {exc.colno})"
+
+
+def check_messages(record: Any, field: str = "messages") -> str | None:
+    """The reason a `messages` record is unusable for training, or None."""
+    if not isinstance(record, dict):
+        return "record is not a JSON object"
+    msgs = record.get(field)
+    if msgs is None:
+        return f"no '{field}' field"
+    if not isinstance(msgs, list) or not msgs:
+        return f"'{field}' must be a non-empty list"
+    previous = None
+    for i, msg in enumerate(msgs):
+        if not isinstance(msg, dict):
+            return f"{field}[{i}] is not an object"
+        role, content = msg.get("role"), msg.get("content")
+        if role not in ROLES:
+            return f"{field}[{i}] has unknown role {role!r} (expected one of {', '.join(ROLES)})"
+        if not isinstance(content, str):
+            return f"{field}[{i}] ({role}) content is {type(content).__name__}, not a string"
+        if role == "system" and i != 0:
+            return f"{field}[{i}] is a system message after the first turn"
+        if role == "assistant" and not content.strip():
+            return f"{field}[{i}] is an empty assistant turn"
+        if role in ("user", "assistant") and role == previous:
+            return f"{field}[{i}] repeats role '{role}' (roles must alternate user/assistant)"
+        if role == "assistant" and previous not in ("user", "tool"):
+            return f"{field}[{i}] assistant turn does not follow a user turn"
+        previous = role if role != "system" else previous
+    if not any(m.get("role") == "assistant" for m in msgs):
+        return "conversation has no assistant turn (nothing to train on)"
+    return None
+
+
+def check_prompt_completion(record: Any, prompt: str = "prompt", completion: str = "completion") -> str | None:
+    if not isinstance(record, dict):
+        return "record is not a JSON object"
+    for key in (prompt, completion):
+        if key not in record:
+            return f"no '{key}' field"
+        if not isinstance(record[key], str):
+            return f"'{key}' is {type(record[key]).__name__}, not a string"
+    if not record[completion].strip():
+        return f"empty '{completion}' (nothing to train on)"
+    return None
+
+
+def validate_file(path: Path, fmt: str, **fields: str) -> Report:
+    """Check every line of a JSONL file in `fmt`; duplicates are reported too."""
+    path = Path(path)
+    check = check_messages if fmt == "messages" else check_prompt_completion
+    problems: list[Problem] = []
+    seen: dict[str, int] = {}
+    records = 0
+    for lineno, obj, err in read_jsonl(path):
+        records += 1
+        reason = err or check(obj, **fields)
+        if reason is None:
+            key = json.dumps(obj, sort_keys=True)
+            if key in seen:
+                reason = f"duplicate of line {seen[key]}"
+            else:
+                seen[key] = lineno
+        if reason:
+            problems.append(Problem(str(path), lineno, reason))
+    if records == 0:
+        problems.append(Problem(str(path), 1, "file has no records"))
+    return Report(str(path), records, problems)

@@ -1,0 +1,1 @@
+"""Recipe resolution, preflight checks, run directories and launching."""
