@@ -1,0 +1,39 @@
+# One CLI surface: each target is one `python -m ...` call. `make help` lists targets from their ## comments.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+RECIPE ?=
+export AXOLOTL_DO_NOT_TRACK := 1
+export PYTHONPATH := $(CURDIR)
+export RECIPE ARGS DEVICE FORCE OUTPUTS RUN
+
+.DEFAULT_GOAL := help
+.PHONY: help setup train test test-fast recipes show check lock
+
+help: ## list the targets
+	@grep -hE '^[a-z][a-z0-9_-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@echo "  variables: RECIPE=<name> ARGS='--key=value ...' DEVICE=cpu|gpu FORCE=1 OUTPUTS=<dir>"
+
+setup: ## build .venv with the pinned dependency set (idempotent; the other targets run it)
+	@bash launch/setup.sh
+
+train: setup ## train RECIPE (default: the embedded CPU recipe smollm2-135m-cpu) into outputs/runs/
+	@$(PY) -m launch.train $(RECIPE)
+
+test: setup ## run every test (unit + end-to-end on CPU)
+	@$(PY) -m pytest tests
+
+test-fast: setup ## only the fast tests (no training)
+	@$(PY) -m pytest tests -m "not slow"
+
+recipes: setup ## table of every recipe: name, family, params, method, data, suggested GPUs
+	@$(PY) -m launch.registry
+
+show: setup ## print the exact axolotl config RECIPE will run with (DEVICE=gpu to see the GPU one)
+	@$(PY) -m launch.show $(RECIPE)
+
+check: setup ## offline preflight of RECIPE: schema, data, end-of-turn, LoRA targets, lengths, disk
+	@$(PY) -m launch.check $(RECIPE)
+
+lock: setup ## rewrite constraints.txt from the current .venv (after changing requirements.txt)
+	@{ head -2 constraints.txt; echo "torch==2.13.0"; $(PY) -m pip freeze | grep -viE '^(triton|nvidia-|torch==)|@ file' | sort -f; } > constraints.txt.new && mv constraints.txt.new constraints.txt

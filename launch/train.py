@@ -1,0 +1,151 @@
+"""`make train RECIPE=x`: resolve the recipe, preflight it, train with axolotl into a new run directory,
+verify the result, record the manifest and point LATEST at the run."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from launch import environment, runs
+from launch.check import dataset_file, run_checks
+from launch.errors import UserError, Where, user_errors_exit
+from launch.paths import REPO
+from launch.recipes import dump_config
+from launch.resolve import Resolved, resolve
+
+CPU_MAX_PARAMS_B = 1.0  # above this a CPU run takes days; refuse unless FORCE=1
+DEFAULT_RECIPE = "smollm2-135m-cpu"
+
+
+def axolotl_command(config_path: Path, device: str) -> list[str]:
+    axolotl = Path(sys.executable).with_name("axolotl")
+    cmd = [str(axolotl), "train", str(config_path)]
+    if device == "cpu":
+        cmd += ["--launcher", "python"]  # one process; accelerate adds only start-up time on CPU
+    return cmd
+
+
+def final_weights(output_dir: Path) -> Path:
+    for name in ("adapter_model.safetensors", "model.safetensors", "model.safetensors.index.json"):
+        if (output_dir / name).is_file():
+            return output_dir / name
+    raise UserError("training finished but wrote no final weights", Where(output_dir),
+                    "see logs/train.log in the run directory")
+
+
+def adapter_changed(weights: Path) -> bool:
+    """LoRA B matrices start at zero; if all are still zero, nothing was learned."""
+    if weights.name != "adapter_model.safetensors":
+        return True
+    from safetensors import safe_open
+
+    with safe_open(weights, "pt") as fh:
+        keys = [k for k in fh.keys() if "lora_B" in k]
+        return bool(keys) and any(fh.get_tensor(k).abs().max().item() > 0 for k in keys)
+
+
+def training_summary(output_dir: Path) -> dict[str, Any]:
+    """Loss figures from the trainer state of the highest-step checkpoint (metrics only)."""
+    states = sorted(output_dir.glob("checkpoint-*/trainer_state.json"), key=lambda p: int(p.parent.name.split("-")[1]))
+    if not states:
+        return {}
+    state = json.loads(states[-1].read_text())
+    losses = [h["loss"] for h in state.get("log_history", []) if "loss" in h]
+    evals = [h["eval_loss"] for h in state.get("log_history", []) if "eval_loss" in h]
+    return {"global_step": state.get("global_step"), "first_loss": losses[0] if losses else None,
+            "final_loss": losses[-1] if losses else None, "eval_loss": evals[-1] if evals else None,
+            "log_history": runs.relpath(states[-1], output_dir.parent)}
+
+
+def start_manifest(r: Resolved, run: Path, argv: list[str]) -> dict[str, Any]:
+    datasets = []
+    for ds in r.config.get("datasets") or []:
+        path = dataset_file(ds)
+        datasets.append({"path": ds["path"], "sha256": runs.sha256_file(path), "bytes": path.stat().st_size})
+    return {
+        "recipe": {"name": r.recipe.name, "file": str(r.recipe.path.relative_to(REPO)) if r.recipe.path.is_relative_to(REPO)
+                   else str(r.recipe.path), "sha256": r.recipe.sha256,
+                   "files": [str(f.relative_to(REPO)) if f.is_relative_to(REPO) else str(f) for f in r.recipe.files]},
+        "meta": r.recipe.meta.model_dump(),
+        "base_model": {"name": r.hub_base_model, "path": r.config["base_model"]},
+        "device": r.device, "overrides": r.overrides, "notes": r.notes,
+        "datasets": datasets, "git": environment.git_state(), "packages": environment.package_versions(),
+        "hardware": environment.hardware(), "command": argv, "config": "config.yaml",
+        "status": "running", "started": runs.utc_now(),
+    }
+
+
+def train(recipe: str, args: str | None = None, force: bool = False, argv: list[str] | None = None) -> Path:
+    _, findings = run_checks(recipe, args)
+    errors = [f for f in findings if f.level == "error"]
+    if errors:
+        raise UserError("preflight failed:\n  " + "\n  ".join(str(f) for f in errors), hint=f"make check RECIPE={recipe}")
+    r = resolve(recipe, args=args, materialize=True)
+    if r.device == "cpu" and r.recipe.meta.params_b > CPU_MAX_PARAMS_B and not force:
+        raise UserError(f"{r.recipe.name} is a {r.recipe.meta.params_b:g}B model and this machine has no GPU",
+                        Where(r.recipe.path, key="meta.params_b"),
+                        "train on a GPU box or RunPod; FORCE=1 trains on CPU anyway (days)")
+    run = runs.new_run_dir(r.recipe.name)
+    final = resolve(r.recipe, device=r.device, args=args, run_dir=run, materialize=True)
+    (run / "config.yaml").write_text(dump_config(final.config))
+    (run / "logs").mkdir()
+    cmd = axolotl_command(run / "config.yaml", final.device)
+    manifest = start_manifest(final, run, argv or sys.argv)
+    manifest["axolotl_command"] = cmd
+    runs.write_manifest(run, manifest)
+    for note in final.notes:
+        print(f"note: {note}")
+    print(f"run directory: {run}\n$ {' '.join(cmd)}", flush=True)
+    env = environment.hygiene_env(offline=final.recipe.meta.local_source is not None)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    with open(run / "logs" / "train.log", "w") as log:
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                bufsize=1)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            sys.stdout.write(line)
+            log.write(line)
+        rc = proc.wait()
+    manifest.update(ended=runs.utc_now(), returncode=rc)
+    if rc != 0:
+        manifest["status"] = "failed"
+        runs.write_manifest(run, manifest)
+        raise UserError(f"axolotl exited with status {rc}", Where(run / "logs" / "train.log"),
+                        "the run directory keeps the config and log; LATEST was not moved")
+    output = Path(final.config["output_dir"])
+    weights = final_weights(output)
+    manifest["train"] = training_summary(output)
+    if not adapter_changed(weights):
+        manifest["status"] = "failed"
+        runs.write_manifest(run, manifest)
+        raise UserError("training exited 0 but every LoRA B matrix is still zero: nothing was learned",
+                        Where(weights), "check the learning rate, max_steps and that samples were not all dropped")
+    manifest["final_checkpoint"] = {"path": runs.relpath(output, run), "file": weights.name,
+                                    "sha256": runs.sha256_file(weights), "bytes": weights.stat().st_size}
+    manifest["status"] = "completed"
+    runs.write_manifest(run, manifest)
+    runs.mark_latest(run)
+    t = manifest["train"]
+    print(f"\ntrained {r.recipe.name}: step {t.get('global_step')}, loss {t.get('first_loss')} -> {t.get('final_loss')}")
+    print(f"adapter: {weights}\nrun:     {run}\nnext:    make merge RECIPE={r.recipe.name}   "
+          f"make gguf RECIPE={r.recipe.name}   make eval RECIPE={r.recipe.name}")
+    return run
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("recipe", nargs="?", default=os.environ.get("RECIPE") or DEFAULT_RECIPE)
+    parser.add_argument("--args", default=os.environ.get("ARGS"), help="axolotl overrides, e.g. '--max_steps=3'")
+    parser.add_argument("--force", action="store_true", default=os.environ.get("FORCE") == "1")
+    ns = parser.parse_args(argv)
+    with user_errors_exit():
+        train(ns.recipe, ns.args, ns.force, argv=[sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
