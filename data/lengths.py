@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from data.validate import read_jsonl
+from data.validate import check_messages, check_prompt_completion, read_jsonl
 
 
 def strategy_for(config: dict[str, Any], ds: dict[str, Any]):
@@ -25,10 +25,12 @@ def strategy_for(config: dict[str, Any], ds: dict[str, Any]):
     return tokenizer, load_by_name(kind, tokenizer, cfg, DictDefault(ds))
 
 
-def token_lengths(config: dict[str, Any], ds: dict[str, Any], path: Path) -> list[int]:
+def token_lengths(config: dict[str, Any], ds: dict[str, Any], path: Path, fmt: str, **fields: str) -> list[int]:
+    """Token count of every valid record (invalid ones are the validator's to report, not ours to crash on)."""
     _, strategy = strategy_for(config, ds)
+    check = check_messages if fmt == "messages" else check_prompt_completion
     lengths = []
     for _, record, err in read_jsonl(path):
-        if err is None:
+        if err is None and check(record, **fields) is None:
             lengths.append(len(strategy.tokenize_prompt(record)["input_ids"]))
     return lengths

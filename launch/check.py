@@ -186,7 +186,12 @@ def check_lengths(r: Resolved) -> list[Finding]:
         path = dataset_file(ds)
         if not path.is_file():
             continue
-        lengths = token_lengths({**r.config, "tokenizer_config": source}, ds, path)
+        fmt, fields = dataset_format(ds)
+        if fmt == "other":
+            continue
+        lengths = token_lengths({**r.config, "tokenizer_config": source}, ds, path, fmt, **fields)
+        if not lengths:
+            continue
         over = sum(n > seq for n in lengths)
         msg = f"{path.name}: max {max(lengths)} tokens, {over} of {len(lengths)} over sequence_len {seq}"
         level = "warning" if over else "ok"
@@ -240,7 +245,7 @@ def run_checks(name: str, args: str | None = None) -> tuple[Resolved | None, lis
     except Exception as exc:  # axolotl raises ValueError and pydantic errors
         key, msg = axolotl_schema.first_error(exc)
         findings.append(Finding("error", "schema", f"axolotl rejects the config: {msg}",
-                                r.recipe.where(key) if key else Where(r.recipe.path)))
+                                r.recipe.where(key) if key else r.recipe.where("")))
     for step in (check_datasets, check_end_of_turn, check_lora_targets, check_lengths, check_disk):
         findings += step(r)
     return r, findings

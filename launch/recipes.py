@@ -115,19 +115,28 @@ def recipe_path(name: str) -> Path:
     raise UserError(f"unknown recipe '{name}'", Where(RECIPES), hint)
 
 
-def _merge(base: dict, over: dict, origins: dict, over_origins: dict, prefix: str = "") -> None:
-    """Merge `over` into `base` in place: dicts recurse, anything else replaces, None deletes."""
+def _merge(base: dict, over: dict, origins: dict, over_origins: dict, prefix: str = "",
+           keep_nulls: bool = False) -> None:
+    """Merge `over` into `base` in place: dicts recurse, anything else replaces, None deletes.
+
+    While composing (keep_nulls) a None is kept as a deletion marker, so a fragment's null still removes
+    the key from whatever it is merged over later; strip_nulls applies the markers at the end."""
     for key, value in over.items():
         dotted = f"{prefix}.{key}" if prefix else str(key)
         if value is None:
-            base.pop(key, None)
             for k in [k for k in origins if k == dotted or k.startswith(dotted + ".")]:
                 del origins[k]
+            if keep_nulls:
+                base[key] = None
+                if dotted in over_origins:
+                    origins[dotted] = over_origins[dotted]
+            else:
+                base.pop(key, None)
             continue
         if isinstance(value, dict) and isinstance(base.get(key), dict):
             if dotted in over_origins:
                 origins[dotted] = over_origins[dotted]
-            _merge(base[key], value, origins, over_origins, dotted)
+            _merge(base[key], value, origins, over_origins, dotted, keep_nulls)
             continue
         base[key] = value
         for k in [k for k in origins if k.startswith(dotted + ".") or k.startswith(dotted + "[")]:
@@ -137,8 +146,13 @@ def _merge(base: dict, over: dict, origins: dict, over_origins: dict, prefix: st
                 origins[k] = v
 
 
+def strip_nulls(data: dict) -> dict:
+    """Apply deletion markers left by compose: drop None values, recursively."""
+    return {k: strip_nulls(v) if isinstance(v, dict) else v for k, v in data.items() if v is not None}
+
+
 def compose(path: Path, _stack: tuple[Path, ...] = ()) -> tuple[dict, dict, list[Path]]:
-    """Load a YAML file and everything it extends; return (data, origins, files in order)."""
+    """Load a YAML file and everything it extends; return (data with null markers, origins, files in order)."""
     path = Path(path).resolve()
     if path in _stack:
         chain = " -> ".join(_short(p) for p in (*_stack, path))
@@ -162,9 +176,9 @@ def compose(path: Path, _stack: tuple[Path, ...] = ()) -> tuple[dict, dict, list
                             Where(_short(path), lines.get(f"extends[{i}]", lines.get("extends")), "extends"),
                             f"fragments live under {_short(RECIPES / 'fragments')}")
         sub, sub_origins, sub_files = compose(target, (*_stack, path))
-        _merge(merged, sub, origins, sub_origins)
+        _merge(merged, sub, origins, sub_origins, keep_nulls=True)
         files += [f for f in sub_files if f not in files]
-    _merge(merged, data, origins, own_origins)
+    _merge(merged, data, origins, own_origins, keep_nulls=True)
     files.append(path)
     return merged, origins, files
 
@@ -172,6 +186,7 @@ def compose(path: Path, _stack: tuple[Path, ...] = ()) -> tuple[dict, dict, list
 def load_recipe(name: str) -> Recipe:
     path = recipe_path(name)
     data, origins, files = compose(path)
+    data = strip_nulls(data)
     meta_raw = data.pop("meta", None)
     rec_name = path.stem
     if meta_raw is None:

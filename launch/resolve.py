@@ -24,8 +24,10 @@ class Resolved:
 
     @property
     def hub_base_model(self) -> str:
-        """The model the recipe names (before a local materialization replaced it)."""
-        return self.recipe.config["base_model"]
+        """The model's hub id: what the recipe (or an override) names, not the local materialized copy."""
+        if self.recipe.meta.local_source is not None and "base_model" not in self.overrides:
+            return self.recipe.config["base_model"]
+        return self.config["base_model"]
 
 
 def resolve(name_or_recipe: str | Recipe, device: str | None = None, args: str | dict | None = None,

@@ -100,7 +100,7 @@ def train(recipe: str, args: str | None = None, force: bool = False, argv: list[
     for note in final.notes:
         print(f"note: {note}")
     print(f"run directory: {run}\n$ {' '.join(cmd)}", flush=True)
-    env = environment.hygiene_env(offline=final.recipe.meta.local_source is not None)
+    env = environment.hygiene_env(offline=Path(final.config["base_model"]).is_dir())
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     with open(run / "logs" / "train.log", "w") as log:
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
