@@ -1,0 +1,55 @@
+"""The embedded default end to end through `make train` (shortened): a run directory whose manifest points
+at an adapter that loads with peft, changes the model and generates text."""
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+import torch
+
+from launch import runs
+from launch.paths import REPO
+from tests.conftest import OFFLINE
+
+
+@pytest.mark.slow
+def test_make_train_default_recipe(outputs):
+    env = {**os.environ, **OFFLINE, "OUTPUTS": str(outputs), "ARGS": "--max_steps=3 --eval_steps=3 --save_steps=3"}
+    env.pop("RECIPE", None)
+    proc = subprocess.run(["make", "train"], cwd=REPO, env=env, capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "adapter:" in proc.stdout and "next:" in proc.stdout
+
+    run = runs.resolve_run(recipe="smollm2-135m-cpu")
+    assert run.parent == outputs / "runs" / "smollm2-135m-cpu"
+    m = runs.read_manifest(run)
+    assert m["status"] == "completed" and m["recipe"]["name"] == "smollm2-135m-cpu"
+    assert len(m["recipe"]["sha256"]) == 64 and m["git"]["sha"]
+    assert m["datasets"][0]["path"] == "data/samples/philosophy_chat.jsonl" and len(m["datasets"][0]["sha256"]) == 64
+    assert m["packages"]["axolotl"] == "0.19.0" and m["hardware"]["cpu_count"]
+    assert m["started"] <= m["ended"] and m["train"]["global_step"] == 3
+    assert (run / "config.yaml").is_file() and (run / "logs" / "train.log").stat().st_size > 0
+    assert list((run / "output" / "runs").rglob("events.out.tfevents.*")), "no TensorBoard events"
+
+    adapter_dir = runs.final_adapter(run)
+    assert m["final_checkpoint"]["sha256"] == runs.sha256_file(adapter_dir / m["final_checkpoint"]["file"])
+
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    base_dir = m["base_model"]["path"]
+    tok = AutoTokenizer.from_pretrained(adapter_dir)
+    assert tok.eos_token == "<|im_end|>" and tok.chat_template
+    prompt = tok.apply_chat_template([{"role": "user", "content": "What is wonder?"}], add_generation_prompt=True,
+                                     return_tensors="pt", return_dict=True)
+    base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    with torch.no_grad():
+        base_logits = base(**prompt).logits
+    tuned = PeftModel.from_pretrained(base, adapter_dir)
+    with torch.no_grad():
+        tuned_logits = tuned(**prompt).logits
+        out = tuned.generate(**prompt, max_new_tokens=16, do_sample=False)
+    assert not torch.allclose(base_logits, tuned_logits), "the adapter changes nothing"
+    text = tok.decode(out[0][prompt["input_ids"].shape[1]:], skip_special_tokens=True)
+    assert text.strip(), "no text generated"

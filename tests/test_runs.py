@@ -1,0 +1,49 @@
+"""The run-directory contract: LATEST only names completed runs, and nothing is guessed."""
+from __future__ import annotations
+
+import pytest
+
+from launch import runs
+from launch.errors import UserError
+
+
+def fake_run(recipe: str, status: str = "completed") -> tuple:
+    run = runs.new_run_dir(recipe)
+    out = run / "output"
+    out.mkdir()
+    (out / "adapter_model.safetensors").write_bytes(b"weights")
+    runs.write_manifest(run, {"status": status, "final_checkpoint": {
+        "path": "output", "file": "adapter_model.safetensors", "sha256": runs.sha256_file(out / "adapter_model.safetensors")}})
+    return run, out
+
+
+def test_latest_and_resolution(outputs):
+    with pytest.raises(UserError, match="no completed run"):
+        runs.resolve_run(recipe="r")
+    first, _ = fake_run("r")
+    runs.mark_latest(first)
+    second, _ = fake_run("r", status="running")  # newer but unfinished: LATEST stays
+    assert first != second and runs.resolve_run(recipe="r") == first
+    assert runs.resolve_run(run=str(second)) == second
+    with pytest.raises(UserError, match="did not complete"):
+        runs.final_adapter(second)
+
+
+def test_final_adapter_is_checked_against_its_hash(outputs):
+    run, out = fake_run("r")
+    assert runs.final_adapter(run) == out
+    (out / "adapter_model.safetensors").write_bytes(b"tampered")
+    with pytest.raises(UserError, match="sha256 mismatch"):
+        runs.final_adapter(run)
+
+
+def test_not_a_run_dir(tmp_path):
+    with pytest.raises(UserError, match="not a run directory"):
+        runs.resolve_run(run=str(tmp_path))
+
+
+def test_manifest_sections_are_added_atomically(outputs):
+    run, _ = fake_run("r")
+    runs.update_manifest(run, "merge", {"path": "merged"})
+    assert runs.read_manifest(run)["merge"] == {"path": "merged"}
+    assert not list(run.glob(".*tmp"))
