@@ -5,10 +5,10 @@ PY := $(VENV)/bin/python
 RECIPE ?=
 export AXOLOTL_DO_NOT_TRACK := 1
 export PYTHONPATH := $(CURDIR)
-export RECIPE ARGS DEVICE FORCE OUTPUTS RUN
+export RECIPE ARGS DEVICE FORCE OUTPUTS RUN QUANTS OUTTYPE
 
 .DEFAULT_GOAL := help
-.PHONY: help setup train test test-fast recipes show check lock
+.PHONY: help setup train test test-fast recipes show check lock merge gguf
 
 help: ## list the targets
 	@grep -hE '^[a-z][a-z0-9_-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -34,6 +34,12 @@ show: setup ## print the exact axolotl config RECIPE will run with (DEVICE=gpu t
 
 check: setup ## offline preflight of RECIPE: schema, data, end-of-turn, LoRA targets, lengths, disk
 	@$(PY) -m launch.check $(RECIPE)
+
+merge: setup ## merge RUN's adapter (default: LATEST of RECIPE) into <run>/merged, verified against peft
+	@$(PY) -m tools.merge
+
+gguf: setup ## f16 GGUF + QUANTS (default "Q8_0 Q4_K_M") of RUN's merged model, with a parity report
+	@$(PY) -m tools.gguf
 
 lock: setup ## rewrite constraints.txt from the current .venv (after changing requirements.txt)
 	@{ head -2 constraints.txt; echo "torch==2.13.0"; $(PY) -m pip freeze | grep -viE '^(triton|nvidia-|torch==)|@ file' | sort -f; } > constraints.txt.new && mv constraints.txt.new constraints.txt

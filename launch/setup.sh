@@ -29,6 +29,18 @@ if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
   pip install -q -c constraints.txt --no-build-isolation "axolotl[flash-attn]==0.19.0" || \
     echo "warning: flash-attn did not install; recipes will fail preflight on GPU until it does" >&2
 fi
+# llama.cpp's converter, from the same sdist as the pinned llama-cpp-python (converter, quantizer and
+# loader are one llama.cpp version); taken at set-up, never at run time. Its bundled gguf-py is used, not
+# PyPI's gguf (which transformers uses to read GGUF).
+if [ ! -f "$VENV/llama.cpp/convert_hf_to_gguf.py" ]; then
+  tmp=$(mktemp -d)
+  pip download -q --no-deps --no-binary=:all: -d "$tmp" "$(grep -i '^llama.cpp.python==' constraints.txt)"
+  mkdir -p "$VENV/llama.cpp"
+  tar -xzf "$tmp"/llama_cpp_python-*.tar.gz -C "$tmp" --wildcards '*/vendor/llama.cpp/convert_hf_to_gguf.py' \
+    '*/vendor/llama.cpp/conversion/*' '*/vendor/llama.cpp/gguf-py/*'
+  cp -r "$tmp"/llama_cpp_python-*/vendor/llama.cpp/{convert_hf_to_gguf.py,conversion,gguf-py} "$VENV/llama.cpp/"
+  rm -rf "$tmp"
+fi
 rm -f "$VENV"/.setup-*
 touch "$stamp"
 echo "set-up done: $VENV"

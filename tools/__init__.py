@@ -1,0 +1,1 @@
+"""After training: merge, GGUF conversion and quantization, Hub push, model cards."""
