@@ -199,7 +199,7 @@ def load_recipe(name: str) -> Recipe:
         key = "meta." + ".".join(str(p) for p in err["loc"])
         recipe = Recipe(rec_name, path, data, None, origins, files)  # type: ignore[arg-type]
         raise UserError(f"{err['msg']}", recipe.where(key),
-                        f"see the Meta fields in launch/recipes.py") from None
+                        "see the Meta fields in launch/recipes.py") from None
     return Recipe(rec_name, path, data, meta, origins, files)
 
 

@@ -50,3 +50,46 @@ def write_recipe(path: Path, body: str, base: str = "smollm2-135m-cpu") -> Path:
     """A user recipe file outside recipes/: extends the repo's `base` recipe plus `body` on top."""
     path.write_text(f"extends: [{REPO / 'recipes' / (base + '.yaml')}]\n{body}")
     return path
+
+
+@pytest.fixture(scope="session")
+def default_run(tmp_path_factory):
+    """`make train` of the embedded default, shortened: (run dir, make's stdout). Trained once per session."""
+    from launch import runs
+
+    outputs = tmp_path_factory.mktemp("default-outputs")
+    env = {**os.environ, **OFFLINE, "OUTPUTS": str(outputs), "ARGS": "--max_steps=3 --eval_steps=3 --save_steps=3"}
+    env.pop("RECIPE", None)
+    proc = subprocess.run(["make", "train"], cwd=REPO, env=env, capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    pointer = outputs / "runs" / "smollm2-135m-cpu" / runs.LATEST
+    return pointer.parent / pointer.read_text().strip(), proc.stdout
+
+
+SMOKE = ("--max_steps=2 --sequence_len=256 --micro_batch_size=1 --gradient_accumulation_steps=1 --val_set_size=0 "
+         "--eval_steps=null --save_steps=2 --logging_steps=1 --num_epochs=1 --warmup_steps=0 --warmup_ratio=null")
+
+
+@pytest.fixture(scope="session")
+def family_run(tiny_model, tmp_path_factory):
+    """family_run(recipe, family, tokenizer) -> run dir of a 2-step train of `recipe` on a tiny model (cached)."""
+    from launch.train import train
+
+    cache: dict[tuple, Path] = {}
+
+    def get(recipe: str, family: str, tokenizer: str = "smollm2") -> Path:
+        key = (recipe, family, tokenizer)
+        if key not in cache:
+            outputs = tmp_path_factory.mktemp(f"outputs-{recipe}")
+            old = os.environ.get("OUTPUTS")
+            os.environ["OUTPUTS"] = str(outputs)
+            try:
+                cache[key] = train(recipe, f"--base_model={tiny_model(family, tokenizer)} {SMOKE}", force=True)
+            finally:
+                if old is None:
+                    os.environ.pop("OUTPUTS")
+                else:
+                    os.environ["OUTPUTS"] = old
+        return cache[key]
+
+    return get

@@ -2,27 +2,19 @@
 at an adapter that loads with peft, changes the model and generates text."""
 from __future__ import annotations
 
-import os
-import subprocess
-
 import pytest
 import torch
 
 from launch import runs
-from launch.paths import REPO
-from tests.conftest import OFFLINE
 
 
 @pytest.mark.slow
-def test_make_train_default_recipe(outputs):
-    env = {**os.environ, **OFFLINE, "OUTPUTS": str(outputs), "ARGS": "--max_steps=3 --eval_steps=3 --save_steps=3"}
-    env.pop("RECIPE", None)
-    proc = subprocess.run(["make", "train"], cwd=REPO, env=env, capture_output=True, text=True, timeout=1200)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "adapter:" in proc.stdout and "next:" in proc.stdout
-
+def test_make_train_default_recipe(default_run, monkeypatch):
+    trained, stdout = default_run
+    assert "adapter:" in stdout and "next:" in stdout
+    monkeypatch.setenv("OUTPUTS", str(trained.parent.parent.parent))
     run = runs.resolve_run(recipe="smollm2-135m-cpu")
-    assert run.parent == outputs / "runs" / "smollm2-135m-cpu"
+    assert run == trained
     m = runs.read_manifest(run)
     assert m["status"] == "completed" and m["recipe"]["name"] == "smollm2-135m-cpu"
     assert len(m["recipe"]["sha256"]) == 64 and m["git"]["sha"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import json
 import os
 import subprocess
 import sys
@@ -55,22 +54,14 @@ def quantize(src: Path, dst: Path, quant: str) -> None:
         raise UserError(f"quantizing to {quant} failed (llama_model_quantize returned {rc})", Where(src))
 
 
-def build(run: Path, quants: list[str], outtype: str = "f16", log=print) -> dict[str, Any]:
+def export(merged: Path, out: Path, name: str, quants: list[str], outtype: str = "f16", log=print) -> dict[str, Any]:
+    """Convert + quantize `merged` into the folder `out` (atomically) and compare each file with it."""
     for q in quants:
         ftype(q)  # refuse an unknown quant before any work
     if outtype not in OUTTYPES:
         raise UserError(f"OUTTYPE must be one of {', '.join(OUTTYPES)}", Where(key="OUTTYPE"))
-    manifest = runs.read_manifest(run)
-    if "merge" not in manifest:
-        from tools.merge import merge
-
-        log("no merged model yet: merging first")
-        merge(run, log)
-        manifest = runs.read_manifest(run)
-    merged = run / manifest["merge"]["path"]
-    name = manifest["recipe"]["name"]
     files: dict[str, dict[str, Any]] = {}
-    with atomic.folder(run / "gguf") as tmp:
+    with atomic.folder(out) as tmp:
         base_file = tmp / f"{name}-{outtype}.gguf"
         log(f"converting {merged} -> {base_file.name}")
         convert(merged, base_file, outtype)
@@ -85,12 +76,27 @@ def build(run: Path, quants: list[str], outtype: str = "f16", log=print) -> dict
         for kind, info in files.items():
             path = tmp / info["file"]
             info.update(bytes=path.stat().st_size, sha256=runs.sha256_file(path), **report["files"][kind])
+            info.pop("generated", None)
         atomic.write_json(tmp / "parity.json", report)
-    section = {"path": "gguf", "outtype": outtype, "files": files, "parity": report["verdict"],
-               "chat_template": report["chat_template"], "eos_token_id": report["eos_token_id"], "at": runs.utc_now()}
+    return {"outtype": outtype, "files": files, "parity": report["verdict"], "problems": report["problems"],
+            "chat_template": report.get("chat_template"), "eos_token_id": report.get("eos_token_id")}
+
+
+def build(run: Path, quants: list[str], outtype: str = "f16", log=print) -> dict[str, Any]:
+    for q in quants:
+        ftype(q)
+    manifest = runs.read_manifest(run)
+    if "merge" not in manifest:
+        from tools.merge import merge
+
+        log("no merged model yet: merging first")
+        merge(run, log)
+        manifest = runs.read_manifest(run)
+    result = export(run / manifest["merge"]["path"], run / "gguf", manifest["recipe"]["name"], quants, outtype, log)
+    section = {"path": "gguf", **result, "at": runs.utc_now()}
     runs.update_manifest(run, "gguf", section)
-    if report["verdict"] != "pass":
-        raise UserError(f"GGUF parity failed: {report['problems']}", Where(run / "gguf" / "parity.json"))
+    if result["parity"] != "pass":
+        raise UserError(f"GGUF parity failed: {result['problems']}", Where(run / "gguf" / "parity.json"))
     return section
 
 
