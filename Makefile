@@ -5,10 +5,10 @@ PY := $(VENV)/bin/python
 RECIPE ?=
 export AXOLOTL_DO_NOT_TRACK := 1
 export PYTHONPATH := $(CURDIR)
-export RECIPE ARGS DEVICE FORCE OUTPUTS RUN QUANTS OUTTYPE
+export RECIPE ARGS DEVICE FORCE OUTPUTS RUN QUANTS OUTTYPE REPO PRIVATE
 
 .DEFAULT_GOAL := help
-.PHONY: help setup train test test-fast recipes show check lock merge gguf
+.PHONY: help setup train test test-fast recipes show check lock merge gguf push
 
 help: ## list the targets
 	@grep -hE '^[a-z][a-z0-9_-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -40,6 +40,9 @@ merge: setup ## merge RUN's adapter (default: LATEST of RECIPE) into <run>/merge
 
 gguf: setup ## f16 GGUF + QUANTS (default "Q8_0 Q4_K_M") of RUN's merged model, with a parity report
 	@$(PY) -m tools.gguf
+
+push: setup ## push RUN's adapter, merged model and GGUF (as built) to REPO, REPO-merged, REPO-GGUF (private; PRIVATE=0 public)
+	@$(PY) -m tools.push
 
 lock: setup ## rewrite constraints.txt from the current .venv (after changing requirements.txt)
 	@{ head -2 constraints.txt; echo "torch==2.13.0"; $(PY) -m pip freeze | grep -viE '^(triton|nvidia-|torch==)|@ file' | sort -f; } > constraints.txt.new && mv constraints.txt.new constraints.txt

@@ -126,3 +126,23 @@ def test_interrupted_merge_leaves_nothing_that_looks_complete(default_run, monke
         merge.merge(run)
     assert runs.read_manifest(run).get("merge") == before  # manifest untouched
     assert not list(run.glob(".merged.*")), "a partial merge folder was left behind"
+
+
+def test_unrecognized_bpe_pretokenizer_gets_a_clear_message(tmp_path):
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    raw = Tokenizer(models.BPE(unk_token="<unk>"))
+    raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    corpus = ["the quick brown fox jumps over the lazy dog " * 5, "philosophy begins in wonder " * 5]
+    raw.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=300, special_tokens=["<unk>", "<s>", "</s>"]))
+    tok = PreTrainedTokenizerFast(tokenizer_object=raw, bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                         num_attention_heads=2, num_key_value_heads=1))
+    merged = tmp_path / "merged"
+    model.save_pretrained(merged)
+    tok.save_pretrained(merged)
+    with pytest.raises(UserError, match="does not recognize this tokenizer's BPE pre-tokenizer") as exc:
+        gguf.export(merged, tmp_path / "gguf", "bpe", [])
+    assert "tokenizer.json" in str(exc.value.where) and "original tokenizer" in exc.value.hint
+    assert not (tmp_path / "gguf").exists()
