@@ -6,9 +6,10 @@ RECIPE ?=
 export AXOLOTL_DO_NOT_TRACK := 1
 export PYTHONPATH := $(CURDIR)
 export RECIPE ARGS DEVICE FORCE OUTPUTS RUN QUANTS OUTTYPE REPO PRIVATE
+export DATA FORMAT VAL SEED TO OUT PERSONAS GENERATOR ENDPOINT MODEL
 
 .DEFAULT_GOAL := help
-.PHONY: help setup train test test-fast recipes show check lock merge gguf push
+.PHONY: help setup train test test-fast recipes show check lock merge gguf push data-check data-split data-convert personas
 
 help: ## list the targets
 	@grep -hE '^[a-z][a-z0-9_-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -43,6 +44,18 @@ gguf: setup ## f16 GGUF + QUANTS (default "Q8_0 Q4_K_M") of RUN's merged model, 
 
 push: setup ## push RUN's adapter, merged model and GGUF (as built) to REPO, REPO-merged, REPO-GGUF (private; PRIVATE=0 public)
 	@$(PY) -m tools.push
+
+data-check: setup ## validate DATA (file:line for each bad record) + stats with RECIPE's tokenizer (JSON + PNG)
+	@$(PY) -m data.check
+
+data-split: setup ## dedup DATA, then a deterministic train/val split (VAL=60 SEED=42)
+	@$(PY) -m data.split
+
+data-convert: setup ## convert DATA TO=messages|prompt-completion|sharegpt (refuses what cannot convert faithfully)
+	@$(PY) -m data.convert
+
+personas: setup ## build a persona dataset from PERSONAS=data/personas/x.yaml (GENERATOR=template|endpoint)
+	@$(PY) -m data.persona_builder
 
 lock: setup ## rewrite constraints.txt from the current .venv (after changing requirements.txt)
 	@{ head -2 constraints.txt; echo "torch==2.13.0"; $(PY) -m pip freeze | grep -viE '^(triton|nvidia-|torch==)|@ file' | sort -f; } > constraints.txt.new && mv constraints.txt.new constraints.txt

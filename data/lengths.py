@@ -5,7 +5,27 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from data.validate import check_messages, check_prompt_completion, read_jsonl
+from data.validate import checker, read_jsonl
+
+
+def offline_model_config(base_model: str) -> str | None:
+    """A folder with config.json for a hub model, written from launch/hub_models.yaml (axolotl's tokenizer
+    loader reads the model config too, which would otherwise need the hub)."""
+    from transformers import AutoConfig
+
+    from launch.architecture import facts_for
+    from launch.paths import cache_dir
+
+    facts = facts_for(base_model)
+    if facts is None or facts.get("local"):
+        return None
+    folder = cache_dir() / "configs" / base_model.replace("/", "--")
+    if not (folder / "config.json").is_file():
+        raw = dict(facts["config"])
+        config = AutoConfig.for_model(raw.pop("model_type"), **raw)
+        config.architectures = [facts["architecture"]]
+        config.save_pretrained(folder)
+    return str(folder)
 
 
 def strategy_for(config: dict[str, Any], ds: dict[str, Any]):
@@ -18,6 +38,8 @@ def strategy_for(config: dict[str, Any], ds: dict[str, Any]):
 
     cfg = DictDefault({**config, "tokenizer_config": config.get("tokenizer_config") or config["base_model"],
                        "sequence_len": 1 << 20})  # measure, never truncate
+    if not Path(config["base_model"]).is_dir() and not config.get("base_model_config"):
+        cfg["base_model_config"] = offline_model_config(config["base_model"])
     tokenizer = load_tokenizer(cfg)
     kind = ds.get("type")
     if isinstance(kind, dict):
@@ -28,7 +50,7 @@ def strategy_for(config: dict[str, Any], ds: dict[str, Any]):
 def token_lengths(config: dict[str, Any], ds: dict[str, Any], path: Path, fmt: str, **fields: str) -> list[int]:
     """Token count of every valid record (invalid ones are the validator's to report, not ours to crash on)."""
     _, strategy = strategy_for(config, ds)
-    check = check_messages if fmt == "messages" else check_prompt_completion
+    check = checker(fmt)
     lengths = []
     for _, record, err in read_jsonl(path):
         if err is None and check(record, **fields) is None:

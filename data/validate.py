@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 ROLES = ("system", "user", "assistant", "tool")
-FORMATS = ("messages", "prompt-completion")
+FORMATS = ("messages", "prompt-completion", "sharegpt")
 
 
 @dataclass
@@ -37,8 +37,13 @@ class Report:
 
 def read_jsonl(path: Path) -> Iterator[tuple[int, Any, str | None]]:
     """Yield (line number, parsed object or None, error or None) for every non-blank line."""
-    with open(path, encoding="utf-8") as fh:
-        for lineno, raw in enumerate(fh, 1):
+    with open(path, "rb") as fh:
+        for lineno, raw_bytes in enumerate(fh, 1):
+            try:
+                raw = raw_bytes.decode("utf-8-sig" if lineno == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                yield lineno, None, f"not valid UTF-8 (byte {exc.start + 1})"
+                continue
             if not raw.strip():
                 continue
             try:
@@ -92,10 +97,27 @@ def check_prompt_completion(record: Any, prompt: str = "prompt", completion: str
     return None
 
 
+def check_sharegpt(record: Any) -> str | None:
+    from data.formats import FormatError, to_messages
+
+    if not isinstance(record, dict):
+        return "record is not a JSON object"
+    if "conversations" not in record:
+        return "no 'conversations' field"
+    try:
+        return check_messages({"messages": to_messages(record, "sharegpt")})
+    except FormatError as exc:
+        return str(exc)
+
+
+def checker(fmt: str):
+    return {"messages": check_messages, "prompt-completion": check_prompt_completion, "sharegpt": check_sharegpt}[fmt]
+
+
 def validate_file(path: Path, fmt: str, **fields: str) -> Report:
     """Check every line of a JSONL file in `fmt`; duplicates are reported too."""
     path = Path(path)
-    check = check_messages if fmt == "messages" else check_prompt_completion
+    check = checker(fmt)
     problems: list[Problem] = []
     seen: dict[str, int] = {}
     records = 0

@@ -85,7 +85,10 @@ def check_datasets(r: Resolved) -> list[Finding]:
 
 
 def tokenizer_source(r: Resolved) -> str | None:
-    """A folder holding the recipe's tokenizer: the local model, or the hub model's cached snapshot."""
+    """A folder holding the recipe's tokenizer: tokenizer_config, the local model, or the hub model's cached snapshot."""
+    explicit = r.config.get("tokenizer_config")
+    if explicit and (Path(explicit) / "tokenizer_config.json").is_file():
+        return explicit
     if (Path(r.config["base_model"]) / "tokenizer_config.json").is_file():
         return r.config["base_model"]
     from huggingface_hub import try_to_load_from_cache

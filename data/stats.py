@@ -1,0 +1,90 @@
+"""Dataset statistics with the recipe's own tokenizer and template (axolotl's prompt strategy):
+token lengths, what exceeds sequence_len, the share of tokens actually trained (assistant turns),
+padding waste without packing vs first-fit-decreasing packing, and counts per persona/source/type."""
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from data.lengths import strategy_for
+from data.validate import checker, read_jsonl
+
+GROUP_FIELDS = ("persona", "source", "type")
+
+
+def tokenize_records(config: dict, ds: dict, path: Path, fmt: str, **fields: str) -> list[dict[str, Any]]:
+    """[{line, tokens, trained, record}] for every valid record, as axolotl tokenizes it."""
+    _, strategy = strategy_for(config, ds)
+    check = checker(fmt)
+    out = []
+    for line, record, err in read_jsonl(path):
+        if err is None and check(record, **fields) is None:
+            tok = strategy.tokenize_prompt(record)
+            labels = tok.get("labels", tok["input_ids"])
+            out.append({"line": line, "tokens": len(tok["input_ids"]), "trained": sum(1 for x in labels if x != -100),
+                        "record": record})
+    return out
+
+
+def padding_efficiency(lengths: list[int], batch: int) -> float:
+    """Real tokens / tokens processed, batches in dataset order padded to their longest (no packing)."""
+    if not lengths:
+        return 0.0
+    padded = sum(max(lengths[i:i + batch]) * len(lengths[i:i + batch]) for i in range(0, len(lengths), batch))
+    return sum(lengths) / padded
+
+
+def packing_efficiency(lengths: list[int], capacity: int) -> tuple[float, int]:
+    """First-fit-decreasing into rows of `capacity` tokens: (real tokens / row tokens, rows)."""
+    rows: list[int] = []
+    for n in sorted(lengths, reverse=True):
+        for i, used in enumerate(rows):
+            if used + n <= capacity:
+                rows[i] += n
+                break
+        else:
+            rows.append(n)
+    return (sum(lengths) / (len(rows) * capacity) if rows else 0.0), len(rows)
+
+
+def summarize(items: list[dict[str, Any]], sequence_len: int, micro_batch: int, truncate: bool = False) -> dict[str, Any]:
+    lengths = [it["tokens"] for it in items]
+    over = [it for it in items if it["tokens"] > sequence_len]
+    kept = [min(it["tokens"], sequence_len) for it in items] if truncate else [it["tokens"] for it in items if it["tokens"] <= sequence_len]
+    kept_items = items if truncate else [it for it in items if it["tokens"] <= sequence_len]
+    pack, rows = packing_efficiency(kept, sequence_len)
+    groups = {f: dict(Counter(str(it["record"][f]) for it in items if f in it["record"])) for f in GROUP_FIELDS}
+    arr = np.array(lengths) if lengths else np.array([0])
+    return {
+        "records": len(items),
+        "tokens": {"min": int(arr.min()), "median": float(np.median(arr)), "p95": float(np.percentile(arr, 95)),
+                   "max": int(arr.max()), "total": int(arr.sum())},
+        "sequence_len": sequence_len,
+        "over_sequence_len": {"count": len(over), "lines": [it["line"] for it in over],
+                              "action": "truncated" if truncate else "dropped (axolotl's default)"},
+        "trained_token_share": sum(it["trained"] for it in kept_items) / max(sum(it["tokens"] for it in kept_items), 1),
+        "padding_efficiency": {"micro_batch": micro_batch, "real_token_share": padding_efficiency(kept, micro_batch)},
+        "packing_efficiency": {"rows": rows, "real_token_share": pack},
+        "groups": {k: v for k, v in groups.items() if v},
+    }
+
+
+def histogram(lengths: list[int], sequence_len: int, title: str, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    ax.hist(lengths, bins=min(40, max(5, len(lengths) // 2)), color="#6a8caf")
+    ax.axvline(sequence_len, color="#b04040", linestyle="--", label=f"sequence_len {sequence_len}")
+    ax.set_xlabel("tokens per record (recipe's tokenizer and template)")
+    ax.set_ylabel("records")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
