@@ -79,7 +79,7 @@ def test_split_is_deterministic_disjoint_and_removes_planted_duplicates(tmp_path
     records.insert(20, msgs(("user", "QUESTION 5"), ("assistant", "answer   number 5")))  # near duplicate of line 6
     data = write(tmp_path / "d.jsonl", records)
     a = sp.split(data, 8, 7, "messages", tmp_path / "a")
-    b = sp.split(data, 8, 7, "messages", tmp_path / "b")
+    sp.split(data, 8, 7, "messages", tmp_path / "b")
     assert [(d["line"], d["duplicate_of"], d["kind"]) for d in a["duplicates_removed"]] == [(11, 4, "exact"), (21, 6, "near")]
     assert (tmp_path / "a/d.train.jsonl").read_text() == (tmp_path / "b/d.train.jsonl").read_text()
     assert a["val"]["records"] == 8 and a["train"]["records"] == 32
