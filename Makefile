@@ -6,10 +6,10 @@ RECIPE ?=
 export AXOLOTL_DO_NOT_TRACK := 1
 export PYTHONPATH := $(CURDIR)
 export RECIPE ARGS DEVICE FORCE OUTPUTS RUN QUANTS OUTTYPE REPO PRIVATE
-export DATA FORMAT VAL SEED TO OUT PERSONAS GENERATOR ENDPOINT MODEL
+export DATA FORMAT VAL SEED TO OUT PERSONAS GENERATOR ENDPOINT MODEL FILES
 
 .DEFAULT_GOAL := help
-.PHONY: help setup train test test-fast recipes show check lock merge gguf push data-check data-split data-convert personas
+.PHONY: help setup train test test-fast recipes show check lock merge gguf push data-check data-split data-convert personas judge-report
 
 help: ## list the targets
 	@grep -hE '^[a-z][a-z0-9_-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -56,6 +56,9 @@ data-convert: setup ## convert DATA TO=messages|prompt-completion|sharegpt (refu
 
 personas: setup ## build a persona dataset from PERSONAS=data/personas/x.yaml (GENERATOR=template|endpoint)
 	@$(PY) -m data.persona_builder
+
+judge-report: setup ## re-analyze judged exports FILES (the seeds' format or ours): win rates, CIs, agreement, audit
+	@$(PY) -m eval.judge_report
 
 lock: setup ## rewrite constraints.txt from the current .venv (after changing requirements.txt)
 	@{ head -2 constraints.txt; echo "torch==2.13.0"; $(PY) -m pip freeze | grep -viE '^(triton|nvidia-|torch==)|@ file' | sort -f; } > constraints.txt.new && mv constraints.txt.new constraints.txt

@@ -1,0 +1,1 @@
+"""Evaluation: lm-eval tasks, blind pairwise judging with statistics, leaderboard."""

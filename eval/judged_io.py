@@ -1,0 +1,60 @@
+"""Read judged exports into one row shape: the seeds' format and our own (eval/judge.py) format.
+
+Seed rows hold one judgment each; the seed harness always showed the baseline as "Response A" whatever
+`presentation_order` says (its stated mapping: A = baseline, B = candidate), so seed rows are read with
+order "BC". Our rows carry their own order and come in pairs (both orders of the same item).
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from eval.verdicts import parse_label, to_model
+from launch.errors import UserError, Where
+
+OURS = "affinage-judged-v1"
+SEED_WINNER = {"brie": "candidate", "baseline": "baseline", "tie": "tie"}
+
+
+def run_name(path: Path) -> str:
+    """The experiment a seed export belongs to: its stem up to '_CORRECTED' / '_judged'."""
+    return re.split(r"_CORRECTED|_judged", path.stem)[0]
+
+
+def read(path: Path) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    seen: dict[str, int] = {}
+    with open(path, encoding="utf-8") as fh:
+        for line, raw in enumerate(fh, 1):
+            if not raw.strip():
+                continue
+            try:
+                rec = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                raise UserError(f"not valid JSON ({exc.msg})", Where(path, line)) from None
+            if rec.get("format") == OURS:
+                rows.append({**rec, "file": path.name, "line": line})
+            elif "judgment" in rec and ("brie_response" in rec or "brie_output" in rec):
+                row = seed_row(rec, path, line)
+                # a suite can hold the same prompt twice: the k-th occurrence is its own item
+                seen[row["item"]] = seen.get(row["item"], 0) + 1
+                row["item"] += f"#{seen[row['item']]}"
+                rows.append(row)
+            else:
+                raise UserError("neither a seed judged export row nor ours (no 'judgment' / 'format')", Where(path, line))
+    if not rows:
+        raise UserError("no judged rows", Where(path))
+    return rows
+
+
+def seed_row(rec: dict[str, Any], path: Path, line: int) -> dict[str, Any]:
+    suite = rec.get("config_name") or rec.get("category") or "all"
+    label = parse_label(rec.get("judgment"))
+    return {"format": "seed", "file": path.name, "line": line, "run": run_name(path),
+            "judge": rec.get("judge_model") or "unrecorded", "suite": suite,
+            "item": f"{suite}#{rec.get('prompt_num')}", "prompt": rec.get("prompt"), "order": "BC",
+            "reply": rec.get("judgment"), "label": label, "verdict": to_model(label, "BC"),
+            "stored": SEED_WINNER.get(rec.get("winner"), "invalid"),
+            "stored_buggy": SEED_WINNER.get(rec.get("winner_ORIGINAL_BUGGY")) if "winner_ORIGINAL_BUGGY" in rec else None}
