@@ -7,9 +7,10 @@ export AXOLOTL_DO_NOT_TRACK := 1
 export PYTHONPATH := $(CURDIR)
 export RECIPE ARGS DEVICE FORCE OUTPUTS RUN QUANTS OUTTYPE REPO PRIVATE
 export DATA FORMAT VAL SEED TO OUT PERSONAS GENERATOR ENDPOINT MODEL FILES
+export JUDGES BASELINE SUITE LIMIT CONCURRENCY MAX_COST MAX_NEW_TOKENS JUDGE_URL
 
 .DEFAULT_GOAL := help
-.PHONY: help setup train test test-fast recipes show check lock merge gguf push data-check data-split data-convert personas judge-report
+.PHONY: help setup train test test-fast recipes show check lock merge gguf push data-check data-split data-convert personas judge judge-report
 
 help: ## list the targets
 	@grep -hE '^[a-z][a-z0-9_-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -56,6 +57,9 @@ data-convert: setup ## convert DATA TO=messages|prompt-completion|sharegpt (refu
 
 personas: setup ## build a persona dataset from PERSONAS=data/personas/x.yaml (GENERATOR=template|endpoint)
 	@$(PY) -m data.persona_builder
+
+judge: setup ## blind A/B of RUN vs its base, both orders, JUDGES="gpt-4o,local" (see eval/judges.yaml); stats + report
+	@$(PY) -m eval.judge
 
 judge-report: setup ## re-analyze judged exports FILES (the seeds' format or ours): win rates, CIs, agreement, audit
 	@$(PY) -m eval.judge_report

@@ -1,0 +1,183 @@
+"""`make judge RUN=... JUDGES="gpt-4o,local"`: blind pairwise judging of a run against its base model.
+
+Each pair is judged in BOTH orders with neutral labels (Response A / Response B); eval/verdicts.py maps the
+verdict back by position; disagreeing orders are a tie (position-inconsistent); unparseable replies are
+invalid, never wins. Raw replies are kept. Rows append to <run>/judge/<judge>.jsonl as they arrive, which is
+also the resume cache. A cost estimate is printed (and MAX_COST enforced) before any request.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from eval import judge_report
+from eval.generate import Generator, load_suite
+from eval.judged_io import OURS
+from eval.verdicts import ORDERS, parse_label, to_model
+from launch import runs
+from launch.errors import UserError, Where, user_errors_exit
+from launch.paths import REPO
+
+JUDGES = Path(__file__).with_name("judges.yaml")
+TEMPLATE = """You are judging two responses to the same prompt on creativity, coherence, depth, engagement and writing quality.
+
+Prompt:
+{prompt}
+
+Response A:
+{a}
+
+Response B:
+{b}
+
+Which response is better? Reply with JSON only: {{"winner": "A" or "B" or "tie", "reason": "one sentence"}}"""
+SCHEMA = {"type": "object", "properties": {"winner": {"type": "string", "enum": ["A", "B", "tie"]},
+                                           "reason": {"type": "string"}}, "required": ["winner"]}
+
+
+class Judge:
+    def __init__(self, name: str, spec: dict[str, Any]):
+        from openai import OpenAI
+
+        key = os.environ.get(spec["key_env"]) if spec.get("key_env") else "not-needed"
+        if not key:
+            raise UserError(f"judge '{name}' needs {spec['key_env']} in the environment", Where(key=spec["key_env"]))
+        base_url = os.environ.get(spec.get("base_url_env") or "", "") or spec["base_url"]
+        self.name, self.model, self.structured, self.price = name, spec["model"], spec["structured"], spec["price"]
+        self.client = OpenAI(base_url=base_url, api_key=key, max_retries=4, timeout=180)
+
+    def ask(self, text: str) -> str:
+        kwargs: dict[str, Any] = {}
+        if self.structured == "json_schema":
+            kwargs["response_format"] = {"type": "json_schema", "json_schema": {"name": "verdict", "schema": SCHEMA}}
+        elif self.structured == "llama_cpp":
+            kwargs["response_format"] = {"type": "json_object", "schema": SCHEMA}
+        reply = self.client.chat.completions.create(model=self.model, temperature=0.0, max_tokens=200,
+                                                    messages=[{"role": "user", "content": text}], **kwargs)
+        return reply.choices[0].message.content or ""
+
+
+def load_judges(names: list[str]) -> list[Judge]:
+    specs = yaml.safe_load(JUDGES.read_text())
+    unknown = [n for n in names if n not in specs]
+    if unknown:
+        raise UserError(f"unknown judge(s): {', '.join(unknown)}", Where(JUDGES, key="JUDGES"), f"one of: {', '.join(specs)}")
+    return [Judge(n, specs[n]) for n in names]
+
+
+def render(item: dict, order: str, cand: str, base: str) -> str:
+    a, b = (cand, base) if order == "CB" else (base, cand)
+    return TEMPLATE.format(prompt=item["prompt"], a=a, b=b)
+
+
+def estimate(items: list[dict], texts: dict, judges: list[Judge]) -> dict[str, float]:
+    chars = sum(len(render(i, "CB", texts[i["item"]][0], texts[i["item"]][1])) for i in items)
+    tokens_in, tokens_out = 2 * chars / 4, 2 * len(items) * 60
+    return {j.name: (tokens_in * j.price["input"] + tokens_out * j.price["output"]) / 1e6 for j in judges}
+
+
+def judge_all(judge: Judge, items: list[dict], texts: dict, out: Path, run_name: str, concurrency: int) -> dict[str, int]:
+    done = set()
+    if out.is_file():
+        for line in out.read_text().splitlines():
+            row = json.loads(line)
+            done.add((row["item"], row["order"]))
+    todo = [(i, o) for i in items for o in ORDERS if (i["item"], o) not in done]
+    lock = threading.Lock()
+
+    def one(task) -> None:
+        item, order = task
+        cand, base = texts[item["item"]]
+        error = None
+        try:
+            reply = judge.ask(render(item, order, cand, base))
+        except Exception as exc:  # after the client's own retries: keep the error, score it invalid
+            reply, error = None, f"{type(exc).__name__}: {exc}"[:300]
+        label = parse_label(reply)
+        row = {"format": OURS, "run": run_name, "judge": judge.name, "suite": f"{item['suite']}/{item['config']}",
+               "item": item["item"], "prompt": item["prompt"], "order": order, "reply": reply, "label": label,
+               "verdict": to_model(label, order), "error": error}
+        with lock, open(out, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            fh.flush()
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        list(pool.map(one, todo))
+    return {"cached": len(done), "asked": len(todo)}
+
+
+def run_judging(run: Path, judge_names: list[str], suite: Path, limit: int | None = None, concurrency: int = 4,
+                seed: int = 0, max_new_tokens: int | None = None, max_cost: float = 5.0, log=print) -> dict[str, Any]:
+    manifest = runs.read_manifest(run)
+    judges = load_judges(judge_names)
+    items = load_suite(suite, limit)
+    base = manifest["base_model"]["path"]
+    candidate = Generator(base, runs.final_adapter(run), seed, max_new_tokens)
+    baseline = Generator(base, None, seed, max_new_tokens)
+    log(f"generating {len(items)} x 2 responses (cached per model, prompt, settings, seed)")
+    texts = {i["item"]: (candidate(i)["text"], baseline(i)["text"]) for i in items}
+    costs = estimate(items, texts, judges)
+    log("estimated judge cost: " + ", ".join(f"{k} ${v:.2f}" for k, v in costs.items()))
+    if sum(costs.values()) > max_cost:
+        raise UserError(f"estimated cost ${sum(costs.values()):.2f} exceeds MAX_COST=${max_cost:.2f}", Where(key="MAX_COST"),
+                        "raise MAX_COST, use fewer judges or LIMIT=")
+    files, counts = [], {}
+    for judge in judges:
+        out = run / "judge" / f"{judge.name}.jsonl"
+        counts[judge.name] = judge_all(judge, items, texts, out, manifest["recipe"]["name"], concurrency)
+        files.append(out)
+    report = judge_report.analyze(files)
+    summary = {}
+    for path, judge in zip(files, judges):
+        e = report["files"][path.name]
+        summary[judge.name] = {k: e[k] for k in ("n", "wins", "losses", "ties", "invalid", "win_rate", "ci95",
+                                                 "sign_test_p", "position_consistency", "warning")}
+        summary[judge.name]["suites"] = {s: {k: v[k] for k in ("n", "wins", "win_rate", "ci95")} for s, v in e["suites"].items()}
+        summary[judge.name]["requests"] = counts[judge.name]
+    section = runs.read_manifest(run).get("eval") or {}
+    section["judge"] = {"suite": str(suite.relative_to(REPO)) if suite.is_relative_to(REPO) else str(suite), "seed": seed,
+                        "baseline": "base model", "files": [str(f.relative_to(run)) for f in files],
+                        "agreement": next(iter(report["runs"].values()), None), "judges": summary, "at": runs.utc_now()}
+    runs.update_manifest(run, "eval", section)
+    (run / "judge" / "report.md").write_text(judge_report.markdown(report))
+    return section["judge"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    env = os.environ.get
+    parser.add_argument("--run", default=env("RUN"))
+    parser.add_argument("--recipe", default=env("RECIPE") or "smollm2-135m-cpu")
+    parser.add_argument("--judges", default=env("JUDGES") or "local")
+    parser.add_argument("--suite", default=env("SUITE"))
+    parser.add_argument("--limit", type=int, default=int(env("LIMIT") or 0) or None)
+    parser.add_argument("--concurrency", type=int, default=int(env("CONCURRENCY") or 4))
+    parser.add_argument("--seed", type=int, default=int(env("SEED") or 0))
+    parser.add_argument("--max-new-tokens", type=int, default=int(env("MAX_NEW_TOKENS") or 0) or None)
+    parser.add_argument("--max-cost", type=float, default=float(env("MAX_COST") or 5.0))
+    ns = parser.parse_args(argv)
+    with user_errors_exit():
+        if (env("BASELINE") or "base") != "base":
+            raise UserError("only BASELINE=base (the run's base model) is supported so far", Where(key="BASELINE"))
+        run = runs.resolve_run(ns.run, ns.recipe)
+        suite = Path(ns.suite) if ns.suite else REPO / "eval" / "suites" / f"{runs.read_manifest(run)['meta']['eval_suite'] or 'brie'}.jsonl"
+        section = run_judging(run, [j.strip() for j in ns.judges.split(",") if j.strip()], suite, ns.limit, ns.concurrency,
+                              ns.seed, ns.max_new_tokens, ns.max_cost)
+        for name, s in section["judges"].items():
+            pc = "n/a" if s["position_consistency"] is None else f"{s['position_consistency']:.0%}"
+            print(f"{name}: {s['wins']}/{s['n']} wins = {s['win_rate']:.1%} (95% CI {s['ci95'][0]:.1%}-{s['ci95'][1]:.1%}), "
+                  f"ties {s['ties']}, invalid {s['invalid']}, position consistency {pc}" + (f"; {s['warning']}" if s["warning"] else ""))
+        print(f"report: {run / 'judge' / 'report.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
