@@ -57,12 +57,17 @@ def dataset_format(ds: dict) -> tuple[str, dict]:
     return "other", {}
 
 
+def dataset_entries(config: dict) -> list[tuple[str, int, dict]]:
+    """(section, index, entry) for every training and held-out dataset."""
+    return [(section, i, ds) for section in ("datasets", "test_datasets") for i, ds in enumerate(config.get(section) or [])]
+
+
 def check_datasets(r: Resolved) -> list[Finding]:
     from data.validate import validate_file
 
     out = []
-    for i, ds in enumerate(r.config.get("datasets") or []):
-        key = f"datasets[{i}].path"
+    for section, i, ds in dataset_entries(r.config):
+        key = f"{section}[{i}].path"
         path = dataset_file(ds)
         if not path.is_file():
             out.append(Finding("error", "data", f"dataset file not found: {path}", r.recipe.where(key),
@@ -71,7 +76,7 @@ def check_datasets(r: Resolved) -> list[Finding]:
         fmt, fields = dataset_format(ds)
         if fmt == "other":
             out.append(Finding("warning", "data", f"dataset type {ds.get('type')!r} is not checked offline",
-                               r.recipe.where(f"datasets[{i}].type")))
+                               r.recipe.where(f"{section}[{i}].type")))
             continue
         report = validate_file(path, fmt, **fields)
         if report.ok:
@@ -185,7 +190,7 @@ def check_lengths(r: Resolved) -> list[Finding]:
 
     seq = int(r.config.get("sequence_len") or 2048)
     out = []
-    for i, ds in enumerate(r.config.get("datasets") or []):
+    for _, _, ds in dataset_entries(r.config):
         path = dataset_file(ds)
         if not path.is_file():
             continue

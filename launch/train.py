@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from launch import environment, runs
-from launch.check import dataset_file, run_checks
+from launch.check import dataset_entries, dataset_file, run_checks
 from launch.errors import UserError, Where, user_errors_exit
 from launch.paths import REPO
 from launch.recipes import dump_config
@@ -63,9 +63,10 @@ def training_summary(output_dir: Path) -> dict[str, Any]:
 
 def start_manifest(r: Resolved, run: Path, argv: list[str]) -> dict[str, Any]:
     datasets = []
-    for ds in r.config.get("datasets") or []:
+    for section, _, ds in dataset_entries(r.config):
         path = dataset_file(ds)
-        datasets.append({"path": ds["path"], "sha256": runs.sha256_file(path), "bytes": path.stat().st_size})
+        datasets.append({"path": ds["path"], "role": "train" if section == "datasets" else "held-out",
+                         "sha256": runs.sha256_file(path), "bytes": path.stat().st_size})
     return {
         "recipe": {"name": r.recipe.name, "file": str(r.recipe.path.relative_to(REPO)) if r.recipe.path.is_relative_to(REPO)
                    else str(r.recipe.path), "sha256": r.recipe.sha256,

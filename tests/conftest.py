@@ -66,7 +66,7 @@ def default_run(tmp_path_factory):
     return pointer.parent / pointer.read_text().strip(), proc.stdout
 
 
-SMOKE = ("--max_steps=2 --sequence_len=256 --micro_batch_size=1 --gradient_accumulation_steps=1 --val_set_size=0 "
+SMOKE = ("--max_steps=2 --sequence_len=256 --micro_batch_size=1 --gradient_accumulation_steps=1 --test_datasets=null "
          "--eval_steps=null --save_steps=2 --logging_steps=1 --num_epochs=1 --warmup_steps=0 --warmup_ratio=null")
 
 

@@ -39,7 +39,7 @@ def test_unknown_config_key_names_file_line_and_the_likely_key(tmp_path):
 
 
 def test_unknown_dataset_key(tmp_path):
-    path = write_recipe(tmp_path / "ds.yaml", "datasets:\n  - path: data/samples/philosophy_chat.jsonl\n"
+    path = write_recipe(tmp_path / "ds.yaml", "datasets:\n  - path: data/samples/philosophy_chat.train.jsonl\n"
                                               "    type: chat_template\n    field_mesages: messages\n")
     errs = errors(str(path))
     assert any("datasets[0].field_mesages" in e.message and "field_messages" in (e.hint or "") for e in errs)

@@ -18,7 +18,9 @@ def test_make_train_default_recipe(default_run, monkeypatch):
     m = runs.read_manifest(run)
     assert m["status"] == "completed" and m["recipe"]["name"] == "smollm2-135m-cpu"
     assert len(m["recipe"]["sha256"]) == 64 and m["git"]["sha"]
-    assert m["datasets"][0]["path"] == "data/samples/philosophy_chat.jsonl" and len(m["datasets"][0]["sha256"]) == 64
+    assert [(d["path"], d["role"]) for d in m["datasets"]] == [("data/samples/philosophy_chat.train.jsonl", "train"),
+                                                             ("data/samples/philosophy_chat.val.jsonl", "held-out")]
+    assert all(len(d["sha256"]) == 64 for d in m["datasets"]) and m["train"]["eval_loss"] is not None
     assert m["packages"]["axolotl"] == "0.19.0" and m["hardware"]["cpu_count"]
     assert m["started"] <= m["ended"] and m["train"]["global_step"] == 3
     assert (run / "config.yaml").is_file() and (run / "logs" / "train.log").stat().st_size > 0

@@ -53,7 +53,7 @@ def test_push_adapter_merged_and_gguf(built_run, tmp_path):
         fm, body = card(adapter)
         assert fm["base_model"] == "HuggingFaceTB/SmolLM2-135M-Instruct" and fm["license"] == "apache-2.0"
         assert fm["library_name"] == "peft" and fm["pipeline_tag"] == "text-generation" and "lora" in fm["tags"]
-        assert fm["datasets"] == ["data/samples/philosophy_chat.jsonl"]
+        assert fm["datasets"] == ["data/samples/philosophy_chat.train.jsonl", "data/samples/philosophy_chat.val.jsonl"]
         metrics = {m["type"]: m["value"] for m in fm["model-index"][0]["results"][0]["metrics"]}
         assert metrics == {"rouge1": 0.345, "bleu": 13.5}
         assert "temperature=0.75" in body and runs.read_manifest(run)["datasets"][0]["sha256"] in body

@@ -117,6 +117,6 @@ def test_cpu_profile_turns_qlora_into_lora():
 
 
 def test_overrides_apply_last_and_null_removes():
-    r = resolve("qwen25-3b-instruct-brie", device="cpu", args="--bf16=true --lora_r 4 --datasets.0.path=x.jsonl --val_set_size=null")
+    r = resolve("qwen25-3b-instruct-brie", device="cpu", args="--bf16=true --lora_r 4 --datasets.0.path=x.jsonl --test_datasets=null")
     assert r.config["bf16"] is True and r.config["lora_r"] == 4 and r.config["datasets"][0]["path"] == "x.jsonl"
-    assert "val_set_size" not in r.config
+    assert "test_datasets" not in r.config
