@@ -7,10 +7,10 @@ export AXOLOTL_DO_NOT_TRACK := 1
 export PYTHONPATH := $(CURDIR)
 export RECIPE ARGS DEVICE FORCE OUTPUTS RUN QUANTS OUTTYPE REPO PRIVATE
 export DATA FORMAT VAL SEED TO OUT PERSONAS GENERATOR ENDPOINT MODEL FILES
-export JUDGES BASELINE SUITE LIMIT CONCURRENCY MAX_COST MAX_NEW_TOKENS JUDGE_URL
+export JUDGES BASELINE SUITE LIMIT CONCURRENCY MAX_COST MAX_NEW_TOKENS JUDGE_URL BACKENDS
 
 .DEFAULT_GOAL := help
-.PHONY: help setup train test test-fast recipes show check lock merge gguf push data-check data-split data-convert personas judge judge-report
+.PHONY: help setup train test test-fast recipes show check lock merge gguf push data-check data-split data-convert personas eval judge judge-report
 
 help: ## list the targets
 	@grep -hE '^[a-z][a-z0-9_-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -57,6 +57,9 @@ data-convert: setup ## convert DATA TO=messages|prompt-completion|sharegpt (refu
 
 personas: setup ## build a persona dataset from PERSONAS=data/personas/x.yaml (GENERATOR=template|endpoint)
 	@$(PY) -m data.persona_builder
+
+eval: setup ## lm-eval held-out task (EM, Jaccard, ROUGE, BLEU) on RUN's HF model and each GGUF (BACKENDS=hf,gguf)
+	@$(PY) -m eval.lmeval
 
 judge: setup ## blind A/B of RUN vs its base, both orders, JUDGES="gpt-4o,local" (see eval/judges.yaml); stats + report
 	@$(PY) -m eval.judge

@@ -133,7 +133,7 @@ def train(recipe: str, args: str | None = None, force: bool = False, argv: list[
     t = manifest["train"]
     print(f"\ntrained {r.recipe.name}: step {t.get('global_step')}, loss {t.get('first_loss')} -> {t.get('final_loss')}")
     print(f"adapter: {weights}\nrun:     {run}\nnext:    make merge RECIPE={r.recipe.name}   "
-          f"make gguf RECIPE={r.recipe.name}   make push RECIPE={r.recipe.name} REPO=<you>/<name>")
+          f"make gguf RECIPE={r.recipe.name}   make eval RECIPE={r.recipe.name}   make judge RECIPE={r.recipe.name}")
     return run
 
 
