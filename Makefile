@@ -10,7 +10,7 @@ export DATA FORMAT VAL SEED TO OUT PERSONAS GENERATOR ENDPOINT MODEL FILES
 export JUDGES BASELINE SUITE LIMIT CONCURRENCY MAX_COST MAX_NEW_TOKENS JUDGE_URL BACKENDS
 
 .DEFAULT_GOAL := help
-.PHONY: help setup train test test-fast recipes show check lock merge gguf push data-check data-split data-convert personas eval judge judge-report
+.PHONY: help setup train test test-fast recipes show check lock merge gguf push data-check data-split data-convert personas eval judge judge-report leaderboard
 
 help: ## list the targets
 	@grep -hE '^[a-z][a-z0-9_-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -66,6 +66,9 @@ judge: setup ## blind A/B of RUN vs its base, both orders, JUDGES="gpt-4o,local"
 
 judge-report: setup ## re-analyze judged exports FILES (the seeds' format or ours): win rates, CIs, agreement, audit
 	@$(PY) -m eval.judge_report
+
+leaderboard: setup ## every evaluated run: markdown tables + PNG plots in outputs/leaderboard/
+	@$(PY) -m eval.leaderboard
 
 lock: setup ## rewrite constraints.txt from the current .venv (after changing requirements.txt)
 	@{ head -2 constraints.txt; echo "torch==2.13.0"; $(PY) -m pip freeze | grep -viE '^(triton|nvidia-|torch==)|@ file' | sort -f; } > constraints.txt.new && mv constraints.txt.new constraints.txt

@@ -120,5 +120,17 @@ def final_adapter(run: Path) -> Path:
     return path
 
 
+def completed_runs() -> list[Path]:
+    """Every completed run under outputs/runs (by its manifest), oldest first."""
+    found = []
+    for manifest in sorted((outputs_dir() / "runs").glob(f"*/*/{MANIFEST}")):
+        try:
+            if json.loads(manifest.read_text()).get("status") == "completed":
+                found.append(manifest.parent)
+        except json.JSONDecodeError:
+            continue
+    return found
+
+
 def relpath(path: Path, run: Path) -> str:
     return os.path.relpath(Path(path).resolve(), Path(run).resolve())
