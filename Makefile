@@ -7,10 +7,10 @@ export AXOLOTL_DO_NOT_TRACK := 1
 export PYTHONPATH := $(CURDIR)
 export RECIPE ARGS DEVICE FORCE OUTPUTS RUN QUANTS OUTTYPE REPO PRIVATE
 export DATA FORMAT VAL SEED TO OUT PERSONAS GENERATOR ENDPOINT MODEL FILES
-export JUDGES BASELINE SUITE LIMIT CONCURRENCY MAX_COST MAX_NEW_TOKENS JUDGE_URL BACKENDS
+export JUDGES BASELINE SUITE LIMIT CONCURRENCY MAX_COST MAX_NEW_TOKENS JUDGE_URL BACKENDS BENCH_QUICK
 
 .DEFAULT_GOAL := help
-.PHONY: help setup train test test-fast recipes show check lock merge gguf push data-check data-split data-convert personas eval judge judge-report leaderboard
+.PHONY: help setup train test test-fast recipes show check lock merge gguf push data-check data-split data-convert personas eval judge judge-report leaderboard bench
 
 help: ## list the targets
 	@grep -hE '^[a-z][a-z0-9_-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -69,6 +69,9 @@ judge-report: setup ## re-analyze judged exports FILES (the seeds' format or our
 
 leaderboard: setup ## every evaluated run: markdown tables + PNG plots in outputs/leaderboard/
 	@$(PY) -m eval.leaderboard
+
+bench: setup ## measure speed/memory/efficiency vs the seed-style baseline -> outputs/bench/<ts>/report.md (not a test)
+	@$(PY) -m bench.run
 
 lock: setup ## rewrite constraints.txt from the current .venv (after changing requirements.txt)
 	@{ head -2 constraints.txt; echo "torch==2.13.0"; $(PY) -m pip freeze | grep -viE '^(triton|nvidia-|torch==)|@ file' | sort -f; } > constraints.txt.new && mv constraints.txt.new constraints.txt

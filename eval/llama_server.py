@@ -1,0 +1,46 @@
+"""A local OpenAI-compatible judge: `python -m llama_cpp.server` on 127.0.0.1, started and stopped in code
+(tests and the benchmark use it; `make judge JUDGES=local JUDGE_URL=...` talks to one you start yourself)."""
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def serve(model: Path, log: Path, alias: str = "local", n_ctx: int = 2048, timeout: float = 180) -> Iterator[str]:
+    """Serve `model` (GGUF) on 127.0.0.1; yield the base URL (.../v1)."""
+    port = free_port()
+    with open(log, "w") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
+                                 "--port", str(port), "--n_ctx", str(n_ctx), "--model_alias", alias],
+                                stdout=fh, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.time() + timeout
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/models", timeout=5).read()
+                break
+            except OSError:
+                if proc.poll() is not None or time.time() > deadline:
+                    raise RuntimeError(f"llama_cpp.server did not start: {log.read_text()[-2000:]}")
+                time.sleep(1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
