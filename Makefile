@@ -5,15 +5,14 @@ PY := $(VENV)/bin/python
 RECIPE ?=
 export AXOLOTL_DO_NOT_TRACK := 1
 export PYTHONPATH := $(CURDIR)
-export RECIPE ARGS DEVICE FORCE OUTPUTS RUN QUANTS OUTTYPE REPO PRIVATE
-export DATA FORMAT VAL SEED TO OUT PERSONAS GENERATOR ENDPOINT MODEL FILES
-export JUDGES BASELINE SUITE LIMIT CONCURRENCY MAX_COST MAX_NEW_TOKENS JUDGE_URL BACKENDS BENCH_QUICK
+# Variables given on the command line (make train RECIPE=x) or in the environment reach the commands as they
+# are; nothing here exports empty ones (an empty MODEL= breaks llama_cpp.server's settings, for one).
 
 .DEFAULT_GOAL := help
 .PHONY: help setup train test test-fast recipes show check lock merge gguf push data-check data-split data-convert personas eval judge judge-report leaderboard bench
 
 help: ## list the targets
-	@grep -hE '^[a-z][a-z0-9_-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z][a-z0-9_-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 	@echo "  variables: RECIPE=<name> ARGS='--key=value ...' DEVICE=cpu|gpu FORCE=1 OUTPUTS=<dir>"
 
 setup: ## build .venv with the pinned dependency set (idempotent; the other targets run it)

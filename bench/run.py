@@ -21,7 +21,7 @@ from launch.recipes import list_recipes, load_recipe
 
 
 def measure(quick: bool, work: Path, log=print) -> dict[str, Any]:
-    steps = 1 if quick else int(load_recipe(cpu.DEFAULT).config["max_steps"])
+    steps = 2 if quick else int(load_recipe(cpu.DEFAULT).config["max_steps"])  # >1: warmup starts at lr 0
     log(f"training: our default recipe vs the seed-style TRL baseline, {steps} steps each")
     training = cpu.train_vs_baseline(steps, work / "train")
     log("padding vs packing on the Brie data")

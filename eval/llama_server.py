@@ -2,6 +2,7 @@
 (tests and the benchmark use it; `make judge JUDGES=local JUDGE_URL=...` talks to one you start yourself)."""
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -18,14 +19,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# llama_cpp.server reads its settings from environment variables of these names as well as from argv
+SERVER_SETTINGS = {"MODEL", "MODEL_ALIAS", "HOST", "PORT", "CONFIG_FILE", "N_CTX", "API_KEY", "CHAT_FORMAT",
+                   "N_GPU_LAYERS", "HF_MODEL_REPO_ID", "HF_PRETRAINED_MODEL_NAME_OR_PATH"}
+
+
 @contextmanager
 def serve(model: Path, log: Path, alias: str = "local", n_ctx: int = 2048, timeout: float = 180) -> Iterator[str]:
     """Serve `model` (GGUF) on 127.0.0.1; yield the base URL (.../v1)."""
     port = free_port()
     with open(log, "w") as fh:
+        env = {k: v for k, v in os.environ.items() if k.upper() not in SERVER_SETTINGS}
         proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
                                  "--port", str(port), "--n_ctx", str(n_ctx), "--model_alias", alias],
-                                stdout=fh, stderr=subprocess.STDOUT)
+                                stdout=fh, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}/v1"
     try:
         deadline = time.time() + timeout

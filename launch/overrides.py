@@ -26,7 +26,10 @@ def parse(args: str | list[str] | None) -> dict[str, Any]:
                 raise UserError(f"override '--{key}' has no value", Where(key="ARGS"), "write --key=value")
             raw = tokens[i + 1]
             i += 1
-        out[key.replace("-", "_") if "." not in key else key] = yaml.safe_load(raw)
+        value = yaml.safe_load(raw)
+        if isinstance(value, bool) and raw.strip().lower() not in ("true", "false"):
+            value = raw  # YAML 1.1 reads no/yes/on/off as booleans; --eval_strategy=no means the string
+        out[key.replace("-", "_") if "." not in key else key] = value
         i += 1
     return out
 

@@ -120,3 +120,10 @@ def test_overrides_apply_last_and_null_removes():
     r = resolve("qwen25-3b-instruct-brie", device="cpu", args="--bf16=true --lora_r 4 --datasets.0.path=x.jsonl --test_datasets=null")
     assert r.config["bf16"] is True and r.config["lora_r"] == 4 and r.config["datasets"][0]["path"] == "x.jsonl"
     assert "test_datasets" not in r.config
+
+
+def test_override_values_keep_yaml_1_1_words_as_strings():
+    from launch.overrides import parse
+
+    assert parse("--eval_strategy=no --bf16=true --fp16=False --lora_r=8 --x=null --y=on") == \
+        {"eval_strategy": "no", "bf16": True, "fp16": False, "lora_r": 8, "x": None, "y": "on"}
