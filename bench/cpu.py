@@ -109,6 +109,7 @@ def pipeline(run: Path, quants: list[str], eval_limit: int, work: Path) -> dict[
     from launch import runs
     from tools import gguf, merge
 
+    work.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
     merge.merge(run, log=lambda *_: None)
     stages = {"merge_s": time.perf_counter() - t}

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import cpu, gpu
+from bench.measure import spread
 from launch import atomic
 from launch.environment import hardware, package_versions
 from launch.errors import user_errors_exit
@@ -20,18 +21,37 @@ from launch.paths import outputs_dir
 from launch.recipes import list_recipes, load_recipe
 
 
-def measure(quick: bool, work: Path, log=print) -> dict[str, Any]:
+def combine(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """Repeats of a nested dict of numbers -> the same shape with min/median/max at each number."""
+    first = samples[0]
+    if isinstance(first, dict):
+        return {k: combine([s[k] for s in samples]) for k in first}
+    if isinstance(first, (int, float)) and not isinstance(first, bool):
+        return spread([float(s) for s in samples])
+    return first
+
+
+def med(x: Any) -> Any:
+    return x["median"] if isinstance(x, dict) and "median" in x else x
+
+
+def measure(quick: bool, work: Path, repeats: int, log=print) -> dict[str, Any]:
     steps = 2 if quick else int(load_recipe(cpu.DEFAULT).config["max_steps"])  # >1: warmup starts at lr 0
-    log(f"training: our default recipe vs the seed-style TRL baseline, {steps} steps each")
-    training = cpu.train_vs_baseline(steps, work / "train")
+    trainings, pipes = [], []
+    for i in range(repeats):
+        log(f"training {i + 1}/{repeats}: our default recipe vs the seed-style TRL baseline, {steps} steps each")
+        trainings.append(cpu.train_vs_baseline(steps, work / f"train{i}"))
+    training = {**combine([{k: t[k] for k in ("ours", "baseline")} for t in trainings]), "steps": steps, "run": trainings[0]["run"]}
     log("padding vs packing on the Brie data")
     pack = cpu.packing()
     log("preflight latency")
     recipes = list_recipes()[:2] if quick else list_recipes()
     pre = cpu.preflight(recipes, recipes[:1] if quick else ["smollm2-135m-cpu", "llama31-8b-instruct", "gemma3-27b"],
                         1 if quick else 3, work)
-    log("pipeline stages: merge, gguf convert + quantize, eval")
-    pipe = cpu.pipeline(Path(training["run"]), ["Q8_0"] if quick else ["Q8_0", "Q4_K_M"], 1 if quick else 8, work)
+    for i, t in enumerate(trainings):
+        log(f"pipeline stages {i + 1}/{repeats}: merge, gguf convert + quantize, eval")
+        pipes.append(cpu.pipeline(Path(t["run"]), ["Q8_0"] if quick else ["Q8_0", "Q4_K_M"], 1 if quick else 8, work / f"pipe{i}"))
+    pipe = combine(pipes)
     log("judge harness throughput against a local llama.cpp server")
     judge = cpu.judge_throughput([1, 2] if quick else [1, 4, 8], 2 if quick else 8, 1 if quick else 3, work)
     log("GPU part")
@@ -44,10 +64,15 @@ def ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.2f}x" if a and b else "-"
 
 
+def mmm(x: dict[str, Any], fmt: str = "{:.2f}") -> str:
+    """'median (min-max)' of a spread."""
+    return fmt.format(x["median"]) + (f" ({fmt.format(x['min'])}-{fmt.format(x['max'])})" if x["n"] > 1 else "")
+
+
 def targets(r: dict[str, Any]) -> list[tuple[str, str, str]]:
     pack = r["packing"]["packed_real_share"]
     cold = max(r["preflight"]["cold_cli_s"].values())
-    default_pipeline = r["training"]["ours"]["wall_s"] + sum(r["pipeline"]["stages"].values())
+    default_pipeline = med(r["training"]["ours"]["wall_s"]) + sum(med(v) for v in r["pipeline"]["stages"].values())
     rows = [("packing efficiency >= 95 % on the Brie data", f"{pack:.1%}", "yes" if pack >= 0.95 else "no"),
             ("preflight <= 30 s per recipe (cold CLI, imports included)", f"{cold:.1f} s (slowest)", "yes" if cold <= 30 else "no"),
             ("default pipeline <= 10 min on 2 cores (train + merge + gguf + eval)", f"{default_pipeline / 60:.1f} min"
@@ -75,11 +100,12 @@ def markdown(r: dict[str, Any], meta: dict[str, Any]) -> str:
            "## Targets", "", "| target | measured | reached |", "|---|---|---|"]
     out += [f"| {a} | {m} | {ok} |" for a, m, ok in targets(r)]
     out += ["", f"## Training: default recipe vs the seed-style baseline ({t['steps']} steps, same model, data, LoRA, batch)", "",
-            "| figure | ours (axolotl recipe, CPU profile) | baseline (plain TRL SFTTrainer, no packing) | ours / baseline |", "|---|---|---|---|",
-            f"| s/step | {o['s_per_step']:.2f} | {b['s_per_step']:.2f} | {ratio(o['s_per_step'], b['s_per_step'])} |",
-            f"| tokens/s | {o['tokens_per_s']:.0f} | {b['tokens_per_s']:.0f} | {ratio(o['tokens_per_s'], b['tokens_per_s'])} |",
-            f"| peak RSS (GB) | {o['peak_rss_gb']:.2f} | {b['peak_rss_gb']:.2f} | {ratio(o['peak_rss_gb'], b['peak_rss_gb'])} |",
-            f"| wall incl. start-up (s) | {o['wall_s']:.0f} | {b['wall_s']:.0f} | {ratio(o['wall_s'], b['wall_s'])} |", "",
+            "| figure, median (min-max) | ours (axolotl recipe, CPU profile) | baseline (plain TRL SFTTrainer, no packing) | ours / baseline (medians) |",
+            "|---|---|---|---|",
+            f"| s/step | {mmm(o['s_per_step'])} | {mmm(b['s_per_step'])} | {ratio(med(o['s_per_step']), med(b['s_per_step']))} |",
+            f"| tokens/s | {mmm(o['tokens_per_s'], '{:.0f}')} | {mmm(b['tokens_per_s'], '{:.0f}')} | {ratio(med(o['tokens_per_s']), med(b['tokens_per_s']))} |",
+            f"| peak RSS (GB) | {mmm(o['peak_rss_gb'])} | {mmm(b['peak_rss_gb'])} | {ratio(med(o['peak_rss_gb']), med(b['peak_rss_gb']))} |",
+            f"| wall incl. start-up (s) | {mmm(o['wall_s'], '{:.0f}')} | {mmm(b['wall_s'], '{:.0f}')} | {ratio(med(o['wall_s']), med(b['wall_s']))} |", "",
             f"On CPU both train without packing in fp32 with eager attention (the CPU profile), so the ratio shows "
             f"overheads only; the fast path (packing, flash-attention, Liger) is a GPU measurement. Tokens: ours = {o['tokens_method']}; "
             f"baseline = {b['tokens_method']}.", "",
@@ -91,9 +117,9 @@ def markdown(r: dict[str, Any], meta: dict[str, Any]) -> str:
     out += [f"| {n} (warm, in process) | {v['min']:.2f} / {v['median']:.2f} / {v['max']:.2f} |" for n, v in r["preflight"]["warm_s"].items()]
     p = r["pipeline"]
     out += ["", "## Pipeline stages of the default recipe (after set-up)", "", "| stage | seconds |", "|---|---|",
-            f"| train (wall, incl. start-up) | {o['wall_s']:.0f} |"] + [f"| {k.removesuffix('_s')} | {v:.1f} |" for k, v in p["stages"].items()]
-    out += ["", f"GGUF: f16 {p['f16_mb']:.0f} MB converted at {p['convert_mb_per_s']:.1f} MB/s; "
-            + ", ".join(f"{q} at {v['mb_per_s']:.1f} MB/s" for q, v in p["quantize"].items()) + ".", "",
+            f"| train (wall, incl. start-up) | {mmm(o['wall_s'], '{:.0f}')} |"] + [f"| {k.removesuffix('_s')} | {mmm(v, '{:.1f}')} |" for k, v in p["stages"].items()]
+    out += ["", f"GGUF: f16 {med(p['f16_mb']):.0f} MB converted at {mmm(p['convert_mb_per_s'], '{:.1f}')} MB/s; "
+            + ", ".join(f"{q} at {mmm(v['mb_per_s'], '{:.1f}')} MB/s" for q, v in p["quantize"].items()) + ".", "",
             f"## Judge harness throughput (local llama.cpp server, SmolLM2, {r['judge']['requests']} requests)", "",
             "| concurrency | requests/s (min / median / max) |", "|---|---|"]
     out += [f"| {k.split('_')[1]} | {v['min']:.2f} / {v['median']:.2f} / {v['max']:.2f} |" for k, v in r["judge"].items() if k.startswith("concurrency")]
@@ -119,14 +145,14 @@ def plot(r: dict[str, Any], folder: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    stages = {"train": r["training"]["ours"]["wall_s"], **{k.removesuffix("_s"): v for k, v in r["pipeline"]["stages"].items()}}
+    stages = {"train": med(r["training"]["ours"]["wall_s"]), **{k.removesuffix("_s"): med(v) for k, v in r["pipeline"]["stages"].items()}}
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
     a.barh(list(stages), list(stages.values()), color="#6a8caf")
     a.set_xlabel("seconds")
     a.set_title("default recipe, stage wall time")
     o, bl = r["training"]["ours"], r["training"]["baseline"]
-    b.bar(["s/step", "tokens/s", "peak RSS"], [o["s_per_step"] / bl["s_per_step"], o["tokens_per_s"] / bl["tokens_per_s"],
-                                              o["peak_rss_gb"] / bl["peak_rss_gb"]], color="#b07a40")
+    b.bar(["s/step", "tokens/s", "peak RSS"], [med(o[k]) / med(bl[k]) for k in ("s_per_step", "tokens_per_s", "peak_rss_gb")],
+          color="#b07a40")
     b.axhline(1.0, color="#999", linestyle="--")
     b.set_title("ours / seed-style baseline (CPU)")
     fig.tight_layout()
@@ -137,14 +163,16 @@ def plot(r: dict[str, Any], folder: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", default=os.environ.get("BENCH_QUICK") == "1")
+    parser.add_argument("--repeats", type=int, default=int(os.environ.get("REPEATS") or 0) or None)
     ns = parser.parse_args(argv)
+    repeats = ns.repeats or (1 if ns.quick else 2)
     with user_errors_exit():
         folder = outputs_dir() / "bench" / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-            result = measure(ns.quick, Path(tmp))
+            result = measure(ns.quick, Path(tmp), repeats)
         result["training"].pop("run", None)
         meta = {"hardware": hardware(), "packages": package_versions(), "python": platform.python_version(),
-                "command": " ".join(["make bench"] + (["BENCH_QUICK=1"] if ns.quick else [])), "date": datetime.now(timezone.utc).isoformat()}
+                "command": " ".join(["make bench"] + (["BENCH_QUICK=1"] if ns.quick else []) + [f"REPEATS={repeats}"]), "repeats": repeats, "date": datetime.now(timezone.utc).isoformat()}
         folder.mkdir(parents=True, exist_ok=True)
         atomic.write_text(folder / "report.md", markdown(result, meta))
         atomic.write_json(folder / "report.json", {"meta": meta, **result})

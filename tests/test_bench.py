@@ -11,8 +11,10 @@ from bench import run as bench_run
 from bench.measure import spread
 
 
-def test_spread():
+def test_spread_and_combine():
     assert spread([3.0, 1.0, 2.0]) == {"min": 1.0, "median": 2.0, "max": 3.0, "n": 3, "values": [3.0, 1.0, 2.0]}
+    combined = bench_run.combine([{"a": {"x": 1.0, "m": "s"}}, {"a": {"x": 3.0, "m": "s"}}])
+    assert combined["a"]["x"]["median"] == 2.0 and combined["a"]["m"] == "s"
 
 
 @pytest.mark.slow
@@ -25,9 +27,11 @@ def test_bench_quick_smoke(outputs):
         assert section in text, section
     report = json.loads((folder / "report.json").read_text())
     o, b = report["training"]["ours"], report["training"]["baseline"]
-    assert o["s_per_step"] > 0 and b["s_per_step"] > 0 and o["peak_rss_gb"] > 0.1 and b["peak_rss_gb"] > 0.1
+    assert o["s_per_step"]["median"] > 0 and b["s_per_step"]["median"] > 0
+    assert o["peak_rss_gb"]["median"] > 0.1 and b["peak_rss_gb"]["median"] > 0.1
     assert 0 < report["packing"]["padded_real_share"] < report["packing"]["packed_real_share"] <= 1
     assert set(report["pipeline"]["stages"]) == {"merge_s", "gguf_convert_s", "gguf_quantize_s", "eval_s"}
+    assert report["pipeline"]["stages"]["merge_s"]["n"] == 1 and report["meta"]["repeats"] == 1
     assert report["judge"]["concurrency_1"]["median"] > 0
     if not torch.cuda.is_available():
         assert report["gpu"] == {"status": "not measured: no GPU"} and "not measured: no GPU" in text
