@@ -108,7 +108,8 @@ def markdown(r: dict[str, Any], meta: dict[str, Any]) -> str:
             f"| wall incl. start-up (s) | {mmm(o['wall_s'], '{:.0f}')} | {mmm(b['wall_s'], '{:.0f}')} | {ratio(med(o['wall_s']), med(b['wall_s']))} |", "",
             f"On CPU both train without packing in fp32 with eager attention (the CPU profile), so the ratio shows "
             f"overheads only; the fast path (packing, flash-attention, Liger) is a GPU measurement. Tokens: ours = {o['tokens_method']}; "
-            f"baseline = {b['tokens_method']}.", "",
+            f"baseline = {b['tokens_method']}. Our peak RSS is the whole `make train` process tree: the launcher (which ran "
+            f"the preflight, importing axolotl) plus axolotl's training process.", "",
             f"## Padding vs packing ({r['packing']['source']}, sequence_len {r['packing']['sequence_len']})", "",
             f"- padded batches of {r['packing']['micro_batch']} (the seeds' way): {r['packing']['padded_real_share']:.1%} of tokens are real",
             f"- first-fit-decreasing packing: {r['packing']['packed_real_share']:.1%} real ({r['packing']['dropped_over_length']} records over the length dropped)",
