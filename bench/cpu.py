@@ -25,34 +25,45 @@ def _env(outputs: Path) -> dict:
     return {**os.environ, **OFFLINE, "OUTPUTS": str(outputs), "PYTHONPATH": str(REPO)}
 
 
-def train_vs_baseline(steps: int, work: Path) -> dict[str, Any]:
-    """Same model, data, LoRA, batch and steps: axolotl (our recipe, CPU profile) vs plain TRL SFTTrainer."""
+def train_ours(recipe: str, args: str, work: Path) -> tuple[Path, str, float, dict[str, Any]]:
+    """`make train` of `recipe` with overrides, measured: (run dir, its train log, train_runtime s, tracking)."""
     from launch import runs
-    from launch.resolve import resolve
 
-    r = resolve(DEFAULT, device="cpu", materialize=True)
-    cfg = r.config
-    # the recipe as it is, with in-training evaluation off so the timing matches the baseline's (no eval);
-    # the held-out split stays in the config for the eval stage
-    args = f"--max_steps={steps} --save_steps={steps} --eval_steps=null --eval_strategy=no --logging_steps=1"
-    ours = run_tracked([sys.executable, "-m", "launch.train", DEFAULT, f"--args={args}"], env=_env(work / "ours"), cwd=REPO)
+    ours = run_tracked([sys.executable, "-m", "launch.train", recipe, f"--args={args}"], env=_env(work / "ours"), cwd=REPO)
     if ours["returncode"] != 0:
         raise RuntimeError(ours["stdout"][-2000:])
-    pointer = work / "ours" / "runs" / DEFAULT / runs.LATEST
+    pointer = work / "ours" / "runs" / recipe / runs.LATEST
     run = pointer.parent / pointer.read_text().strip()
     log = (run / "logs" / "train.log").read_text()
-    train_s = float(re.findall(r"'train_runtime': '?([0-9.]+)", log)[-1])
-    spec = {"model": cfg["base_model"], "data": str(REPO / cfg["datasets"][0]["path"]), "steps": steps,
-            "micro_batch": cfg["micro_batch_size"], "accum": cfg["gradient_accumulation_steps"], "lr": cfg["learning_rate"],
-            "sequence_len": cfg["sequence_len"], "lora_r": cfg["lora_r"], "lora_alpha": cfg["lora_alpha"],
-            "targets": cfg["lora_target_modules"], "output_dir": str(work / "baseline")}
+    return run, log, float(re.findall(r"'train_runtime': '?([0-9.]+)", log)[-1]), ours
+
+
+def run_baseline(spec: dict[str, Any], work: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The seed-style trainer in its own process, measured: (its results, tracking)."""
     (work / "spec.json").write_text(json.dumps(spec))
     base = run_tracked([sys.executable, "-m", "bench.baseline_trainer", "--spec", str(work / "spec.json")],
                        env=_env(work / "baseline"), cwd=REPO)
     line = next((x for x in base["stdout"].splitlines() if x.startswith("BASELINE_RESULT ")), None)
     if base["returncode"] != 0 or line is None:
         raise RuntimeError(base["stdout"][-2000:])
-    b = json.loads(line.split(" ", 1)[1])
+    return json.loads(line.split(" ", 1)[1]), base
+
+
+def train_vs_baseline(steps: int, work: Path) -> dict[str, Any]:
+    """Same model, data, LoRA, batch and steps: axolotl (our recipe, CPU profile) vs plain TRL SFTTrainer."""
+    from launch.resolve import resolve
+
+    cfg = resolve(DEFAULT, device="cpu", materialize=True).config
+    # the recipe as it is, with in-training evaluation off so the timing matches the baseline's (no eval);
+    # the held-out split stays in the config for the eval stage
+    args = f"--max_steps={steps} --save_steps={steps} --eval_steps=null --eval_strategy=no --logging_steps=1"
+    work.mkdir(parents=True, exist_ok=True)
+    run, _, train_s, ours = train_ours(DEFAULT, args, work)
+    spec = {"model": cfg["base_model"], "data": str(REPO / cfg["datasets"][0]["path"]), "steps": steps,
+            "micro_batch": cfg["micro_batch_size"], "accum": cfg["gradient_accumulation_steps"], "lr": cfg["learning_rate"],
+            "sequence_len": cfg["sequence_len"], "lora_r": cfg["lora_r"], "lora_alpha": cfg["lora_alpha"],
+            "targets": cfg["lora_target_modules"], "output_dir": str(work / "baseline")}
+    b, base = run_baseline(spec, work)
     # our real tokens: the same samples' lengths under the recipe's tokenizer/template (axolotl's strategy)
     from data.stats import tokenize_records
 

@@ -4,14 +4,11 @@ same-shape random-weight models built from the recipe's architecture numbers (th
 on the weights' values). MFU = 6 x parameters x tokens/s / the GPU's dense bf16 peak."""
 from __future__ import annotations
 
-import json
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
-from bench.cpu import _env
-from bench.measure import run_tracked
+from bench.cpu import run_baseline, train_ours
 from launch.paths import REPO
 
 RECIPES = ("llama31-8b-instruct", "qwen25-3b-instruct-brie")
@@ -51,17 +48,9 @@ def same_shape_model(recipe: str, out: Path) -> tuple[Path, float]:
 def compare(recipe: str, steps: int, work: Path) -> dict[str, Any]:
     import torch
 
-    from launch import runs
-
     model_dir, params = same_shape_model(recipe, work / f"{recipe}-random")
     args = f"--base_model={model_dir} --max_steps={steps} --save_steps={steps} --eval_steps=null --test_datasets=null"
-    ours = run_tracked([sys.executable, "-m", "launch.train", recipe, f"--args={args}"], env=_env(work / "ours"), cwd=REPO)
-    if ours["returncode"] != 0:
-        raise RuntimeError(ours["stdout"][-1500:])
-    pointer = work / "ours" / "runs" / recipe / runs.LATEST
-    run = pointer.parent / pointer.read_text().strip()
-    log = (run / "logs" / "train.log").read_text()
-    train_s = float(re.findall(r"'train_runtime': '?([0-9.]+)", log)[-1])
+    run, log, train_s, _ = train_ours(recipe, args, work)
     peak = max((float(x) for x in re.findall(r"'memory/max_allocated \(GiB\)': '?([0-9.]+)", log)), default=None)
     import yaml
 
@@ -78,10 +67,7 @@ def compare(recipe: str, steps: int, work: Path) -> dict[str, Any]:
             "micro_batch": 2, "accum": 4, "lr": 2e-4, "sequence_len": 2048, "lora_r": 16, "lora_alpha": 32,
             "targets": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
             "output_dir": str(work / "baseline")}
-    (work / "gpu-spec.json").write_text(json.dumps(spec))
-    base = run_tracked([sys.executable, "-m", "bench.baseline_trainer", "--spec", str(work / "gpu-spec.json")],
-                       env=_env(work / "baseline"), cwd=REPO)
-    b = json.loads(next(x for x in base["stdout"].splitlines() if x.startswith("BASELINE_RESULT ")).split(" ", 1)[1])
+    b, _ = run_baseline(spec, work)
     mfu = (lambda tps: 6 * params * tps / (peak_flops * 1e12) if tps and peak_flops else None)
     return {"recipe": recipe, "gpu": gpu, "params": params, "random_weights": True,
             "ours": {"tokens_per_s": ours_tps, "mfu": mfu(ours_tps), "peak_gpu_gb": peak, "train_s": train_s,
