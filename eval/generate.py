@@ -15,14 +15,17 @@ from launch.paths import outputs_dir
 SUITE_FIELDS = ("suite", "config", "prompt", "temperature", "max_tokens")
 
 
-def load_suite(path: Path, limit: int | None = None) -> list[dict[str, Any]]:
+def load_suite(path: Path, limit: int | None = None, sampling: dict | None = None) -> list[dict[str, Any]]:
+    """Suite lines; a line's own temperature/max_tokens/top_p win (the seeds' variants), else the recipe's sampling."""
+    s = {"temperature": 0.75, "max_new_tokens": 512, "top_p": None, **(sampling or {})}
     items = []
     for line, rec, err in read_jsonl(path):
         if err or not isinstance(rec, dict) or not isinstance(rec.get("prompt"), str):
             raise UserError(err or "a suite line needs a string 'prompt'", Where(path, line))
         items.append({"suite": rec.get("suite", "all"), "config": rec.get("config", "all"), "prompt": rec["prompt"],
-                      "temperature": float(rec.get("temperature", 0.75)), "max_tokens": int(rec.get("max_tokens", 512)),
-                      "top_p": rec.get("top_p"), "item": f"{rec.get('config', 'all')}#{line}"})
+                      "temperature": float(rec.get("temperature", s["temperature"])),
+                      "max_tokens": int(rec.get("max_tokens", s["max_new_tokens"])),
+                      "top_p": rec.get("top_p", s["top_p"]), "item": f"{rec.get('config', 'all')}#{line}"})
     return items[:limit] if limit else items
 
 

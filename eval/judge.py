@@ -118,7 +118,7 @@ def run_judging(run: Path, judge_names: list[str], suite: Path, limit: int | Non
                 seed: int = 0, max_new_tokens: int | None = None, max_cost: float = 5.0, log=print) -> dict[str, Any]:
     manifest = runs.read_manifest(run)
     judges = load_judges(judge_names)
-    items = load_suite(suite, limit)
+    items = load_suite(suite, limit, manifest["meta"].get("sampling"))
     base = manifest["base_model"]["path"]
     candidate = Generator(base, runs.final_adapter(run), seed, max_new_tokens)
     baseline = Generator(base, None, seed, max_new_tokens)

@@ -114,3 +114,13 @@ def test_judged_io_names_bad_lines(tmp_path):
     with pytest.raises(Exception) as exc:
         judged_io.read(bad)
     assert "x.jsonl:2" in str(exc.value)
+
+
+def test_suite_lines_fall_back_to_the_recipe_sampling(tmp_path):
+    from eval.generate import load_suite
+
+    suite = tmp_path / "s.jsonl"
+    suite.write_text(json.dumps({"prompt": "a"}) + "\n" + json.dumps({"prompt": "b", "temperature": 1.0, "max_tokens": 64}) + "\n")
+    first, second = load_suite(suite, sampling={"temperature": 0.7, "top_p": None, "max_new_tokens": 256})
+    assert (first["temperature"], first["max_tokens"], first["top_p"]) == (0.7, 256, None)
+    assert (second["temperature"], second["max_tokens"]) == (1.0, 64)
