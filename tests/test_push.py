@@ -11,7 +11,7 @@ from tests.conftest import run_cli
 from tests.hub_server import LocalHub
 from tools import gguf
 
-TOKEN = "hf_FAKEtokenFORtestsONLY0123456789abcdef"
+TOKEN = "hf_fake-token-for-tests-only-0123-4567"  # not token-shaped: no secret scanner should fire on it
 
 
 def push_env(hub, home) -> dict:
