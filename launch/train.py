@@ -80,7 +80,49 @@ def start_manifest(r: Resolved, run: Path, argv: list[str]) -> dict[str, Any]:
     }
 
 
-def train(recipe: str, args: str | None = None, force: bool = False, argv: list[str] | None = None) -> Path:
+def find_unfinished(r: Resolved) -> Path | None:
+    """The newest run of this recipe (same recipe files and overrides) that did not complete."""
+    base = runs.recipe_runs_dir(r.recipe.name)
+    for run in sorted((p for p in base.glob("*") if (p / runs.MANIFEST).is_file()), reverse=True):
+        m = runs.read_manifest(run)
+        if m.get("status") == "completed":
+            return None
+        if m["recipe"]["sha256"] == r.recipe.sha256 and m.get("overrides") == r.overrides:
+            return run
+    return None
+
+
+def resume_config(run: Path) -> tuple[Path, dict[str, Any]]:
+    """Point the run's config at its last complete checkpoint; return (checkpoint, manifest)."""
+    import yaml
+
+    from launch.checkpoints import last_complete
+
+    manifest = runs.read_manifest(run)
+    if manifest.get("status") == "completed":
+        raise UserError("this run already completed; nothing to resume", Where(run / runs.MANIFEST))
+    ckpt = last_complete(run / "output")
+    if ckpt is None:
+        raise UserError("the run has no complete checkpoint to resume from", Where(run / "output"),
+                        f"start afresh: make train RECIPE={manifest['recipe']['name']}")
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config["resume_from_checkpoint"] = str(ckpt)
+    from launch import atomic
+
+    atomic.write_text(run / "config.yaml", dump_config(config))
+    manifest.setdefault("resumes", []).append({"at": runs.utc_now(), "from": runs.relpath(ckpt, run),
+                                               "step": int(ckpt.name.split("-")[1])})
+    manifest["status"] = "running"
+    return ckpt, manifest
+
+
+def train(recipe: str, args: str | None = None, force: bool = False, argv: list[str] | None = None,
+          run_dir: str | None = None, auto_resume: bool = True) -> Path:
+    if run_dir:
+        run = runs.resolve_run(run_dir)
+        recorded = runs.read_manifest(run)
+        recipe = recorded["recipe"]["name"] if not Path(recipe).suffix else recipe
+        args = args if args is not None else (recorded.get("overrides") or None)
     _, findings = run_checks(recipe, args)
     errors = [f for f in findings if f.level == "error"]
     if errors:
@@ -90,20 +132,40 @@ def train(recipe: str, args: str | None = None, force: bool = False, argv: list[
         raise UserError(f"{r.recipe.name} is a {r.recipe.meta.params_b:g}B model and this machine has no GPU",
                         Where(r.recipe.path, key="meta.params_b"),
                         "train on a GPU box or RunPod; FORCE=1 trains on CPU anyway (days)")
-    run = runs.new_run_dir(r.recipe.name)
-    final = resolve(r.recipe, device=r.device, args=args, run_dir=run, materialize=True)
-    (run / "config.yaml").write_text(dump_config(final.config))
-    (run / "logs").mkdir()
+    if not run_dir and auto_resume:
+        unfinished = find_unfinished(r)
+        if unfinished is not None:
+            from launch.checkpoints import last_complete
+
+            if last_complete(unfinished / "output") is not None:
+                print(f"resuming the unfinished run {unfinished} (RESUME=0 starts afresh)")
+                run_dir = str(unfinished)
+    if run_dir:
+        run = Path(run_dir)
+        ckpt, manifest = resume_config(run)
+        print(f"resuming {run} from {ckpt.name}")
+        final = resolve(r.recipe, device=r.device, args=args, run_dir=run)
+        runs.write_manifest(run, manifest)
+    else:
+        run = runs.new_run_dir(r.recipe.name)
+        final = resolve(r.recipe, device=r.device, args=args, run_dir=run, materialize=True)
+        (run / "config.yaml").write_text(dump_config(final.config))
+        (run / "logs").mkdir()
+        manifest = start_manifest(final, run, argv or sys.argv)
+        manifest["axolotl_command"] = axolotl_command(run / "config.yaml", final.device)
+        runs.write_manifest(run, manifest)
+    return execute(final, run, manifest)
+
+
+def execute(final: Resolved, run: Path, manifest: dict[str, Any]) -> Path:
+    """Run axolotl on the run's config.yaml, then verify and record the result."""
     cmd = axolotl_command(run / "config.yaml", final.device)
-    manifest = start_manifest(final, run, argv or sys.argv)
-    manifest["axolotl_command"] = cmd
-    runs.write_manifest(run, manifest)
     for note in final.notes:
         print(f"note: {note}")
     print(f"run directory: {run}\n$ {' '.join(cmd)}", flush=True)
     env = environment.hygiene_env(offline=Path(final.config["base_model"]).is_dir())
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    with open(run / "logs" / "train.log", "w") as log:
+    with open(run / "logs" / "train.log", "a") as log:
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 bufsize=1)
         assert proc.stdout is not None
@@ -116,7 +178,7 @@ def train(recipe: str, args: str | None = None, force: bool = False, argv: list[
         manifest["status"] = "failed"
         runs.write_manifest(run, manifest)
         raise UserError(f"axolotl exited with status {rc}", Where(run / "logs" / "train.log"),
-                        "the run directory keeps the config and log; LATEST was not moved")
+                        f"the run directory keeps the config, log and checkpoints; resume with make train RUN={run}")
     output = Path(final.config["output_dir"])
     weights = final_weights(output)
     manifest["train"] = training_summary(output)
@@ -131,9 +193,10 @@ def train(recipe: str, args: str | None = None, force: bool = False, argv: list[
     runs.write_manifest(run, manifest)
     runs.mark_latest(run)
     t = manifest["train"]
-    print(f"\ntrained {r.recipe.name}: step {t.get('global_step')}, loss {t.get('first_loss')} -> {t.get('final_loss')}")
-    print(f"adapter: {weights}\nrun:     {run}\nnext:    make merge RECIPE={r.recipe.name}   "
-          f"make gguf RECIPE={r.recipe.name}   make eval RECIPE={r.recipe.name}   make judge RECIPE={r.recipe.name}")
+    name = final.recipe.name
+    print(f"\ntrained {name}: step {t.get('global_step')}, loss {t.get('first_loss')} -> {t.get('final_loss')}")
+    print(f"adapter: {weights}\nrun:     {run}\nnext:    make merge RECIPE={name}   "
+          f"make gguf RECIPE={name}   make eval RECIPE={name}   make judge RECIPE={name}")
     return run
 
 
@@ -142,9 +205,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("recipe", nargs="?", default=os.environ.get("RECIPE") or DEFAULT_RECIPE)
     parser.add_argument("--args", default=os.environ.get("ARGS"), help="axolotl overrides, e.g. '--max_steps=3'")
     parser.add_argument("--force", action="store_true", default=os.environ.get("FORCE") == "1")
+    parser.add_argument("--run", default=os.environ.get("RUN"), help="resume this unfinished run")
     ns = parser.parse_args(argv)
     with user_errors_exit():
-        train(ns.recipe, ns.args, ns.force, argv=[sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
+        train(ns.recipe, ns.args, ns.force, argv=[sys.argv[0], *(argv if argv is not None else sys.argv[1:])],
+              run_dir=ns.run, auto_resume=os.environ.get("RESUME") != "0")
     return 0
 
 
