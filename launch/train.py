@@ -57,7 +57,8 @@ def training_summary(output_dir: Path) -> dict[str, Any]:
     losses = [h["loss"] for h in state.get("log_history", []) if "loss" in h]
     evals = [h["eval_loss"] for h in state.get("log_history", []) if "eval_loss" in h]
     return {"global_step": state.get("global_step"), "first_loss": losses[0] if losses else None,
-            "final_loss": losses[-1] if losses else None, "eval_loss": evals[-1] if evals else None,
+            "final_loss": losses[-1] if losses else None, "first_eval_loss": evals[0] if evals else None,
+            "eval_loss": evals[-1] if evals else None,
             "log_history": runs.relpath(states[-1], output_dir.parent)}
 
 
@@ -194,7 +195,11 @@ def execute(final: Resolved, run: Path, manifest: dict[str, Any]) -> Path:
     runs.mark_latest(run)
     t = manifest["train"]
     name = final.recipe.name
-    print(f"\ntrained {name}: step {t.get('global_step')}, loss {t.get('first_loss')} -> {t.get('final_loss')}")
+    trend = (f"; held-out eval loss {t['first_eval_loss']:.3f} -> {t['eval_loss']:.3f}"
+             if t.get("eval_loss") is not None and t.get("first_eval_loss") is not None else "")
+    f3 = (lambda x: "-" if x is None else f"{x:.3f}")
+    print(f"\ntrained {name}: step {t.get('global_step')}, train loss {f3(t.get('first_loss'))} -> {f3(t.get('final_loss'))} "
+          f"(single batches, noisy){trend}")
     print(f"adapter: {weights}\nrun:     {run}\nnext:    make merge RECIPE={name}   "
           f"make gguf RECIPE={name}   make eval RECIPE={name}   make judge RECIPE={name}")
     return run
