@@ -9,7 +9,7 @@ export PYTHONPATH := $(CURDIR)
 # are; nothing here exports empty ones (an empty MODEL= breaks llama_cpp.server's settings, for one).
 
 .DEFAULT_GOAL := help
-.PHONY: help setup train test test-fast recipes show check lock merge gguf push data-check data-split data-convert personas eval judge judge-report leaderboard bench
+.PHONY: help setup train test test-fast recipes show plan check lock merge gguf push data-check data-split data-convert personas eval judge judge-report leaderboard bench
 
 help: ## list the targets
 	@grep -hE '^[a-z][a-z0-9_-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -32,6 +32,9 @@ recipes: setup ## table of every recipe: name, family, params, method, data, sug
 
 show: setup ## print the exact axolotl config RECIPE will run with (DEVICE=gpu to see the GPU one)
 	@$(PY) -m launch.show $(RECIPE)
+
+plan: setup ## fits? VRAM/GPU, disk, time, $ and the exact launch command for RECIPE on GPU=<type> GPUS=<n> NODES=<n>
+	@$(PY) -m launch.plan $(RECIPE)
 
 check: setup ## offline preflight of RECIPE: schema, data, end-of-turn, LoRA targets, lengths, disk
 	@$(PY) -m launch.check $(RECIPE)

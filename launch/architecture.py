@@ -44,7 +44,7 @@ class Linear:
 
 
 @lru_cache(maxsize=32)
-def _linears(base_model: str) -> tuple[str, int, tuple[Linear, ...]]:
+def _linears(base_model: str) -> tuple[str, int, tuple[Linear, ...], str | None]:
     import torch
     import transformers
     from transformers import AutoConfig
@@ -64,13 +64,22 @@ def _linears(base_model: str) -> tuple[str, int, tuple[Linear, ...]]:
     params = sum(p.numel() for p in model.parameters())
     linears = tuple(Linear(n, m.in_features, m.out_features)
                     for n, m in model.named_modules() if isinstance(m, torch.nn.Linear))
-    return facts["architecture"], params, linears
+    blocks = [type(m).__name__ for m in model.modules() if type(m).__name__.endswith("DecoderLayer")]
+    return facts["architecture"], params, linears, blocks[0] if blocks else None
 
 
 def architecture(base_model: str) -> tuple[str, int, list[Linear]]:
     """(class name, parameter count, every nn.Linear with its shape)."""
-    arch, params, linears = _linears(base_model)
+    arch, params, linears, _ = _linears(base_model)
     return arch, params, list(linears)
+
+
+def block_class(base_model: str) -> str:
+    """The repeated transformer block's class name (what FSDP wraps), e.g. LlamaDecoderLayer."""
+    block = _linears(base_model)[3]
+    if block is None:
+        raise UserError(f"cannot find the decoder layer class of {base_model}", hint="FSDP needs it; use a ZeRO strategy")
+    return block
 
 
 def matches(target: str | list[str], name: str) -> bool:

@@ -62,6 +62,8 @@ class Meta(_Strict):
     seed: str | None = Field(None, description="which seed document the settings come from")
     local_source: LocalSource | None = None
     sampling: Sampling = Sampling()
+    distributed: Literal["auto", "none", "ddp", "zero1", "zero2", "zero3", "zero3-offload", "fsdp"] = Field(
+        "auto", description="multi-GPU strategy; auto picks from the plan (launch/distributed.py)")
 
 
 @dataclass

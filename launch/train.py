@@ -10,23 +10,37 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from launch import distributed as dist
 from launch import environment, runs
+from launch import topology as topology_mod
 from launch.check import dataset_entries, dataset_file, run_checks
 from launch.errors import UserError, Where, user_errors_exit
 from launch.paths import REPO
 from launch.recipes import dump_config
 from launch.resolve import Resolved, resolve
+from launch.topology import Topology
 
 CPU_MAX_PARAMS_B = 1.0  # above this a CPU run takes days; refuse unless FORCE=1
 DEFAULT_RECIPE = "smollm2-135m-cpu"
 
 
-def axolotl_command(config_path: Path, device: str) -> list[str]:
-    axolotl = Path(sys.executable).with_name("axolotl")
-    cmd = [str(axolotl), "train", str(config_path)]
-    if device == "cpu":
-        cmd += ["--launcher", "python"]  # one process; accelerate adds only start-up time on CPU
-    return cmd
+def launch_for(final: Resolved, config_path: Path, topo: Topology) -> dist.Launch:
+    """The strategy and command for this topology; on GPUs `auto` asks the estimate whether a full copy fits."""
+    meta = final.recipe.meta
+    fits = None
+    if topo.device == "gpu" and topo.world_size > 1:
+        try:
+            import torch
+
+            from launch import estimate as est
+
+            vram = torch.cuda.get_device_properties(0).total_memory / est.GIB
+            m = est.model_facts(final.config, final.hub_base_model)
+            fits = est.memory(m, final.config, "ddp", 1, vram).fits
+        except UserError:
+            fits = None  # unknown model: auto falls back to ZeRO-3, which fits whenever anything does
+    return dist.plan_launch(final.config, config_path, topo, meta.method, dist.requested_strategy(meta.distributed),
+                            fits, final.recipe.where("meta.distributed"))
 
 
 def final_weights(output_dir: Path) -> Path:
@@ -133,6 +147,10 @@ def train(recipe: str, args: str | None = None, force: bool = False, argv: list[
         raise UserError(f"{r.recipe.name} is a {r.recipe.meta.params_b:g}B model and this machine has no GPU",
                         Where(r.recipe.path, key="meta.params_b"),
                         "train on a GPU box or RunPod; FORCE=1 trains on CPU anyway (days)")
+    topo = topology_mod.detect(r.device)
+    print(f"topology: {topo.describe()}")
+    if not topo.is_primary:
+        return train_worker(r, args, topo)
     if not run_dir and auto_resume:
         unfinished = find_unfinished(r)
         if unfinished is not None:
@@ -144,36 +162,72 @@ def train(recipe: str, args: str | None = None, force: bool = False, argv: list[
     if run_dir:
         run = Path(run_dir)
         ckpt, manifest = resume_config(run)
+        recorded_world = manifest.get("topology", {}).get("world_size", 1)
+        if recorded_world != topo.world_size:
+            raise UserError(f"this run trained with {recorded_world} process(es); resuming needs the same number, "
+                            f"not {topo.world_size}", Where(run / runs.MANIFEST, key="topology.world_size"),
+                            "set GPUS/CPU_PROCS/NODES as before (optimizer shards are per rank)")
         print(f"resuming {run} from {ckpt.name}")
         final = resolve(r.recipe, device=r.device, args=args, run_dir=run)
+        import yaml
+
+        final.config = yaml.safe_load((run / "config.yaml").read_text())
+        launch = launch_for(final, run / "config.yaml", topo)
         runs.write_manifest(run, manifest)
     else:
         run = runs.new_run_dir(r.recipe.name)
         final = resolve(r.recipe, device=r.device, args=args, run_dir=run, materialize=True)
+        launch = launch_for(final, run / "config.yaml", topo)
+        final.config.update(launch.config_keys)
         (run / "config.yaml").write_text(dump_config(final.config))
         (run / "logs").mkdir()
         manifest = start_manifest(final, run, argv or sys.argv)
-        manifest["axolotl_command"] = axolotl_command(run / "config.yaml", final.device)
+        manifest["topology"] = {**topo.model_dump(), "world_size": topo.world_size}
+        manifest["launch"] = {"strategy": launch.strategy, "why": launch.why, "argv": launch.argv, "env": launch.env}
         runs.write_manifest(run, manifest)
-    return execute(final, run, manifest)
+    return execute(final, run, manifest, launch, topo)
 
 
-def execute(final: Resolved, run: Path, manifest: dict[str, Any]) -> Path:
-    """Run axolotl on the run's config.yaml, then verify and record the result."""
-    cmd = axolotl_command(run / "config.yaml", final.device)
+def train_worker(r: Resolved, args: str | None, topo: Topology) -> Path:
+    """A node of rank > 0: trains its ranks in a scratch folder; the run directory is node 0's alone."""
+    from launch.paths import outputs_dir
+
+    work = outputs_dir() / "workers" / r.recipe.name / f"{runs.utc_now().replace(':', '')}-node{topo.node_rank}"
+    work.mkdir(parents=True)
+    final = resolve(r.recipe, device=r.device, args=args, run_dir=work, materialize=True)
+    launch = launch_for(final, work / "config.yaml", topo)
+    final.config.update(launch.config_keys)
+    (work / "config.yaml").write_text(dump_config(final.config))
+    (work / "logs").mkdir()
+    rc = run_logged(launch, work / "logs" / "train.log", final)
+    if rc != 0:
+        raise UserError(f"axolotl exited with status {rc} on node {topo.node_rank}", Where(work / "logs" / "train.log"))
+    print(f"node {topo.node_rank} finished its ranks; the run directory, manifest and pushes are node 0's")
+    return work
+
+
+def run_logged(launch: dist.Launch, log_path: Path, final: Resolved) -> int:
+    """Run the launch command, teeing its output into the run's log; return its exit status."""
     for note in final.notes:
         print(f"note: {note}")
-    print(f"run directory: {run}\n$ {' '.join(cmd)}", flush=True)
+    print(f"strategy: {launch.strategy} ({launch.why})\n$ {launch.shell()}", flush=True)
     env = environment.hygiene_env(offline=Path(final.config["base_model"]).is_dir())
+    env.update(launch.env)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    with open(run / "logs" / "train.log", "a") as log:
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                bufsize=1)
+    with open(log_path, "a") as log:
+        proc = subprocess.Popen(launch.argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, bufsize=1)
         assert proc.stdout is not None
         for line in proc.stdout:
             sys.stdout.write(line)
             log.write(line)
-        rc = proc.wait()
+        return proc.wait()
+
+
+def execute(final: Resolved, run: Path, manifest: dict[str, Any], launch: dist.Launch, topo: Topology) -> Path:
+    """Run axolotl on the run's config.yaml, then verify and record the result."""
+    print(f"run directory: {run}")
+    rc = run_logged(launch, run / "logs" / "train.log", final)
     manifest.update(ended=runs.utc_now(), returncode=rc)
     if rc != 0:
         manifest["status"] = "failed"
@@ -188,6 +242,16 @@ def execute(final: Resolved, run: Path, manifest: dict[str, Any]) -> Path:
         runs.write_manifest(run, manifest)
         raise UserError("training exited 0 but every LoRA B matrix is still zero: nothing was learned",
                         Where(weights), "check the learning rate, max_steps and that samples were not all dropped")
+    if topo.world_size > 1:
+        from launch import rank_check
+
+        local = [topo.node_rank * topo.procs_per_node + i for i in range(topo.procs_per_node)]
+        try:
+            manifest["ranks"] = rank_check.verify(output, local, weights)
+        except UserError:
+            manifest["status"] = "failed"
+            runs.write_manifest(run, manifest)
+            raise
     manifest["final_checkpoint"] = {"path": runs.relpath(output, run), "file": weights.name,
                                     "sha256": runs.sha256_file(weights), "bytes": weights.stat().st_size}
     manifest["status"] = "completed"
