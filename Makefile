@@ -9,7 +9,7 @@ export PYTHONPATH := $(CURDIR)
 # are; nothing here exports empty ones (an empty MODEL= breaks llama_cpp.server's settings, for one).
 
 .DEFAULT_GOAL := help
-.PHONY: help setup train test test-fast recipes show plan check lock merge gguf push data-check data-split data-convert personas eval judge judge-report leaderboard bench
+.PHONY: help setup train test test-fast recipes show plan check lock merge gguf push data-check data-split data-convert personas eval judge judge-report leaderboard bench image runpod-up runpod-status runpod-logs runpod-down runpod-template
 
 help: ## list the targets
 	@grep -hE '^[a-z][a-z0-9_-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -74,6 +74,24 @@ leaderboard: setup ## every evaluated run: markdown tables + PNG plots in output
 
 bench: setup ## measure speed/memory/efficiency vs the seed-style baseline -> outputs/bench/<ts>/report.md (not a test)
 	@$(PY) -m bench.run
+
+image: ## docker build the RunPod training image (IMAGE=<name>, default runpod.toml's base_image)
+	@docker build -t "$${IMAGE:-$$(sed -n 's/^base_image = "\(.*\)"/\1/p' runpod.toml)}" .
+
+runpod-up: setup ## create a RunPod pod that trains RECIPE on GPU= GPUS= (sized by make plan) and stops itself; DRY_RUN=1 prints the request
+	@$(PY) -m launch.runpod up
+
+runpod-status: setup ## state, uptime and cost of POD (default: the last pod runpod-up created)
+	@$(PY) -m launch.runpod status
+
+runpod-logs: setup ## tail POD's run log over SSH (FOLLOW=1 keeps following)
+	@$(PY) -m launch.runpod logs
+
+runpod-down: setup ## terminate POD (a pod holding outputs on its own volume is only stopped unless FORCE=1)
+	@$(PY) -m launch.runpod down
+
+runpod-template: setup ## create a RunPod pod template from runpod.toml (for the console and Instant Clusters)
+	@$(PY) -m launch.runpod template
 
 lock: setup ## rewrite constraints.txt from the current .venv (after changing requirements.txt)
 	@{ head -2 constraints.txt; echo "torch==2.13.0"; $(PY) -m pip freeze | grep -viE '^(triton|nvidia-|torch==)|@ file' | sort -f; } > constraints.txt.new && mv constraints.txt.new constraints.txt

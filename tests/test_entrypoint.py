@@ -1,0 +1,67 @@
+"""The pod's entrypoint (launch/entrypoint.py), run as the image runs it, with the real runpod SDK pointed at
+the local RunPod server and the real huggingface_hub at the local hub: it trains, merges, converts, pushes,
+logs to the volume and stops or terminates its pod; bad pod env fails before any training and still stops the
+pod (a failed pod must not keep billing)."""
+from __future__ import annotations
+
+import pytest
+
+from launch import runs
+from tests.conftest import SMOKE, run_cli
+from tests.hub_server import LocalHub
+from tests.runpod_server import RunPodServer
+
+KEY = "rp-fake-key-for-tests-only-0000"
+HF_TOKEN = "hf_fake-token-for-tests-only-0123-4567"
+POD = "podtest1"
+
+
+def pod_env(server, outputs, **extra) -> dict:
+    return {"RUNPOD_API_BASE_URL": server.url, "RUNPOD_API_KEY": KEY, "RUNPOD_BACKOFF_S": "0",
+            "RUNPOD_POD_ID": POD, "OUTPUTS": str(outputs), **extra}
+
+
+def serve_pod(server):
+    server.state.pods[POD] = {"id": POD, "name": "affinage-x", "desiredStatus": "RUNNING", "volumeInGb": 50}
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({}, "RECIPE is not set in the pod's environment"),
+    ({"RECIPE": "smollm2-135m-cpu", "PUSH_REPO": "me/x", "HF_TOKEN": ""}, "PUSH_REPO is set but the pod has no HF_TOKEN"),
+    ({"RECIPE": "smollm2-135m-cpu", "PUSH_REPO": "me/x", "HF_TOKEN": "{{ RUNPOD_SECRET_HF_TOKEN }}"},
+     "unresolved secret reference"),
+    ({"RECIPE": "smollm2-135m-cpu", "ON_FINISH": "explode"}, "ON_FINISH must be one of stop, terminate, none"),
+])
+def test_bad_pod_env_fails_before_training_and_stops_the_pod(tmp_path, extra, message):
+    outputs = tmp_path / "volume"
+    with RunPodServer() as server:
+        serve_pod(server)
+        proc = run_cli("launch.entrypoint", env={"RECIPE": "", **pod_env(server, outputs, **extra)}, timeout=120)
+        assert proc.returncode == 2 and message in proc.stdout
+        assert not (outputs / "runs").exists()
+        assert (outputs / "pods" / f"{POD}.log").read_text().count(message) == 1
+        stops = server.state.ops("podStop")
+        assert [s["args"]["podId"] for s in stops] == [POD] and server.state.pods[POD]["desiredStatus"] == "EXITED"
+
+
+@pytest.mark.slow
+def test_pod_trains_pushes_and_terminates_itself(tmp_path):
+    outputs = tmp_path / "volume"
+    with RunPodServer() as server, LocalHub() as hub:
+        serve_pod(server)
+        env = pod_env(server, outputs, RECIPE="smollm2-135m-cpu", ARGS=SMOKE, PUSH_REPO="me/pod-run",
+                      QUANTS="Q8_0", ON_FINISH="terminate", HF_TOKEN=HF_TOKEN, HF_ENDPOINT=hub.endpoint,
+                      HF_HUB_DISABLE_XET="1", HF_HOME=str(tmp_path / "hf"), HF_HUB_OFFLINE="0")
+        proc = run_cli("launch.entrypoint", env=env, timeout=1500)
+        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+        run = (outputs / "runs" / "smollm2-135m-cpu" / runs.LATEST).read_text().strip()
+        manifest = runs.read_manifest(outputs / "runs" / "smollm2-135m-cpu" / run)
+        assert manifest["status"] == "completed" and manifest["push"]["repos"]["gguf"]["repo_id"] == "me/pod-run-GGUF"
+        assert set(hub.state.repos) == {"me/pod-run", "me/pod-run-merged", "me/pod-run-GGUF"}
+        assert [t["args"]["podId"] for t in server.state.ops("podTerminate")] == [POD] and POD not in server.state.pods
+        log = (outputs / "pods" / f"{POD}.log").read_text()
+        steps = [line for line in log.splitlines() if line.startswith("$ ")]
+        assert [s.split(" -m ")[1].split()[0] for s in steps] == ["launch.train", "tools.merge", "tools.gguf", "tools.push"]
+        assert f"pod {POD}: terminate requested" in log
+        for text in (log, proc.stdout, proc.stderr):
+            assert HF_TOKEN not in text and KEY not in text

@@ -1,0 +1,186 @@
+"""make runpod-* through the real runpod SDK, pointed (RUNPOD_API_BASE_URL) at a local GraphQL server on
+127.0.0.1: what the SDK sends (image, GPU type/count, disks from the plan, env without secrets, what happens
+when training ends), retries on gateway errors and dropped connections, clear errors; and the Dockerfile,
+runpod.toml, gpus.yaml and the plan agree with each other."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+import tomllib
+
+import pytest
+import yaml
+
+from launch.paths import REPO
+from launch.plan import CONTAINER_DISK_GB, make_plan
+from launch.runpod.spec import SECRET_REF, check_env_value, load_project
+from launch.errors import UserError
+from tests.conftest import run_cli
+from tests.runpod_server import RunPodServer
+
+KEY = "rp-fake-key-for-tests-only-0000"
+HF_TOKEN = "hf_fake-token-for-tests-only-0123-4567"
+RECIPE = "llama31-8b-instruct"
+
+
+@pytest.fixture
+def runpod(outputs):
+    with RunPodServer() as server:
+        yield server
+
+
+def rp_env(server, **extra) -> dict:
+    return {"RUNPOD_API_BASE_URL": server.url, "RUNPOD_API_KEY": KEY, "RUNPOD_BACKOFF_S": "0", "HF_TOKEN": HF_TOKEN,
+            **extra}
+
+
+def runpod_cli(cmd: str, env: dict, *args: str):
+    return run_cli("launch.runpod", cmd, *args, env=env, timeout=120)
+
+
+def test_up_sends_the_planned_pod_without_secrets(runpod, outputs):
+    proc = runpod_cli("up", rp_env(runpod, RECIPE=RECIPE, GPU="H100", GPUS="1", PUSH_REPO="me/brie-8b"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    plan = make_plan(RECIPE, "H100", 1)
+    project = load_project().project
+    assert [r["field"] for r in runpod.state.requests] == ["gpuTypes", "podFindAndDeployOnDemand"]
+    sent = runpod.state.ops("podFindAndDeployOnDemand")[0]
+    args = sent["args"]
+    assert sent["auth"] == f"Bearer {KEY}" and sent["path"] == "/graphql"
+    assert args["imageName"] == project.base_image
+    assert args["gpuTypeId"] == "NVIDIA H100 80GB HBM3" and args["gpuCount"] == 1 and args["cloudType"] == "SECURE"
+    assert args["containerDiskInGb"] == CONTAINER_DISK_GB and args["volumeInGb"] == plan.volume_gb >= 30
+    assert args["volumeMountPath"] == "/workspace" and args["ports"] == "22/tcp"
+    env = {e["key"]: e["value"] for e in args["env"]}
+    assert env["RECIPE"] == RECIPE and env["PUSH_REPO"] == "me/brie-8b" and env["ON_FINISH"] == "stop"
+    assert env["HF_TOKEN"] == "{{ RUNPOD_SECRET_HF_TOKEN }}" and env["OUTPUTS"] == "/workspace/outputs"
+    for req in runpod.state.requests:
+        assert HF_TOKEN not in req["query"] and KEY not in req["query"]
+    assert f"${plan.usd:.2f}" in proc.stdout and "ON_FINISH=stop" in proc.stdout
+    record = (outputs / "pods" / "pod001.json").read_text()
+    assert json.loads(record)["request"]["gpu_type_id"] == "NVIDIA H100 80GB HBM3"
+    assert HF_TOKEN not in record + proc.stdout + proc.stderr and KEY not in record + proc.stdout + proc.stderr
+    assert (outputs / "pods" / "LATEST").read_text().strip() == "pod001"
+
+
+def test_dry_run_prints_the_sdk_request_and_sends_nothing(runpod, outputs):
+    proc = runpod_cli("up", rp_env(runpod, RECIPE=RECIPE, GPU="A100-80GB", NETWORK_VOLUME="vol1"), "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    assert runpod.state.requests == [] and not (outputs / "pods").exists()
+    text = proc.stdout.split("would send:", 1)[1]
+    assert "podFindAndDeployOnDemand" in text and 'gpuTypeId: "NVIDIA A100 80GB PCIe"' in text
+    assert 'networkVolumeId: "vol1"' in text and "volumeInGb: 0" in text
+    assert '{ key: "ON_FINISH", value: "terminate" }' in text  # outputs on a network volume outlive the pod
+    assert "estimated: ~" in proc.stdout
+
+
+def test_status_logs_and_down(runpod, outputs, tmp_path):
+    env = rp_env(runpod, RECIPE=RECIPE, GPU="H100")
+    assert runpod_cli("up", env).returncode == 0
+    st = runpod_cli("status", env)
+    assert st.returncode == 0 and "pod pod001" in st.stdout and "RUNNING" in st.stdout and "1.50 h" in st.stdout
+
+    bin_dir = tmp_path / "bin"  # a stand-in ssh that records its argv
+    bin_dir.mkdir()
+    fake = bin_dir / "ssh"
+    fake.write_text(f"#!/bin/sh\necho \"$@\" > {tmp_path / 'ssh-args'}\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    lg = runpod_cli("logs", {**env, "PATH": f"{bin_dir}:{os.environ['PATH']}"})
+    assert lg.returncode == 0, lg.stderr
+    assert (tmp_path / "ssh-args").read_text().split() == [
+        "-o", "StrictHostKeyChecking=accept-new", "-p", "22022", "root@203.0.113.7", "tail", "-n", "200",
+        "/workspace/outputs/pods/pod001.log"]
+
+    down = runpod_cli("down", env)  # the pod's own volume holds the outputs: stop, keep the volume
+    assert down.returncode == 0 and "stopped" in down.stdout and runpod.state.ops("podStop")
+    assert not runpod.state.ops("podTerminate")
+    gone = runpod_cli("down", {**env, "FORCE": "1"})
+    assert gone.returncode == 0 and runpod.state.ops("podTerminate")[0]["args"]["podId"] == "pod001"
+    assert "not found" in runpod_cli("status", env).stdout
+
+
+def test_retries_gateway_errors_and_never_creates_twice(runpod, outputs):
+    # a 503 page on the GPU lookup, then the create's reply is lost after the pod was made
+    runpod.state.fail_next = [503, None, "lost"]
+    proc = runpod_cli("up", rp_env(runpod, RECIPE=RECIPE, GPU="H100"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "retry 1/3" in proc.stdout
+    assert len(runpod.state.pods) == 1 and len(runpod.state.ops("podFindAndDeployOnDemand")) == 1
+    assert (outputs / "pods" / "LATEST").read_text().strip() == "pod001"
+
+
+def test_bounded_retries_then_a_clear_error(runpod, outputs):
+    runpod.state.fail_next, runpod.state.fail_only = [500, 429, "drop", 502], {"gpuTypes"}
+    proc = runpod_cli("up", rp_env(runpod, RECIPE=RECIPE, GPU="H100"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "RunPod API did not answer usably while creating pod" in proc.stderr and "4 attempts" in proc.stderr
+    assert KEY not in proc.stdout + proc.stderr and not runpod.state.pods
+    assert len(runpod.state.ops("gpuTypes")) == 4 and not runpod.state.ops("podFindAndDeployOnDemand")
+
+
+@pytest.mark.parametrize("extra, fault, message", [
+    ({}, "error:There are no longer any instances available with the requested specifications.",
+     "RunPod API error while creating pod affinage-llama31-8b-instruct: There are no longer any instances"),
+    ({"RUNPOD_API_KEY": ""}, None, "RUNPOD_API_KEY is not set"),
+    ({"GPU": "B300"}, None, "B300"),
+    ({"NODES": "2"}, None, "no Instant Cluster call"),
+    ({"ARGS": '--lora_r=8 --hub_model_id="x"'}, None, "ARGS contains a quote, backslash or line break"),
+    ({"RECIPE": "qwen3-32b", "GPU": "RTX3090"}, None, "does not fit on 1 x RTX3090"),
+    ({"CLOUD": "SPOT"}, None, "CLOUD must be SECURE, COMMUNITY or ALL"),
+])
+def test_clear_errors(runpod, outputs, extra, fault, message):
+    if fault:
+        runpod.state.fail_next = [None, fault]  # the GPU lookup succeeds, the create fails
+    proc = runpod_cli("up", {**rp_env(runpod, RECIPE=RECIPE, GPU="H100"), **extra})
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert not runpod.state.pods
+
+
+def test_no_credential_travels_by_value():
+    with pytest.raises(UserError, match="must not be sent to a pod by value"):
+        check_env_value("HF_TOKEN", HF_TOKEN)
+    with pytest.raises(UserError, match="looks like an access token"):
+        check_env_value("NOTES", "hf_" + "A" * 34)
+    check_env_value("HF_TOKEN", SECRET_REF.format(name="HF_TOKEN"))
+
+
+def test_template_from_the_project_file(runpod, outputs):
+    proc = runpod_cli("template", rp_env(runpod))
+    assert proc.returncode == 0, proc.stderr
+    args = runpod.state.ops("saveTemplate")[0]["args"]
+    project = load_project().project
+    assert args["imageName"] == project.base_image and args["volumeMountPath"] == "/workspace"
+    assert args["containerDiskInGb"] == project.container_disk_size_gb and args["ports"] == "22/tcp"
+    assert args["dockerArgs"] == "" and args["isServerless"] is False  # the image's CMD runs the entrypoint
+    assert {e["key"] for e in args["env"]} == set(project.env_vars) and HF_TOKEN not in json.dumps(args)
+
+
+def test_dockerfile_runpod_toml_gpus_and_plan_agree():
+    docker = (REPO / "Dockerfile").read_text()
+    constraints = (REPO / "constraints.txt").read_text()
+    raw = tomllib.loads((REPO / "runpod.toml").read_text())
+    project = load_project().project
+    image = re.search(r"^ARG AXOLOTL_IMAGE=axolotlai/axolotl-cloud:(\S+)$", docker, re.M).group(1)
+    version, py, cuda, torch_v = re.fullmatch(r"([\d.]+)-py([\d.]+)-cu(\d+)-([\d.]+)", image).groups()
+    assert f"axolotl=={version}\n" in constraints and f"torch=={torch_v}\n" in constraints
+    assert py == raw["runtime"]["python_version"] == "3.11"
+    assert re.search(r"^FROM \$\{AXOLOTL_IMAGE\}$", docker, re.M)
+    env = dict(re.findall(r"(\w+)=(\S+)", docker.split("\nENV ", 1)[1].split("\nCMD", 1)[0]))
+    mount = project.volume_mount_path
+    assert env["OUTPUTS"] == project.env_vars["OUTPUTS"] and env["HF_HOME"] == project.env_vars["HF_HOME"]
+    assert env["OUTPUTS"].startswith(mount + "/") and env["HF_HOME"].startswith(mount + "/")
+    assert not re.search(r"WORKDIR\s+" + re.escape(mount), docker)  # the volume mount would hide the repo
+    assert '"-m", "launch.entrypoint"]' in docker.splitlines()[-1]
+    for line in docker.splitlines():  # no credential as build arg or layer env
+        if re.match(r"\s*(ARG|ENV)\b", line):
+            assert not re.search(r"TOKEN|API_KEY|SECRET|PASSWORD", line), line
+    ignored = (REPO / ".dockerignore").read_text().split()
+    assert {".env", ".venv", "outputs", ".git"} <= set(ignored)
+    gpu_ids = {row["runpod_id"] for row in yaml.safe_load((REPO / "launch" / "gpus.yaml").read_text())["gpus"].values()}
+    assert set(project.gpu_types) <= gpu_ids
+    assert project.container_disk_size_gb == CONTAINER_DISK_GB and "22/tcp" in project.port_list
+    makefile = (REPO / "Makefile").read_text()
+    assert "runpod.toml" in makefile.split("\nimage:", 1)[1].split("\n\n", 1)[0]
