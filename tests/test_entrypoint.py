@@ -4,6 +4,8 @@ logs to the volume and stops or terminates its pod; bad pod env fails before any
 pod (a failed pod must not keep billing)."""
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from launch import runs
@@ -60,7 +62,7 @@ def test_pod_trains_pushes_and_terminates_itself(tmp_path):
         assert set(hub.state.repos) == {"me/pod-run", "me/pod-run-merged", "me/pod-run-GGUF"}
         assert [t["args"]["podId"] for t in server.state.ops("podTerminate")] == [POD] and POD not in server.state.pods
         log = (outputs / "pods" / f"{POD}.log").read_text()
-        steps = [line for line in log.splitlines() if line.startswith("$ ")]
+        steps = [line for line in log.splitlines() if line.startswith(f"$ {sys.executable} -m ")]
         assert [s.split(" -m ")[1].split()[0] for s in steps] == ["launch.train", "tools.merge", "tools.gguf", "tools.push"]
         assert f"pod {POD}: terminate requested" in log
         for text in (log, proc.stdout, proc.stderr):
