@@ -208,30 +208,52 @@ def check_lengths(r: Resolved) -> list[Finding]:
     return out
 
 
-def check_disk(r: Resolved) -> list[Finding]:
+def free_bytes(path: Path) -> tuple[int, Path]:
+    """Free space on the volume that holds `path` (its nearest existing parent)."""
+    probe = next((p for p in [path, *path.parents] if p.exists()), Path("/"))
+    return shutil.disk_usage(probe).free, probe
+
+
+def disk_need(r: Resolved) -> tuple[dict[str, float], float]:
+    """(parts in GB, base download in GB) by the plan's formula (launch/estimate.py): what this run and its
+    merge + GGUF write under OUTPUTS, and the base model download (into HF_HOME) when it is not local."""
+    from launch import estimate as est
+
     cfg = r.config
-    base = cfg["base_model"] if os.path.exists(cfg["base_model"]) else r.hub_base_model
-    params = r.recipe.meta.params_b * 1e9
-    if cfg.get("adapter") in ("lora", "qlora"):
-        try:
-            trained = arch.lora_param_count(base, ".*" if cfg.get("lora_target_linear") else cfg["lora_target_modules"],
-                                            int(cfg.get("lora_r") or 8))
-        except UserError:
-            trained = params * 0.02
-    else:
-        trained = params
-    # a checkpoint: trained weights (fp32) + Adam's two moments (fp32); the final save once more
-    checkpoint = trained * 12
-    keep = int(cfg.get("save_total_limit") or 1)
-    need = checkpoint * keep + trained * 4
-    root = outputs_dir()
-    probe = next((p for p in [root, *root.parents] if p.exists()), Path("/"))
-    free = shutil.disk_usage(probe).free
-    msg = f"checkpoints {keep} x {checkpoint / 1e9:.2f} GB + final {trained * 4 / 1e9:.2f} GB; {free / 1e9:.0f} GB free at {probe}"
+    local = os.path.exists(cfg["base_model"])
+    try:
+        m = est.model_facts(cfg, cfg["base_model"] if local else r.hub_base_model)
+        parts = est.disk(m, cfg, downloads_base=False).parts
+        download = 0.0 if local else m.params * 2.0 / 1e9
+    except UserError:  # an architecture without offline facts: parameters from meta, 2 % trained
+        params = r.recipe.meta.params_b * 1e9
+        trained = params * (0.02 if cfg.get("adapter") in ("lora", "qlora") else 1.0)
+        keep = int(cfg.get("save_total_limit") or 1) + 1
+        parts = {f"checkpoints ({keep} kept at peak)": trained * 12 * keep / 1e9, "final weights": trained * 4 / 1e9,
+                 "merged model": params * 2 / 1e9, "GGUF": params * 3.67 / 1e9}
+        download = 0.0 if local else params * 2 / 1e9
+    return parts, download
+
+
+def check_disk(r: Resolved) -> list[Finding]:
+    parts, download = disk_need(r)
+    need = sum(parts.values()) * 1e9
+    free, probe = free_bytes(outputs_dir())
+    detail = ", ".join(f"{k} {v:.2f}" for k, v in parts.items())
+    msg = f"needs {need / 1e9:.2f} GB under OUTPUTS ({detail}); {free / 1e9:.1f} GB free at {probe}"
+    out = []
     if need > free:
-        return [Finding("error", "disk", msg, r.recipe.where("save_total_limit"),
-                        "free space, lower save_total_limit, or set OUTPUTS to a bigger volume")]
-    return [Finding("ok", "disk", msg)]
+        out.append(Finding("error", "disk", msg, r.recipe.where("save_total_limit"),
+                           "free space, lower save_total_limit, or set OUTPUTS to a bigger volume"))
+    else:
+        out.append(Finding("ok", "disk", msg))
+    if download:
+        hf_home = Path(os.environ.get("HF_HOME") or Path.home() / ".cache" / "huggingface")
+        hf_free, hf_probe = free_bytes(hf_home)
+        dl = f"base model download {download:.1f} GB; {hf_free / 1e9:.1f} GB free at {hf_probe} (HF_HOME)"
+        out.append(Finding("error" if download * 1e9 > hf_free else "ok", "disk", dl, None,
+                           "point HF_HOME at a bigger volume" if download * 1e9 > hf_free else None))
+    return out
 
 
 def run_checks(name: str, args: str | None = None) -> tuple[Resolved | None, list[Finding]]:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from launch import distributed as dist
-from launch import environment, runs
+from launch import atomic, environment, runs
 from launch import topology as topology_mod
 from launch.check import dataset_entries, dataset_file, run_checks
 from launch.errors import UserError, Where, user_errors_exit
@@ -122,8 +122,6 @@ def resume_config(run: Path) -> tuple[Path, dict[str, Any]]:
                         f"start afresh: make train RECIPE={manifest['recipe']['name']}")
     config = yaml.safe_load((run / "config.yaml").read_text())
     config["resume_from_checkpoint"] = str(ckpt)
-    from launch import atomic
-
     atomic.write_text(run / "config.yaml", dump_config(config))
     manifest.setdefault("resumes", []).append({"at": runs.utc_now(), "from": runs.relpath(ckpt, run),
                                                "step": int(ckpt.name.split("-")[1])})
@@ -179,7 +177,7 @@ def train(recipe: str, args: str | None = None, force: bool = False, argv: list[
         final = resolve(r.recipe, device=r.device, args=args, run_dir=run, materialize=True)
         launch = launch_for(final, run / "config.yaml", topo)
         final.config.update(launch.config_keys)
-        (run / "config.yaml").write_text(dump_config(final.config))
+        atomic.write_text(run / "config.yaml", dump_config(final.config))
         (run / "logs").mkdir()
         manifest = start_manifest(final, run, argv or sys.argv)
         manifest["topology"] = {**topo.model_dump(), "world_size": topo.world_size}
@@ -206,6 +204,21 @@ def train_worker(r: Resolved, args: str | None, topo: Topology) -> Path:
     return work
 
 
+def ran_out_of_disk(log: Path) -> bool:
+    """Whether the training log ends in an ENOSPC (errno 28) failure, or the disk is (nearly) full now."""
+    from launch.check import free_bytes
+
+    if free_bytes(log)[0] < 64 * 2**20:
+        return True
+    try:
+        with open(log, "rb") as fh:
+            fh.seek(max(0, fh.seek(0, os.SEEK_END) - 200_000))
+            tail = fh.read().decode("utf-8", "replace")
+    except OSError:
+        return False
+    return "No space left on device" in tail or "[Errno 28]" in tail
+
+
 def run_logged(launch: dist.Launch, log_path: Path, final: Resolved) -> int:
     """Run the launch command, teeing its output into the run's log; return its exit status."""
     for note in final.notes:
@@ -218,9 +231,19 @@ def run_logged(launch: dist.Launch, log_path: Path, final: Resolved) -> int:
         proc = subprocess.Popen(launch.argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True, bufsize=1)
         assert proc.stdout is not None
+        logging = True
         for line in proc.stdout:
             sys.stdout.write(line)
-            log.write(line)
+            if logging:
+                try:
+                    log.write(line)
+                except OSError as exc:  # disk full: keep training output on the terminal, stop the file
+                    logging = False
+                    print(f"note: stopped writing {log_path} ({exc.strerror})", flush=True)
+        try:
+            log.flush()
+        except OSError:
+            pass
         return proc.wait()
 
 
@@ -231,7 +254,22 @@ def execute(final: Resolved, run: Path, manifest: dict[str, Any], launch: dist.L
     manifest.update(ended=runs.utc_now(), returncode=rc)
     if rc != 0:
         manifest["status"] = "failed"
-        runs.write_manifest(run, manifest)
+        disk_full = ran_out_of_disk(run / "logs" / "train.log")
+        try:
+            runs.write_manifest(run, manifest)
+        except OSError as exc:  # the disk is full: the manifest keeps "running", which resume accepts too
+            print(f"note: could not record the failure in the manifest ({exc.strerror})")
+        if disk_full:
+            from launch.check import free_bytes
+            from launch.checkpoints import last_complete
+
+            free, probe = free_bytes(run)
+            ckpt = last_complete(run / "output")
+            kept = f"its last complete checkpoint is {ckpt.name}" if ckpt else "it has no complete checkpoint yet"
+            raise UserError(f"the disk filled up during training (No space left on device); {free / 1e9:.2f} GB free "
+                            f"now at {probe}", Where(run / "logs" / "train.log"),
+                            f"the run directory is kept and {kept}; free space (or lower save_total_limit), then "
+                            f"make train RUN={run} resumes it (a checkpoint cut short is skipped)")
         raise UserError(f"axolotl exited with status {rc}", Where(run / "logs" / "train.log"),
                         f"the run directory keeps the config, log and checkpoints; resume with make train RUN={run}")
     output = Path(final.config["output_dir"])

@@ -1,0 +1,73 @@
+"""Disk: the preflight refuses a run whose checkpoints x save_total_limit + final + merged + GGUF exceed the free
+space under OUTPUTS, with the numbers; a disk that fills up mid-run ends in a clear message and a run that
+resumes. ENOSPC is injected where a full disk hits the HF Trainer (torch.save of a checkpoint's optimizer
+state), through a sitecustomize on PYTHONPATH, so the real launcher, axolotl and trainer handle it."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections import namedtuple
+
+import pytest
+
+from launch import runs
+from launch.check import run_checks
+from launch.checkpoints import is_complete
+from launch.paths import REPO
+from tests.conftest import OFFLINE
+
+RECIPE = "smollm2-135m-cpu"
+INJECT = '''import os
+_step = os.environ.get("AFFINAGE_TEST_ENOSPC_AT")
+if _step:
+    import errno
+    import torch
+    _save = torch.save
+    def _full_disk_save(obj, f, *args, **kwargs):
+        if f"checkpoint-{_step}" in str(f):
+            raise OSError(errno.ENOSPC, "No space left on device", str(f))
+        return _save(obj, f, *args, **kwargs)
+    torch.save = _full_disk_save
+'''
+
+
+def test_preflight_refuses_what_the_disk_cannot_hold(outputs, monkeypatch):
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**12, 10**12 - 5 * 10**8, 5 * 10**8))
+    _, findings = run_checks(RECIPE)
+    [disk] = [f for f in findings if f.check == "disk" and f.level == "error"]
+    assert "needs 0.89 GB under OUTPUTS" in disk.message and "0.5 GB free" in disk.message
+    for part in ("checkpoints (4 kept at peak)", "final weights", "merged model", "GGUF f16 + Q8_0 + Q4_K_M"):
+        assert part in disk.message
+    assert disk.where.key == "save_total_limit" and "OUTPUTS" in disk.hint
+
+
+@pytest.mark.slow
+def test_disk_full_mid_run_ends_clearly_and_resumes(tiny_model, tmp_path):
+    inject = tmp_path / "inject"
+    inject.mkdir()
+    (inject / "sitecustomize.py").write_text(INJECT)
+    outputs = tmp_path / "out"
+    args = (f"--base_model={tiny_model('llama')} --max_steps=6 --save_steps=2 --sequence_len=256 --micro_batch_size=1 "
+            "--gradient_accumulation_steps=1 --test_datasets=null --eval_steps=null --eval_strategy=no "
+            "--logging_steps=1 --warmup_steps=0 --warmup_ratio=null --save_total_limit=5")
+    env = {**os.environ, **OFFLINE, "OUTPUTS": str(outputs), "PYTHONPATH": f"{inject}{os.pathsep}{REPO}",
+           "AFFINAGE_TEST_ENOSPC_AT": "4"}
+    cmd = [sys.executable, "-m", "launch.train", RECIPE, f"--args={args}"]
+    full = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert full.returncode == 2, full.stdout[-3000:] + full.stderr[-3000:]
+    [run] = [p for p in (outputs / "runs" / RECIPE).iterdir() if p.is_dir()]
+    assert "the disk filled up during training (No space left on device)" in full.stderr
+    assert "last complete checkpoint is checkpoint-2" in full.stderr and f"make train RUN={run}" in full.stderr
+    assert "Traceback" not in full.stderr.split("error:", 1)[1]
+    assert is_complete(run / "output" / "checkpoint-2") and not is_complete(run / "output" / "checkpoint-4")
+    assert runs.read_manifest(run)["status"] == "failed" and not (run.parent / runs.LATEST).exists()
+
+    env.pop("AFFINAGE_TEST_ENOSPC_AT")  # space was freed
+    resumed = subprocess.run([*cmd, f"--run={run}"], cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    m = runs.read_manifest(run)
+    assert m["status"] == "completed" and m["resumes"][-1]["step"] == 2 and m["train"]["global_step"] == 6
+    assert (run.parent / runs.LATEST).read_text().strip() == run.name
