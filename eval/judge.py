@@ -21,7 +21,7 @@ from eval import judge_report
 from eval.generate import Generator, load_suite
 from eval.judged_io import OURS
 from eval.verdicts import ORDERS, parse_label, to_model
-from launch import runs
+from launch import atomic, runs
 from launch.errors import UserError, Where, user_errors_exit
 from launch.paths import REPO
 
@@ -51,7 +51,11 @@ class Judge:
             raise UserError(f"judge '{name}' needs {spec['key_env']} in the environment", Where(key=spec["key_env"]))
         base_url = os.environ.get(spec.get("base_url_env") or "", "") or spec["base_url"]
         self.name, self.model, self.structured, self.price = name, spec["model"], spec["structured"], spec["price"]
-        self.client = OpenAI(base_url=base_url, api_key=key, max_retries=4, timeout=180)
+        self.key = key
+        # the client retries 429/5xx/timeouts/dropped connections with exponential backoff (its own policy)
+        self.retries = int(os.environ.get("JUDGE_RETRIES") or 4)
+        self.client = OpenAI(base_url=base_url, api_key=key, max_retries=self.retries,
+                             timeout=float(os.environ.get("JUDGE_TIMEOUT_S") or 180))
 
     def ask(self, text: str) -> str:
         kwargs: dict[str, Any] = {}
@@ -83,12 +87,35 @@ def estimate(items: list[dict], texts: dict, judges: list[Judge]) -> dict[str, f
     return {j.name: (tokens_in * j.price["input"] + tokens_out * j.price["output"]) / 1e6 for j in judges}
 
 
+def read_cache(out: Path) -> list[dict]:
+    """The judged rows already on disk. A last line cut short by an interrupted write is dropped; any other
+    line that is not JSON is an error naming it."""
+    if not out.is_file():
+        return []
+    lines = out.read_text(encoding="utf-8").split("\n")
+    rows = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            if n == len(lines):  # no newline after it: the write was interrupted
+                print(f"note: {out}:{n}: dropping a row cut short by an interrupted run; it is asked again")
+                continue
+            raise UserError("judge cache line is not JSON", Where(out, line=n),
+                            "delete that line (it is asked again) or the file (everything is asked again)") from None
+    return rows
+
+
 def judge_all(judge: Judge, items: list[dict], texts: dict, out: Path, run_name: str, concurrency: int) -> dict[str, int]:
-    done = set()
-    if out.is_file():
-        for line in out.read_text().splitlines():
-            row = json.loads(line)
-            done.add((row["item"], row["order"]))
+    rows = read_cache(out)
+    kept = [r for r in rows if not r.get("error")]  # failed requests are asked again
+    if out.is_file() and (len(kept) != len(rows) or not out.read_text(encoding="utf-8").endswith("\n")):
+        atomic.write_text(out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept))
+        if len(kept) != len(rows):
+            print(f"{judge.name}: asking again {len(rows) - len(kept)} request(s) that failed last time")
+    done = {(r["item"], r["order"]) for r in kept}
     todo = [(i, o) for i in items for o in ORDERS if (i["item"], o) not in done]
     lock = threading.Lock()
 
@@ -99,7 +126,7 @@ def judge_all(judge: Judge, items: list[dict], texts: dict, out: Path, run_name:
         try:
             reply = judge.ask(render(item, order, cand, base))
         except Exception as exc:  # after the client's own retries: keep the error, score it invalid
-            reply, error = None, f"{type(exc).__name__}: {exc}"[:300]
+            reply, error = None, f"{type(exc).__name__}: {exc}".replace(judge.key, "***")[:300]
         label = parse_label(reply)
         row = {"format": OURS, "run": run_name, "judge": judge.name, "suite": f"{item['suite']}/{item['config']}",
                "item": item["item"], "prompt": item["prompt"], "order": order, "reply": reply, "label": label,
@@ -111,7 +138,21 @@ def judge_all(judge: Judge, items: list[dict], texts: dict, out: Path, run_name:
     out.parent.mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
         list(pool.map(one, todo))
-    return {"cached": len(done), "asked": len(todo)}
+    failed = [r for r in read_cache(out) if r.get("error")]
+    return {"cached": len(done), "asked": len(todo), "failed": len(failed),
+            **({"first_error": failed[0]["error"]} if failed else {})}
+
+
+def failures(section: dict[str, Any]) -> UserError | None:
+    """One clear error for requests that still failed after the client's retries (their rows are kept,
+    scored invalid, and asked again by the next run)."""
+    bad = {name: s["requests"] for name, s in section["judges"].items() if s["requests"].get("failed")}
+    if not bad:
+        return None
+    name, req = next(iter(bad.items()))
+    return UserError(f"{sum(r['failed'] for r in bad.values())} judge request(s) failed after retries "
+                     f"({name}: {req['first_error']})", Where(key="JUDGES"),
+                     "they are scored invalid in this report; run make judge again to ask only those")
 
 
 def run_judging(run: Path, judge_names: list[str], suite: Path, limit: int | None = None, concurrency: int = 4,
@@ -147,7 +188,7 @@ def run_judging(run: Path, judge_names: list[str], suite: Path, limit: int | Non
                         "baseline": "base model", "files": [str(f.relative_to(run)) for f in files],
                         "agreement": next(iter(report["runs"].values()), None), "judges": summary, "at": runs.utc_now()}
     runs.update_manifest(run, "eval", section)
-    (run / "judge" / "report.md").write_text(judge_report.markdown(report))
+    atomic.write_text(run / "judge" / "report.md", judge_report.markdown(report))
     return section["judge"]
 
 
@@ -176,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: {s['wins']}/{s['n']} wins = {s['win_rate']:.1%} (95% CI {s['ci95'][0]:.1%}-{s['ci95'][1]:.1%}), "
                   f"ties {s['ties']}, invalid {s['invalid']}, position consistency {pc}" + (f"; {s['warning']}" if s["warning"] else ""))
         print(f"report: {run / 'judge' / 'report.md'}")
+        error = failures(section)
+        if error:
+            raise error
     return 0
 
 

@@ -32,7 +32,7 @@ def test_local_judge_both_orders(default_run, llama_server, monkeypatch, outputs
     assert runs.read_manifest(run)["eval"]["judge"]["judges"]["local"]["n"] == 4
 
     again = run_judging(run, ["local"], SUITE, limit=4, concurrency=2, max_new_tokens=24)
-    assert again["judges"]["local"]["requests"] == {"cached": 8, "asked": 0}
+    assert again["judges"]["local"]["requests"] == {"cached": 8, "asked": 0, "failed": 0}
 
 
 @pytest.mark.slow
