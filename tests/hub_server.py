@@ -18,6 +18,7 @@ class HubState:
         self.repos: dict[str, dict[str, Any]] = {}  # repo id -> {"private": bool, "files": {path: bytes}, "commits": n}
         self.lfs: dict[str, bytes] = {}
         self.fail_next: list[int] = []  # status codes to answer the next matching requests with
+        self.fail_match: str | None = None  # only requests whose path contains this fail (None: any)
         self.lock = threading.Lock()
 
 
@@ -44,7 +45,7 @@ def make_handler(state: HubState, endpoint: str):
                                        "auth": self.headers.get("Authorization"), "body": body})
 
         def _maybe_fail(self) -> bool:
-            if state.fail_next:
+            if state.fail_next and (state.fail_match is None or state.fail_match in self.path):
                 self._reply(state.fail_next.pop(0), {"error": "injected failure"})
                 return True
             return False

@@ -96,3 +96,22 @@ def test_hub_server_errors_end_in_a_clear_message(default_run, tmp_path):
         proc = run_cli("tools.push", "--run", str(run), "--repo", "me/other", env=push_env(hub, tmp_path))
         assert proc.returncode == 2 and "failed after 3 tries" in proc.stderr and "Traceback" not in proc.stderr
     assert runs.read_manifest(run).get("push") == before
+
+
+@pytest.mark.slow
+def test_upload_failing_midway_resumes_without_pushing_twice(built_run, tmp_path):
+    run = built_run
+    with LocalHub() as hub:
+        hub.state.fail_match, hub.state.fail_next = "/api/models/me/mid-merged/commit", [500] * 3
+        proc = run_cli("tools.push", "--run", str(run), "--repo", "me/mid", env=push_env(hub, tmp_path))
+        assert proc.returncode == 2 and "uploading to me/mid-merged failed after 3 tries: HTTP 500" in proc.stderr
+        section = runs.read_manifest(run)["push"]
+        assert section["complete"] is False and set(section["repos"]) == {"adapter"}
+        assert hub.state.repos["me/mid"]["commits"] == 1 and hub.state.repos["me/mid-merged"]["commits"] == 0
+
+        again = run_cli("tools.push", "--run", str(run), "--repo", "me/mid", env=push_env(hub, tmp_path))
+        assert again.returncode == 0, again.stderr
+        assert "adapter: pushed to me/mid by the interrupted push" in again.stdout
+        assert {k: r["commits"] for k, r in hub.state.repos.items()} == {"me/mid": 1, "me/mid-merged": 1, "me/mid-GGUF": 1}
+        section = runs.read_manifest(run)["push"]
+        assert section["complete"] is True and set(section["repos"]) == {"adapter", "merged", "gguf"}

@@ -70,8 +70,15 @@ def push(run: Path, repo: str, private: bool = True, log=print) -> dict[str, Any
     api = HfApi(endpoint=os.environ.get("HF_ENDPOINT"), token=token())
     manifest = runs.read_manifest(run)
     config = cards.load_config(run)
-    section: dict[str, Any] = {"private": private, "repos": {}}
+    previous = manifest.get("push") or {}
+    # a push cut short (hub failure, lost pod) resumes: repos it finished are not uploaded again
+    resumable = previous.get("complete") is False and previous.get("repo") == repo and previous.get("private") == private
+    section: dict[str, Any] = {"repo": repo, "private": private, "complete": False,
+                               "repos": dict(previous.get("repos") or {}) if resumable else {}}
     for kind, repo_id, files in targets(run, repo):
+        if kind in section["repos"]:
+            log(f"{kind}: pushed to {repo_id} by the interrupted push (commit {section['repos'][kind]['commit']}); skipped")
+            continue
         card = cards.render(manifest, config, kind, repo_id)
         log(f"pushing {kind}: {len(files)} files + model card -> {repo_id} ({'private' if private else 'public'})")
         _with_retries(lambda: api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model"), f"creating {repo_id}")
@@ -82,6 +89,8 @@ def push(run: Path, repo: str, private: bool = True, log=print) -> dict[str, Any
                              f"uploading to {repo_id}")
         section["repos"][kind] = {"repo_id": repo_id, "commit": getattr(info, "oid", None),
                                   "url": getattr(info, "commit_url", None), "files": [f.name for f in files] + ["README.md"]}
+        runs.update_manifest(run, "push", section)  # progress: a failure after this repo resumes after it
+    section["complete"] = True
     section["at"] = runs.utc_now()
     runs.update_manifest(run, "push", section)
     return section
