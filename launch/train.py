@@ -147,6 +147,9 @@ def train(recipe: str, args: str | None = None, force: bool = False, argv: list[
                         "train on a GPU box or RunPod; FORCE=1 trains on CPU anyway (days)")
     topo = topology_mod.detect(r.device)
     print(f"topology: {topo.describe()}")
+    # refuse an impossible strategy before any run directory exists (the real choice comes with the config)
+    dist.choose_strategy(dist.requested_strategy(r.recipe.meta.distributed), topo, r.recipe.meta.method, None,
+                         r.recipe.where("meta.distributed"))
     if not topo.is_primary:
         return train_worker(r, args, topo)
     if not run_dir and auto_resume:

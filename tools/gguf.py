@@ -92,7 +92,13 @@ def build(run: Path, quants: list[str], outtype: str = "f16", log=print) -> dict
         log("no merged model yet: merging first")
         merge(run, log)
         manifest = runs.read_manifest(run)
-    result = export(run / manifest["merge"]["path"], run / "gguf", manifest["recipe"]["name"], quants, outtype, log)
+    merged = run / manifest["merge"]["path"]
+    recorded = manifest["merge"].get("files") or {}
+    bad = [name for name, sha in recorded.items() if not (merged / name).is_file() or runs.sha256_file(merged / name) != sha]
+    if not recorded or bad:
+        raise UserError(f"the merged model is incomplete or changed since make merge ({', '.join(bad) or 'no files recorded'})",
+                        Where(run / runs.MANIFEST, key="merge.files"), f"re-run make merge RUN={run}")
+    result = export(merged, run / "gguf", manifest["recipe"]["name"], quants, outtype, log)
     section = {"path": "gguf", **result, "at": runs.utc_now()}
     runs.update_manifest(run, "gguf", section)
     if result["parity"] != "pass":
