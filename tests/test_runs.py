@@ -1,10 +1,13 @@
 """The run-directory contract: LATEST only names completed runs, and nothing is guessed."""
 from __future__ import annotations
 
+import os
+
 import pytest
 
-from launch import runs
+from launch import atomic, runs
 from launch.errors import UserError
+from launch.paths import REPO
 
 
 def fake_run(recipe: str, status: str = "completed") -> tuple:
@@ -47,3 +50,28 @@ def test_manifest_sections_are_added_atomically(outputs):
     runs.update_manifest(run, "merge", {"path": "merged"})
     assert runs.read_manifest(run)["merge"] == {"path": "merged"}
     assert not list(run.glob(".*tmp"))
+
+
+def test_a_killed_folder_write_leaves_nothing_that_looks_done(tmp_path):
+    """SIGKILL inside atomic.folder (as a killed merge or GGUF export): no final folder, and the next attempt
+    finishes the job and clears the leftover."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    final = tmp_path / "merged"
+    script = (f"from pathlib import Path\nimport time\nfrom launch import atomic\n"
+              f"with atomic.folder(Path({str(final)!r})) as tmp:\n"
+              f"    (tmp / 'model.safetensors').write_bytes(b'x' * 1000)\n"
+              f"    (tmp / 'started').write_text('')\n    time.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    deadline = time.time() + 60
+    while not list(tmp_path.glob(".merged.*.partial/started")) and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not final.exists() and len(list(tmp_path.glob(".merged.*.partial"))) == 1
+    with atomic.folder(final) as tmp:
+        (tmp / "model.safetensors").write_bytes(b"y")
+    assert (final / "model.safetensors").read_bytes() == b"y" and not list(tmp_path.glob(".merged.*"))
