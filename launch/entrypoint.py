@@ -88,7 +88,7 @@ def finish(tee: Tee, on_finish: str, pod_id: str | None) -> None:
 def main() -> int:
     env = dict(os.environ)
     env.setdefault("OUTPUTS", "/workspace/outputs")
-    env["PYTHONPATH"] = str(REPO)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
     pod_id = env.get("RUNPOD_POD_ID")
     tee = Tee(Path(env["OUTPUTS"]) / "pods" / f"{pod_id or socket.gethostname()}.log")
     os.environ["OUTPUTS"] = env["OUTPUTS"]

@@ -23,6 +23,16 @@ def outputs(tmp_path, monkeypatch) -> Path:
     return path
 
 
+@pytest.fixture
+def roomy_disk(monkeypatch):
+    """10 TB free everywhere: for tests of a recipe's validity, not of this machine's disk (tests/test_disk.py)."""
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**13, 0, 10**13))
+
+
 def run_cli(module: str, *args: str, env: dict | None = None, timeout: int = 900) -> subprocess.CompletedProcess:
     """Run `python -m module args` from the repo root, as the Makefile does."""
     full_env = {**os.environ, **OFFLINE, "PYTHONPATH": str(REPO), **(env or {})}

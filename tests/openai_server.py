@@ -28,13 +28,16 @@ class OpenAIServer:
 
             def _send(self, code: int, payload: dict, headers: dict | None = None) -> None:
                 body = json.dumps(payload).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                for k, v in (headers or {}).items():
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(body)
+                try:
+                    self.send_response(code)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    for k, v in (headers or {}).items():
+                        self.send_header(k, v)
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up ([slow]): expected
+                    pass
 
             def do_POST(self):  # noqa: N802
                 req = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))

@@ -87,7 +87,7 @@ def test_lora_target_the_architecture_lacks():
     assert err.where.key == "lora_target_modules"
 
 
-def test_lora_on_the_vision_tower_is_refused():
+def test_lora_on_the_vision_tower_is_refused(roomy_disk):
     [err] = errors("gemma3-27b", "--lora_target_modules=[q_proj,v_proj]")
     assert "vision tower" in err.message and "language_model" in err.hint
 

@@ -44,18 +44,25 @@ def test_preflight_refuses_what_the_disk_cannot_hold(outputs, monkeypatch):
     assert disk.where.key == "save_total_limit" and "OUTPUTS" in disk.hint
 
 
-@pytest.mark.slow
-def test_disk_full_mid_run_ends_clearly_and_resumes(tiny_model, tmp_path):
-    inject = tmp_path / "inject"
-    inject.mkdir()
-    (inject / "sitecustomize.py").write_text(INJECT)
-    outputs = tmp_path / "out"
-    args = (f"--base_model={tiny_model('llama')} --max_steps=6 --save_steps=2 --sequence_len=256 --micro_batch_size=1 "
+def tiny_run_args(tiny) -> str:
+    """A 6-step run of the default recipe on a tiny Llama, saving every 2 steps."""
+    return (f"--base_model={tiny} --max_steps=6 --save_steps=2 --sequence_len=256 --micro_batch_size=1 "
             "--gradient_accumulation_steps=1 --test_datasets=null --eval_steps=null --eval_strategy=no "
             "--logging_steps=1 --warmup_steps=0 --warmup_ratio=null --save_total_limit=5")
-    env = {**os.environ, **OFFLINE, "OUTPUTS": str(outputs), "PYTHONPATH": f"{inject}{os.pathsep}{REPO}",
-           "AFFINAGE_TEST_ENOSPC_AT": "4"}
-    cmd = [sys.executable, "-m", "launch.train", RECIPE, f"--args={args}"]
+
+
+def full_disk_at(step: int, folder) -> dict[str, str]:
+    """Env that makes the trainer's torch.save of checkpoint-<step> fail with ENOSPC."""
+    folder.mkdir(exist_ok=True)
+    (folder / "sitecustomize.py").write_text(INJECT)
+    return {"PYTHONPATH": f"{folder}{os.pathsep}{REPO}", "AFFINAGE_TEST_ENOSPC_AT": str(step)}
+
+
+@pytest.mark.slow
+def test_disk_full_mid_run_ends_clearly_and_resumes(tiny_model, tmp_path):
+    outputs = tmp_path / "out"
+    env = {**os.environ, **OFFLINE, "OUTPUTS": str(outputs), **full_disk_at(4, tmp_path / "inject")}
+    cmd = [sys.executable, "-m", "launch.train", RECIPE, f"--args={tiny_run_args(tiny_model('llama'))}"]
     full = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert full.returncode == 2, full.stdout[-3000:] + full.stderr[-3000:]
     [run] = [p for p in (outputs / "runs" / RECIPE).iterdir() if p.is_dir()]

@@ -73,21 +73,15 @@ def test_pod_trains_pushes_and_terminates_itself(tmp_path):
 def test_a_new_pod_on_the_same_volume_resumes_the_run(tiny_model, tmp_path):
     """The first pod's disk fills up at checkpoint-4 (ENOSPC injected as in test_disk.py); it stops itself.
     A second pod on the same volume resumes the unfinished run from checkpoint-2 and completes it."""
-    from launch.paths import REPO
-    from tests.test_disk import INJECT
+    from tests.test_disk import full_disk_at, tiny_run_args
 
-    inject = tmp_path / "inject"
-    inject.mkdir()
-    (inject / "sitecustomize.py").write_text(INJECT)
     outputs = tmp_path / "volume"
-    args = (f"--base_model={tiny_model('llama')} --max_steps=6 --save_steps=2 --sequence_len=256 --micro_batch_size=1 "
-            "--gradient_accumulation_steps=1 --test_datasets=null --eval_steps=null --eval_strategy=no "
-            "--logging_steps=1 --warmup_steps=0 --warmup_ratio=null --save_total_limit=5")
+    args = tiny_run_args(tiny_model("llama"))
     with RunPodServer() as server:
         serve_pod(server)
         server.state.pods["podtest2"] = {**server.state.pods[POD], "id": "podtest2"}
         first = run_cli("launch.entrypoint", env=pod_env(server, outputs, RECIPE="smollm2-135m-cpu", ARGS=args,
-                                                         PYTHONPATH=f"{inject}:{REPO}", AFFINAGE_TEST_ENOSPC_AT="4"))
+                                                         **full_disk_at(4, tmp_path / "inject")))
         assert first.returncode == 2 and "the disk filled up during training" in first.stdout
         second = run_cli("launch.entrypoint", env=pod_env(server, outputs, RECIPE="smollm2-135m-cpu", ARGS=args,
                                                           RUNPOD_POD_ID="podtest2"), timeout=900)

@@ -75,24 +75,37 @@ def test_runpod_instant_cluster_env(monkeypatch):
     assert lc.env == {"TORCH_NCCL_ASYNC_ERROR_HANDLING": "1", "NCCL_SOCKET_IFNAME": "ens1"}
 
 
-def test_axolotl_turns_our_argv_into_this_torchrun_command(monkeypatch):
-    """Our argv goes through axolotl's real click CLI; only its final exec of torchrun is captured."""
-    from click.testing import CliRunner
+AXOLOTL_CLI_PROBE = """
+import json, os, subprocess, sys
+import axolotl.cli.utils.train as axo_train
+from axolotl.cli.main import cli
+seen = []
+# capture the torchrun command axolotl would start (by exec or, in a sweep, by subprocess) instead of running it
+axo_train.os.execvpe = lambda file, cmd, env: seen.append(cmd)
+axo_train.subprocess.run = lambda cmd, **kw: seen.append(cmd)
+try:
+    cli.main(args=sys.argv[1:], standalone_mode=False)
+finally:
+    print("SEEN=" + json.dumps(seen))
+"""
 
-    import axolotl.cli.utils.train as axo_train
-    from axolotl.cli.main import cli
 
-    seen = []
-    monkeypatch.setattr(axo_train.os, "execvpe", lambda file, cmd, env: seen.append(cmd))  # axolotl execs torchrun
+def test_axolotl_turns_our_argv_into_this_torchrun_command(tmp_path):
+    """Our argv goes through axolotl's real click CLI (in its own process, as `make train` runs it); only its
+    final launch of torchrun is captured."""
+    import subprocess
+    import sys
+
     _, lc = launch({"NODES": "2", "NODE_RANK": "0", "MASTER_ADDR": "10.0.0.1"}, gpus_found=2)
     cfg = Path(__file__).parent.parent / "recipes" / "smollm2-135m-cpu.yaml"  # any existing file
     args = [a if a != str(CFG) else str(cfg) for a in lc.argv[1:]]
-    result = CliRunner().invoke(cli, args)
-    assert result.exit_code == 0, result.output
-    assert len(seen) == 1 and seen[0][:9] == ["torchrun", "--nnodes=2", "--node_rank=0", "--master_addr=10.0.0.1",
-                                              "--master_port=29500", "--nproc_per_node=2", "-m", "axolotl.cli.train",
-                                              str(cfg)]
-    assert all(a.startswith("--debug") or a == "--shard=False" for a in seen[0][9:])  # axolotl's own defaults
+    proc = subprocess.run([sys.executable, "-c", AXOLOTL_CLI_PROBE, *args], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    [seen] = json.loads(proc.stdout.rsplit("SEEN=", 1)[1])
+    assert seen[:9] == ["torchrun", "--nnodes=2", "--node_rank=0", "--master_addr=10.0.0.1", "--master_port=29500",
+                        "--nproc_per_node=2", "-m", "axolotl.cli.train", str(cfg)]
+    assert all(a.startswith("--debug") or a == "--shard=False" for a in seen[9:])  # axolotl's own defaults
 
 
 def test_strategies_and_their_config_keys():

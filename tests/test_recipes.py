@@ -27,7 +27,7 @@ def test_every_seed_model_has_a_recipe():
 
 
 @pytest.mark.parametrize("name", RECIPES)
-def test_recipe_passes_offline_check(name):
+def test_recipe_passes_offline_check(name, roomy_disk):
     _, findings = run_checks(name)
     errors = [str(f) for f in findings if f.level == "error"]
     assert not errors, "\n".join(errors)

@@ -107,9 +107,14 @@ def pod_id(env: dict[str, str] | os._Environ) -> str:
     return latest.read_text().strip()
 
 
-def status(env) -> int:
+def the_pod(env) -> tuple[str, dict[str, Any] | None]:
+    """(id, the API's record of it or None when it no longer exists)."""
     pid = pod_id(env)
-    pod = api.get_pod(pid)
+    return pid, api.get_pod(pid)
+
+
+def status(env) -> int:
+    pid, pod = the_pod(env)
     if not pod:
         print(f"pod {pid}: not found (terminated)")
         return 0
@@ -134,8 +139,7 @@ def ssh_command(pod: dict[str, Any], follow: bool) -> list[str]:
 
 
 def logs(env) -> int:
-    pid = pod_id(env)
-    pod = api.get_pod(pid)
+    pid, pod = the_pod(env)
     if not pod:
         raise UserError(f"pod {pid} not found (terminated)",
                         hint="its log is on the volume: outputs/pods/<id>.log there")
@@ -145,8 +149,7 @@ def logs(env) -> int:
 
 
 def down(env) -> int:
-    pid = pod_id(env)
-    pod = api.get_pod(pid)
+    pid, pod = the_pod(env)
     if not pod:
         print(f"pod {pid}: already gone")
         return 0
