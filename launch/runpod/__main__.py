@@ -16,7 +16,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from launch import atomic
 from launch.errors import UserError, user_errors_exit
@@ -31,7 +31,7 @@ def pods_dir() -> Path:
     return outputs_dir() / "pods"
 
 
-def build_request(recipe: str, env: dict[str, str] | os._Environ) -> tuple[PodRequest, Any]:
+def build_request(recipe: str, env: Mapping[str, str]) -> tuple[PodRequest, Any]:
     from launch.plan import CONTAINER_DISK_GB, make_plan
 
     nodes = int(env.get("NODES") or 1)
@@ -72,7 +72,7 @@ def graphql_text(req: PodRequest) -> str:
     return generate_pod_deployment_mutation(**kw).strip()
 
 
-def up(env: dict[str, str] | os._Environ, dry_run: bool) -> int:
+def up(env: Mapping[str, str], dry_run: bool) -> int:
     recipe = env.get("RECIPE") or ""
     if not recipe:
         raise UserError("RECIPE is not set", hint="make runpod-up RECIPE=<name> GPU=<type> (make recipes lists them)")
@@ -98,7 +98,7 @@ def up(env: dict[str, str] | os._Environ, dry_run: bool) -> int:
     return 0
 
 
-def pod_id(env: dict[str, str] | os._Environ) -> str:
+def pod_id(env: Mapping[str, str]) -> str:
     if env.get("POD"):
         return env["POD"]
     latest = pods_dir() / "LATEST"

@@ -4,11 +4,10 @@ pastes them into its GraphQL text unescaped: a quote or newline in an env value 
 or change it."""
 from __future__ import annotations
 
-import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -113,7 +112,7 @@ class PodRequest(BaseModel):
         return kwargs
 
 
-def secret_refs(env: dict[str, str] | os._Environ) -> dict[str, str]:
+def secret_refs(env: Mapping[str, str]) -> dict[str, str]:
     """References for the credentials the pod needs: HF_TOKEN when it pushes. Only the name travels."""
     wanted = ["HF_TOKEN"] if env.get("PUSH_REPO") else []
     wanted += [n for n in (env.get("POD_SECRETS") or "").split(",") if n.strip()]
@@ -125,7 +124,7 @@ def secret_refs(env: dict[str, str] | os._Environ) -> dict[str, str]:
     return refs
 
 
-def pod_env(project: Project, recipe: str, env: dict[str, str] | os._Environ) -> dict[str, str]:
+def pod_env(project: Project, recipe: str, env: Mapping[str, str]) -> dict[str, str]:
     """The pod's environment: the project's defaults, the recipe, the forwarded settings, secret refs."""
     out = dict(project.env_vars)
     out["RECIPE"] = recipe
