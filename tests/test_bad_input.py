@@ -11,6 +11,11 @@ from launch.recipes import load_recipe
 from tests.conftest import run_cli, write_recipe
 
 
+@pytest.fixture(autouse=True)
+def _roomy(roomy_disk):
+    """These cases are about the recipe, not this machine's free space (tests/test_disk.py covers that)."""
+
+
 def errors(name: str, args: str | None = None) -> list:
     _, findings = run_checks(name, args)
     return [f for f in findings if f.level == "error"]
@@ -87,7 +92,7 @@ def test_lora_target_the_architecture_lacks():
     assert err.where.key == "lora_target_modules"
 
 
-def test_lora_on_the_vision_tower_is_refused(roomy_disk):
+def test_lora_on_the_vision_tower_is_refused():
     [err] = errors("gemma3-27b", "--lora_target_modules=[q_proj,v_proj]")
     assert "vision tower" in err.message and "language_model" in err.hint
 
