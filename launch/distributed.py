@@ -18,9 +18,6 @@ from launch.topology import RUNPOD_NCCL_IFNAME, Topology
 
 DEEPSPEED_DIR = Path(__file__).with_name("deepspeed")
 ZERO = {"zero1": "zero1.json", "zero2": "zero2.json", "zero3": "zero3.json", "zero3-offload": "zero3-offload.json"}
-# On gloo, DeepSpeed 0.18.9 intermittently saved empty tensors for partitioned LoRA weights (the rank check
-# caught it), so the CPU test path keeps tensors under 1e5 elements whole; the big frozen ones stay sharded.
-ZERO3_CPU = "zero3-cpu.json"
 STRATEGIES = ("auto", "none", "ddp", *ZERO, "fsdp")
 RANK_PLUGIN = "launch.rank_plugin.RankFingerprintPlugin"
 DDP_TIMEOUT_S = 3600  # a ZeRO-3 gather-and-save of a 32B model can outlast the 30-minute default
@@ -84,7 +81,7 @@ def decoder_layer_class(base_model: str) -> str:
     return block_class(base_model)
 
 
-def config_keys(strategy: str, config: dict[str, Any], device: str = "gpu") -> dict[str, Any]:
+def config_keys(strategy: str, config: dict[str, Any]) -> dict[str, Any]:
     """The axolotl keys a strategy sets (applied after the hardware profile and the user's ARGS)."""
     keys: dict[str, Any] = {}
     if strategy == "none":
@@ -92,9 +89,7 @@ def config_keys(strategy: str, config: dict[str, Any], device: str = "gpu") -> d
     plugins = [p for p in (config.get("plugins") or []) if p != RANK_PLUGIN]
     keys["plugins"] = [*plugins, RANK_PLUGIN]
     keys["ddp_timeout"] = config.get("ddp_timeout") or DDP_TIMEOUT_S
-    if strategy == "zero3" and device == "cpu":
-        keys["deepspeed"] = str(DEEPSPEED_DIR / ZERO3_CPU)
-    elif strategy in ZERO:
+    if strategy in ZERO:
         keys["deepspeed"] = str(DEEPSPEED_DIR / ZERO[strategy])
     elif strategy == "fsdp":
         keys["fsdp_version"] = 2
@@ -135,7 +130,7 @@ def plan_launch(config: dict[str, Any], config_path: Path, topo: Topology, metho
                 fits_replicated: bool | None, where: Where | None = None) -> Launch:
     strategy, why = choose_strategy(requested, topo, method, fits_replicated, where)
     argv, env = command(config_path, topo, strategy)
-    return Launch(strategy, why, argv, env, config_keys(strategy, config, topo.device))
+    return Launch(strategy, why, argv, env, config_keys(strategy, config))
 
 
 def requested_strategy(meta_strategy: str) -> str:

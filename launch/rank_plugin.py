@@ -13,6 +13,32 @@ from transformers import TrainerCallback
 from launch.rank_check import RANKS_DIR, fingerprint, normalize
 
 
+def _gloo_for_cpu_ranks() -> None:
+    """Several CPU processes under DeepSpeed: accelerate finds no backend for them (none is passed on the
+    DeepSpeed path) and gives every rank process_index 0 and num_processes 1, so each rank wrote the same
+    checkpoint files at once (a corrupt trainer_state.json in CI) and read the whole dataset. Naming gloo, the
+    backend DeepSpeed itself picks on CPU, gives the Trainer the real ranks. GPUs never take this path."""
+    import torch
+
+    if torch.cuda.is_available() or int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return
+    from accelerate.state import PartialState
+
+    original = PartialState._prepare_backend
+    if getattr(original, "_gloo_for_cpu", False):
+        return
+
+    def prepare_backend(self, cpu=False, sagemaker_dp=False, backend=None):  # noqa: ANN001 (accelerate's signature)
+        found, kind = original(self, cpu, sagemaker_dp, backend)
+        return found or "gloo", kind
+
+    prepare_backend._gloo_for_cpu = True  # type: ignore[attr-defined]
+    PartialState._prepare_backend = prepare_backend
+
+
+_gloo_for_cpu_ranks()
+
+
 class _WriteFingerprint(TrainerCallback):
     def __init__(self, output_dir: str):
         self.output_dir = Path(output_dir)

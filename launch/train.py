@@ -67,13 +67,20 @@ def training_summary(output_dir: Path) -> dict[str, Any]:
     states = sorted(output_dir.glob("checkpoint-*/trainer_state.json"), key=lambda p: int(p.parent.name.split("-")[1]))
     if not states:
         return {}
-    state = json.loads(states[-1].read_text())
+    for path in reversed(states):  # a state cut short by a kill is skipped
+        try:
+            state = json.loads(path.read_text())
+            break
+        except (OSError, json.JSONDecodeError):
+            continue
+    else:
+        return {}
     losses = [h["loss"] for h in state.get("log_history", []) if "loss" in h]
     evals = [h["eval_loss"] for h in state.get("log_history", []) if "eval_loss" in h]
     return {"global_step": state.get("global_step"), "first_loss": losses[0] if losses else None,
             "final_loss": losses[-1] if losses else None, "first_eval_loss": evals[0] if evals else None,
             "eval_loss": evals[-1] if evals else None,
-            "log_history": runs.relpath(states[-1], output_dir.parent)}
+            "log_history": runs.relpath(path, output_dir.parent)}
 
 
 def start_manifest(r: Resolved, run: Path, argv: list[str]) -> dict[str, Any]:

@@ -75,6 +75,8 @@ def test_two_process_zero3_trains_identical_ranks_into_one_run(reference):
     assert records[0]["global_step"] == 12 and records[0]["tensors"] > 0
     ckpt = run / "output" / "checkpoint-12"
     assert is_complete(ckpt) and len(list((ckpt / "global_step12").glob("*_optim_states.pt"))) == 2
+    # the Trainer saw two ranks (one RNG state each; only rank 0 wrote the shared files)
+    assert {p.name for p in ckpt.glob("rng_state*.pth")} == {"rng_state_0.pth", "rng_state_1.pth"}
     assert (run.parent / runs.LATEST).read_text().strip() == run.name
 
 
