@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from launch import atomic
-from launch.errors import UserError, user_errors_exit
+from launch.errors import UserError, Where, user_errors_exit
 from launch.paths import outputs_dir
 from launch.runpod import api
 from launch.runpod.spec import PodRequest, load_project, pod_env, pod_name
@@ -31,15 +31,22 @@ def pods_dir() -> Path:
     return outputs_dir() / "pods"
 
 
+def _whole(env: Mapping[str, str], name: str) -> int | None:
+    raw = (env.get(name) or "").strip()
+    if raw and (not raw.isdigit() or int(raw) < 1):
+        raise UserError(f"{name} must be a whole number >= 1, not '{raw}'", Where(key=name))
+    return int(raw) if raw else None
+
+
 def build_request(recipe: str, env: Mapping[str, str]) -> tuple[PodRequest, Any]:
     from launch.plan import CONTAINER_DISK_GB, make_plan
 
-    nodes = int(env.get("NODES") or 1)
+    nodes = _whole(env, "NODES") or 1
     if nodes > 1:
         raise UserError(f"NODES={nodes}: runpod SDK 1.10.0 has no Instant Cluster call",
                         hint="make runpod-template, then create an Instant Cluster from that template in the RunPod "
                              "console with RECIPE set; each node's entrypoint reads the cluster's env (README)")
-    gpus = int(env["GPUS"]) if env.get("GPUS") else None
+    gpus = _whole(env, "GPUS")
     plan = make_plan(recipe, env.get("GPU") or None, gpus, 1, env.get("STRATEGY") or None, env.get("ARGS") or None)
     if not plan.memory.fits:
         raise UserError(f"{recipe} does not fit on {plan.topology.procs_per_node} x {plan.gpu['name']} "
