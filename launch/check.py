@@ -223,15 +223,12 @@ def disk_need(r: Resolved) -> tuple[dict[str, float], float]:
     local = os.path.exists(cfg["base_model"])
     try:
         m = est.model_facts(cfg, cfg["base_model"] if local else r.hub_base_model)
-        parts = est.disk(m, cfg, downloads_base=False).parts
-        download = 0.0 if local else m.params * 2.0 / 1e9
-    except UserError:  # an architecture without offline facts: parameters from meta, 2 % trained
-        params = r.recipe.meta.params_b * 1e9
-        trained = params * (0.02 if cfg.get("adapter") in ("lora", "qlora") else 1.0)
-        keep = int(cfg.get("save_total_limit") or 1) + 1
-        parts = {f"checkpoints ({keep} kept at peak)": trained * 12 * keep / 1e9, "final weights": trained * 4 / 1e9,
-                 "merged model": params * 2 / 1e9, "GGUF": params * 3.67 / 1e9}
-        download = 0.0 if local else params * 2 / 1e9
+    except UserError:  # an architecture without offline facts: parameters from meta, 2 % of them trained
+        params = int(r.recipe.meta.params_b * 1e9)
+        trained = int(params * 0.02) if cfg.get("adapter") in ("lora", "qlora") else params
+        m = est.Model(params, trained, 0, 0, 0, 0, 0, 0)
+    parts = est.disk(m, cfg, downloads_base=False).parts
+    download = 0.0 if local else m.params * 2.0 / 1e9
     return parts, download
 
 
