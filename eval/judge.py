@@ -53,8 +53,7 @@ class Judge:
         self.name, self.model, self.structured, self.price = name, spec["model"], spec["structured"], spec["price"]
         self.key = key
         # the client retries 429/5xx/timeouts/dropped connections with exponential backoff (its own policy)
-        self.retries = int(os.environ.get("JUDGE_RETRIES") or 4)
-        self.client = OpenAI(base_url=base_url, api_key=key, max_retries=self.retries,
+        self.client = OpenAI(base_url=base_url, api_key=key, max_retries=int(os.environ.get("JUDGE_RETRIES") or 4),
                              timeout=float(os.environ.get("JUDGE_TIMEOUT_S") or 180))
 
     def ask(self, text: str) -> str:
