@@ -22,4 +22,4 @@ ENV OUTPUTS=/workspace/outputs \
     JUPYTER_DISABLE=1 \
     PYTHONPATH=/opt/affinage \
     PYTHONUNBUFFERED=1
-CMD ["/opt/affinage/.venv/bin/python", "-m", "launch.entrypoint"]
+CMD ["/opt/affinage/.venv/bin/python", "-m", "launch.cloud.runpod.entrypoint"]

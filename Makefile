@@ -9,7 +9,7 @@ export PYTHONPATH := $(CURDIR)
 # are; nothing here exports empty ones (an empty MODEL= breaks llama_cpp.server's settings, for one).
 
 .DEFAULT_GOAL := help
-.PHONY: help setup train test test-fast recipes show plan check lock merge gguf push data-check data-split data-convert personas eval judge judge-report leaderboard bench image runpod-up runpod-status runpod-logs runpod-down runpod-template
+.PHONY: help setup train test test-fast lint recipes show plan check lock merge gguf push data-check data-split data-convert personas eval judge judge-report leaderboard bench image runpod-up runpod-status runpod-logs runpod-down runpod-template
 
 help: ## list the targets
 	@grep -hE '^[a-z][a-z0-9_-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -21,44 +21,48 @@ setup: ## build .venv with the pinned dependency set (idempotent; the other targ
 train: setup ## train RECIPE (default: the embedded CPU recipe smollm2-135m-cpu) into outputs/runs/
 	@$(PY) -m launch.train $(RECIPE)
 
-test: setup ## run every test (unit + end-to-end on CPU)
+test: setup lint ## the lint gate, then every test (unit + end-to-end on CPU)
 	@$(PY) -m pytest tests
 
-test-fast: setup ## only the fast tests (no training)
+test-fast: setup lint ## the lint gate, then only the fast tests (no training)
 	@$(PY) -m pytest tests -m "not slow"
 
+lint: setup ## ruff check + ruff format --check (rules in pyproject.toml); `ruff format .` fixes the format
+	@$(PY) -m ruff check .
+	@$(PY) -m ruff format --check .
+
 recipes: setup ## table of every recipe: name, family, params, method, data, suggested GPUs
-	@$(PY) -m launch.registry
+	@$(PY) -m launch.recipe.table
 
 show: setup ## print the exact axolotl config RECIPE will run with (DEVICE=gpu to see the GPU one)
-	@$(PY) -m launch.show $(RECIPE)
+	@$(PY) -m launch.recipe.show $(RECIPE)
 
 plan: setup ## fits? VRAM/GPU, disk, time, $ and the exact launch command for RECIPE on GPU=<type> GPUS=<n> NODES=<n>
-	@$(PY) -m launch.plan $(RECIPE)
+	@$(PY) -m launch.preflight.plan $(RECIPE)
 
 check: setup ## offline preflight of RECIPE: schema, data, end-of-turn, LoRA targets, lengths, disk
-	@$(PY) -m launch.check $(RECIPE)
+	@$(PY) -m launch.preflight $(RECIPE)
 
 merge: setup ## merge RUN's adapter (default: LATEST of RECIPE) into <run>/merged, verified against peft
-	@$(PY) -m tools.merge
+	@$(PY) -m tools.export.merge
 
 gguf: setup ## f16 GGUF + QUANTS (default "Q8_0 Q4_K_M") of RUN's merged model, with a parity report
-	@$(PY) -m tools.gguf
+	@$(PY) -m tools.export.gguf
 
 push: setup ## push RUN's adapter, merged model and GGUF (as built) to REPO, REPO-merged, REPO-GGUF (private; PRIVATE=0 public)
-	@$(PY) -m tools.push
+	@$(PY) -m tools.export.push
 
 data-check: setup ## validate DATA (file:line for each bad record) + stats with RECIPE's tokenizer (JSON + PNG)
-	@$(PY) -m data.check
+	@$(PY) -m data.tools.data_check
 
 data-split: setup ## dedup DATA, then a deterministic train/val split (VAL=60 SEED=42)
-	@$(PY) -m data.split
+	@$(PY) -m data.tools.split
 
 data-convert: setup ## convert DATA TO=messages|prompt-completion|sharegpt (refuses what cannot convert faithfully)
-	@$(PY) -m data.convert
+	@$(PY) -m data.tools.convert
 
 personas: setup ## build a persona dataset from PERSONAS=data/personas/x.yaml (GENERATOR=template|endpoint)
-	@$(PY) -m data.persona_builder
+	@$(PY) -m data.tools.personas
 
 eval: setup ## lm-eval held-out task (EM, Jaccard, ROUGE, BLEU) on RUN's HF model and each GGUF (BACKENDS=hf,gguf)
 	@$(PY) -m eval.lmeval
@@ -79,19 +83,19 @@ image: ## docker build the RunPod training image (IMAGE=<name>, default runpod.t
 	@docker build -t "$${IMAGE:-$$(sed -n 's/^base_image = "\(.*\)"/\1/p' runpod.toml)}" .
 
 runpod-up: setup ## create a RunPod pod that trains RECIPE on GPU= GPUS= (sized by make plan) and stops itself; DRY_RUN=1 prints the request
-	@$(PY) -m launch.runpod up
+	@$(PY) -m launch.cloud.runpod.commands up
 
 runpod-status: setup ## state, uptime and cost of POD (default: the last pod runpod-up created)
-	@$(PY) -m launch.runpod status
+	@$(PY) -m launch.cloud.runpod.commands status
 
 runpod-logs: setup ## tail POD's run log over SSH (FOLLOW=1 keeps following)
-	@$(PY) -m launch.runpod logs
+	@$(PY) -m launch.cloud.runpod.commands logs
 
 runpod-down: setup ## terminate POD (a pod holding outputs on its own volume is only stopped unless FORCE=1)
-	@$(PY) -m launch.runpod down
+	@$(PY) -m launch.cloud.runpod.commands down
 
 runpod-template: setup ## create a RunPod pod template from runpod.toml (for the console and Instant Clusters)
-	@$(PY) -m launch.runpod template
+	@$(PY) -m launch.cloud.runpod.commands template
 
 lock: setup ## rewrite constraints.txt from the current .venv (after changing requirements.txt)
 	@{ head -2 constraints.txt; echo "torch==2.13.0"; $(PY) -m pip freeze | grep -viE '^(triton|nvidia-|torch==)|@ file' | sort -f; } > constraints.txt.new && mv constraints.txt.new constraints.txt

@@ -4,6 +4,7 @@ attention, padded batches), with the recipe's model, data, LoRA and batch settin
 Run as its own process (`python -m bench.baseline_trainer --spec spec.json`) so its start-up, peak memory
 and wall time are measured like axolotl's. Prints one JSON line of results.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,13 +45,32 @@ def run(spec: dict) -> dict:
     tok = AutoTokenizer.from_pretrained(spec["model"])
     model = AutoModelForCausalLM.from_pretrained(spec["model"], dtype=dtype, attn_implementation="eager")
     data = load_dataset("json", data_files=spec["data"], split="train").select_columns(["messages"])
-    args = SFTConfig(output_dir=spec["output_dir"], max_steps=spec["steps"], per_device_train_batch_size=spec["micro_batch"],
-                     gradient_accumulation_steps=spec["accum"], learning_rate=spec["lr"], lr_scheduler_type="linear",
-                     warmup_steps=0, max_length=spec["sequence_len"], packing=False, logging_steps=1, save_strategy="no",
-                     report_to=[], bf16=gpu, use_cpu=not gpu, assistant_only_loss=False, seed=spec.get("seed", 42),
-                     dataloader_num_workers=0)
-    peft = LoraConfig(r=spec["lora_r"], lora_alpha=spec["lora_alpha"], lora_dropout=0.05, target_modules=spec["targets"],
-                      task_type="CAUSAL_LM")
+    args = SFTConfig(
+        output_dir=spec["output_dir"],
+        max_steps=spec["steps"],
+        per_device_train_batch_size=spec["micro_batch"],
+        gradient_accumulation_steps=spec["accum"],
+        learning_rate=spec["lr"],
+        lr_scheduler_type="linear",
+        warmup_steps=0,
+        max_length=spec["sequence_len"],
+        packing=False,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        bf16=gpu,
+        use_cpu=not gpu,
+        assistant_only_loss=False,
+        seed=spec.get("seed", 42),
+        dataloader_num_workers=0,
+    )
+    peft = LoraConfig(
+        r=spec["lora_r"],
+        lora_alpha=spec["lora_alpha"],
+        lora_dropout=0.05,
+        target_modules=spec["targets"],
+        task_type="CAUSAL_LM",
+    )
     trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tok, peft_config=peft)
     counter = CountingCollator(trainer.data_collator)
     trainer.data_collator = counter
@@ -59,11 +79,18 @@ def run(spec: dict) -> dict:
     start = time.perf_counter()
     out = trainer.train()
     seconds = time.perf_counter() - start
-    return {"steps": out.global_step, "train_seconds": seconds, "s_per_step": seconds / max(out.global_step, 1),
-            "real_tokens": counter.real, "padded_tokens": counter.padded, "tokens_per_s": counter.real / seconds,
-            "padding_real_share": counter.real / max(counter.padded, 1), "final_loss": out.training_loss,
-            "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
-            "peak_gpu_gb": torch.cuda.max_memory_allocated() / 1e9 if gpu else None}
+    return {
+        "steps": out.global_step,
+        "train_seconds": seconds,
+        "s_per_step": seconds / max(out.global_step, 1),
+        "real_tokens": counter.real,
+        "padded_tokens": counter.padded,
+        "tokens_per_s": counter.real / seconds,
+        "padding_real_share": counter.real / max(counter.padded, 1),
+        "final_loss": out.training_loss,
+        "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
+        "peak_gpu_gb": torch.cuda.max_memory_allocated() / 1e9 if gpu else None,
+    }
 
 
 def main() -> int:

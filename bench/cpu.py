@@ -1,9 +1,9 @@
 """The CPU part of `make bench` (every machine): the default recipe vs the seed-style baseline, padding vs
 packing on the Brie data, preflight latency, pipeline stage times, GGUF throughput, judge throughput."""
+
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
 import tempfile
@@ -13,26 +13,28 @@ from pathlib import Path
 from typing import Any
 
 from bench.measure import repeat, run_tracked, spread
-from launch.paths import REPO
+from core import childenv
+from core.paths import REPO
+from core.settings import DEFAULT_RECIPE
 
 SHARED_BRIE = REPO.parent / "shared" / "brie"
-DEFAULT = "smollm2-135m-cpu"
+DEFAULT = DEFAULT_RECIPE
 
 
 def _env(outputs: Path) -> dict:
-    from tests.conftest import OFFLINE
-
-    return {**os.environ, **OFFLINE, "OUTPUTS": str(outputs), "PYTHONPATH": str(REPO)}
+    return childenv.child_env(offline=True, extra={"OUTPUTS": str(outputs), "PYTHONPATH": str(REPO)})
 
 
 def train_ours(recipe: str, args: str, work: Path) -> tuple[Path, str, float, dict[str, Any]]:
     """`make train` of `recipe` with overrides, measured: (run dir, its train log, train_runtime s, tracking)."""
-    from launch import runs
+    from core import rundir
 
-    ours = run_tracked([sys.executable, "-m", "launch.train", recipe, f"--args={args}"], env=_env(work / "ours"), cwd=REPO)
+    ours = run_tracked(
+        [sys.executable, "-m", "launch.train", recipe, f"--args={args}"], env=_env(work / "ours"), cwd=REPO
+    )
     if ours["returncode"] != 0:
         raise RuntimeError(ours["stdout"][-2000:])
-    pointer = work / "ours" / "runs" / recipe / runs.LATEST
+    pointer = work / "ours" / "runs" / recipe / rundir.LATEST
     run = pointer.parent / pointer.read_text().strip()
     log = (run / "logs" / "train.log").read_text()
     return run, log, float(re.findall(r"'train_runtime': '?([0-9.]+)", log)[-1]), ours
@@ -41,8 +43,11 @@ def train_ours(recipe: str, args: str, work: Path) -> tuple[Path, str, float, di
 def run_baseline(spec: dict[str, Any], work: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """The seed-style trainer in its own process, measured: (its results, tracking)."""
     (work / "spec.json").write_text(json.dumps(spec))
-    base = run_tracked([sys.executable, "-m", "bench.baseline_trainer", "--spec", str(work / "spec.json")],
-                       env=_env(work / "baseline"), cwd=REPO)
+    base = run_tracked(
+        [sys.executable, "-m", "bench.baseline_trainer", "--spec", str(work / "spec.json")],
+        env=_env(work / "baseline"),
+        cwd=REPO,
+    )
     line = next((x for x in base["stdout"].splitlines() if x.startswith("BASELINE_RESULT ")), None)
     if base["returncode"] != 0 or line is None:
         raise RuntimeError(base["stdout"][-2000:])
@@ -51,7 +56,7 @@ def run_baseline(spec: dict[str, Any], work: Path) -> tuple[dict[str, Any], dict
 
 def train_vs_baseline(steps: int, work: Path) -> dict[str, Any]:
     """Same model, data, LoRA, batch and steps: axolotl (our recipe, CPU profile) vs plain TRL SFTTrainer."""
-    from launch.resolve import resolve
+    from launch.recipe.resolve import resolve
 
     cfg = resolve(DEFAULT, device="cpu", materialize=True).config
     # the recipe as it is, with in-training evaluation off so the timing matches the baseline's (no eval);
@@ -59,31 +64,56 @@ def train_vs_baseline(steps: int, work: Path) -> dict[str, Any]:
     args = f"--max_steps={steps} --save_steps={steps} --eval_steps=null --eval_strategy=no --logging_steps=1"
     work.mkdir(parents=True, exist_ok=True)
     run, _, train_s, ours = train_ours(DEFAULT, args, work)
-    spec = {"model": cfg["base_model"], "data": str(REPO / cfg["datasets"][0]["path"]), "steps": steps,
-            "micro_batch": cfg["micro_batch_size"], "accum": cfg["gradient_accumulation_steps"], "lr": cfg["learning_rate"],
-            "sequence_len": cfg["sequence_len"], "lora_r": cfg["lora_r"], "lora_alpha": cfg["lora_alpha"],
-            "targets": cfg["lora_target_modules"], "output_dir": str(work / "baseline")}
+    spec = {
+        "model": cfg["base_model"],
+        "data": str(REPO / cfg["datasets"][0]["path"]),
+        "steps": steps,
+        "micro_batch": cfg["micro_batch_size"],
+        "accum": cfg["gradient_accumulation_steps"],
+        "lr": cfg["learning_rate"],
+        "sequence_len": cfg["sequence_len"],
+        "lora_r": cfg["lora_r"],
+        "lora_alpha": cfg["lora_alpha"],
+        "targets": cfg["lora_target_modules"],
+        "output_dir": str(work / "baseline"),
+    }
     b, base = run_baseline(spec, work)
     # our real tokens: the same samples' lengths under the recipe's tokenizer/template (axolotl's strategy)
     from data.stats import tokenize_records
 
-    lengths = [it["tokens"] for it in tokenize_records(cfg, cfg["datasets"][0], REPO / cfg["datasets"][0]["path"], "messages")]
+    lengths = [
+        it["tokens"] for it in tokenize_records(cfg, cfg["datasets"][0], REPO / cfg["datasets"][0]["path"], "messages")
+    ]
     kept = [n for n in lengths if n <= cfg["sequence_len"]]
     samples = steps * cfg["micro_batch_size"] * cfg["gradient_accumulation_steps"]
     our_tokens = samples * sum(kept) / len(kept)
-    return {"steps": steps, "run": str(run),
-            "ours": {"wall_s": ours["seconds"], "train_s": train_s, "s_per_step": train_s / steps,
-                     "tokens_per_s": our_tokens / train_s, "peak_rss_gb": ours["peak_rss_gb"],
-                     "tokens_method": "samples seen x mean real tokens per sample (same tokenizer and template)"},
-            "baseline": {"wall_s": base["seconds"], "train_s": b["train_seconds"], "s_per_step": b["s_per_step"],
-                         "tokens_per_s": b["tokens_per_s"], "peak_rss_gb": base["peak_rss_gb"],
-                         "padding_real_share": b["padding_real_share"], "tokens_method": "counted in the collator"}}
+    return {
+        "steps": steps,
+        "run": str(run),
+        "ours": {
+            "wall_s": ours["seconds"],
+            "train_s": train_s,
+            "s_per_step": train_s / steps,
+            "tokens_per_s": our_tokens / train_s,
+            "peak_rss_gb": ours["peak_rss_gb"],
+            "tokens_method": "samples seen x mean real tokens per sample (same tokenizer and template)",
+        },
+        "baseline": {
+            "wall_s": base["seconds"],
+            "train_s": b["train_seconds"],
+            "s_per_step": b["s_per_step"],
+            "tokens_per_s": b["tokens_per_s"],
+            "peak_rss_gb": base["peak_rss_gb"],
+            "padding_real_share": b["padding_real_share"],
+            "tokens_method": "counted in the collator",
+        },
+    }
 
 
 def packing(micro_batch: int = 2, sequence_len: int = 2048) -> dict[str, Any]:
     """Real-token share padded (seed: batch 2, no packing) vs first-fit-decreasing packing, on the Brie data."""
-    from data.check import recipe_dataset
     from data.stats import summarize, tokenize_records
+    from data.tools.data_check import recipe_dataset
 
     files = [SHARED_BRIE / "sft.val.jsonl", SHARED_BRIE / "sft.train.sample.jsonl"]
     source = "../shared/brie (75 conversations)"
@@ -91,40 +121,53 @@ def packing(micro_batch: int = 2, sequence_len: int = 2048) -> dict[str, Any]:
         files, source = [REPO / "data/samples/philosophy_chat.train.jsonl"], "repo sample (../shared absent)"
     merged = Path(tempfile.mkdtemp()) / "data.jsonl"
     merged.write_text("".join(f.read_text() for f in files))
-    config, ds = recipe_dataset(DEFAULT, merged, "messages", f"--sequence_len={sequence_len} --micro_batch_size={micro_batch}")
+    config, ds = recipe_dataset(
+        DEFAULT, merged, "messages", f"--sequence_len={sequence_len} --micro_batch_size={micro_batch}"
+    )
     s = summarize(tokenize_records(config, ds, merged, "messages"), sequence_len, micro_batch)
-    return {"source": source, "sequence_len": sequence_len, "micro_batch": micro_batch, "records": s["records"],
-            "padded_real_share": s["padding_efficiency"]["real_token_share"],
-            "packed_real_share": s["packing_efficiency"]["real_token_share"], "dropped_over_length": s["over_sequence_len"]["count"]}
+    return {
+        "source": source,
+        "sequence_len": sequence_len,
+        "micro_batch": micro_batch,
+        "records": s["records"],
+        "padded_real_share": s["padding_efficiency"]["real_token_share"],
+        "packed_real_share": s["packing_efficiency"]["real_token_share"],
+        "dropped_over_length": s["over_sequence_len"]["count"],
+    }
 
 
 def preflight(recipes: list[str], cold: list[str], repeats: int, work: Path) -> dict[str, Any]:
     """`make check` latency: a cold CLI process (imports included) and warm in-process checks per recipe."""
-    from launch.check import run_checks
+    from launch.preflight.checks import run_checks
 
-    cold_s = {name: run_tracked([sys.executable, "-m", "launch.check", name], env=_env(work), cwd=REPO)["seconds"] for name in cold}
+    cold_s = {
+        name: run_tracked([sys.executable, "-m", "launch.preflight.checks", name], env=_env(work), cwd=REPO)["seconds"]
+        for name in cold
+    }
     run_checks(recipes[0])  # warm the imports once
     warm = {}
     for name in recipes:
+
         def once(n=name) -> float:
             t = time.perf_counter()
             run_checks(n)
             return time.perf_counter() - t
+
         warm[name] = repeat(once, repeats)
     return {"cold_cli_s": cold_s, "warm_s": warm}
 
 
 def pipeline(run: Path, quants: list[str], eval_limit: int, work: Path) -> dict[str, Any]:
     """Wall time of each stage after training, and GGUF convert/quantize throughput."""
+    from core import manifest
     from eval import lmeval
-    from launch import runs
-    from tools import gguf, merge
+    from tools.export import gguf, merge
 
     work.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
     merge.merge(run, log=lambda *_: None)
     stages = {"merge_s": time.perf_counter() - t}
-    merged = run / runs.read_manifest(run)["merge"]["path"]
+    merged = run / manifest.read(run).merge.path
     f16 = work / "model-f16.gguf"
     t = time.perf_counter()
     gguf.convert(merged, f16, "f16")
@@ -140,30 +183,47 @@ def pipeline(run: Path, quants: list[str], eval_limit: int, work: Path) -> dict[
     t = time.perf_counter()
     lmeval.evaluate(run, ["hf"], limit=eval_limit, max_gen_toks=32, log=lambda *_: None)
     stages["eval_s"] = time.perf_counter() - t
-    return {"stages": stages, "convert_mb_per_s": mb / stages["gguf_convert_s"], "f16_mb": mb, "quantize": quant,
-            "eval_docs": eval_limit}
+    return {
+        "stages": stages,
+        "convert_mb_per_s": mb / stages["gguf_convert_s"],
+        "f16_mb": mb,
+        "quantize": quant,
+        "eval_docs": eval_limit,
+    }
 
 
 def judge_throughput(concurrencies: list[int], requests: int, repeats: int, work: Path) -> dict[str, Any]:
     """Requests/s of the judge harness against a local llama.cpp server at several concurrency levels."""
     from eval.judge import TEMPLATE, Judge
-    from eval.llama_server import serve
-    from launch.local_models import gguf_file
-    from launch.recipes import load_recipe
+    from launch.recipe.local_models import gguf_file
+    from launch.recipe.registry import load_recipe
+    from tools.serve.llama_server import serve
 
     model = gguf_file(load_recipe(DEFAULT).meta.local_source)
-    text = TEMPLATE.format(prompt="What is wonder?", a="Wonder is surprise at the ordinary.", b="Wonder is when you are amazed.")
+    text = TEMPLATE.format(
+        prompt="What is wonder?", a="Wonder is surprise at the ordinary.", b="Wonder is when you are amazed."
+    )
     out: dict[str, Any] = {"requests": requests}
     with serve(model, work / "server.log") as url:
-        judge = Judge("local", {"base_url": url, "model": "local", "key_env": None, "structured": "llama_cpp",
-                                "price": {"input": 0, "output": 0}})
+        judge = Judge(
+            "local",
+            {
+                "base_url": url,
+                "model": "local",
+                "key_env": None,
+                "structured": "llama_cpp",
+                "price": {"input": 0, "output": 0},
+            },
+        )
         judge.ask(text)  # warm-up
         for c in concurrencies:
+
             def once(c=c) -> float:
                 t = time.perf_counter()
                 with ThreadPoolExecutor(max_workers=c) as pool:
                     list(pool.map(lambda _: judge.ask(text), range(requests)))
                 return requests / (time.perf_counter() - t)
+
             out[f"concurrency_{c}"] = repeat(once, repeats)
     return out
 

@@ -1,15 +1,23 @@
 """Timing helpers: run a command and record wall time and the peak RSS of its whole process tree."""
+
 from __future__ import annotations
 
 import statistics
 import subprocess
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 def spread(values: list[float]) -> dict[str, Any]:
-    return {"min": min(values), "median": statistics.median(values), "max": max(values), "n": len(values), "values": values}
+    return {
+        "min": min(values),
+        "median": statistics.median(values),
+        "max": max(values),
+        "n": len(values),
+        "values": values,
+    }
 
 
 def repeat(fn: Callable[[], float], times: int) -> dict[str, Any]:
@@ -43,4 +51,9 @@ def run_tracked(cmd: list[str], env: dict | None = None, cwd=None, timeout: int 
     out, _ = proc.communicate(timeout=timeout)
     done.set()
     watcher.join()
-    return {"stdout": out, "returncode": proc.returncode, "seconds": time.perf_counter() - start, "peak_rss_gb": peak[0] / 1e9}
+    return {
+        "stdout": out,
+        "returncode": proc.returncode,
+        "seconds": time.perf_counter() - start,
+        "peak_rss_gb": peak[0] / 1e9,
+    }

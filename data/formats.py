@@ -1,15 +1,26 @@
 """The three dataset formats and conversion between them, through one canonical form (a list of
 {"role", "content"} messages). A record that cannot be converted faithfully is refused, never trimmed."""
+
 from __future__ import annotations
 
 from typing import Any
 
 FORMATS = ("messages", "prompt-completion", "sharegpt")
-SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
-                  "system": "system", "tool": "tool", "function": "tool"}
+SHAREGPT_ROLES = {
+    "human": "user",
+    "user": "user",
+    "gpt": "assistant",
+    "assistant": "assistant",
+    "system": "system",
+    "tool": "tool",
+    "function": "tool",
+}
 TO_SHAREGPT = {"user": "human", "assistant": "gpt", "system": "system", "tool": "tool"}
-OWN_FIELDS = {"messages": ("messages",), "prompt-completion": ("prompt", "completion", "system"),
-              "sharegpt": ("conversations",)}
+OWN_FIELDS = {
+    "messages": ("messages",),
+    "prompt-completion": ("prompt", "completion", "system"),
+    "sharegpt": ("conversations",),
+}
 
 
 class FormatError(ValueError):
@@ -32,7 +43,10 @@ def to_messages(record: dict, fmt: str) -> list[dict[str, str]]:
         return record["messages"]
     if fmt == "prompt-completion":
         msgs = [{"role": "system", "content": record["system"]}] if record.get("system") else []
-        return msgs + [{"role": "user", "content": record["prompt"]}, {"role": "assistant", "content": record["completion"]}]
+        return msgs + [
+            {"role": "user", "content": record["prompt"]},
+            {"role": "assistant", "content": record["completion"]},
+        ]
     if fmt == "sharegpt":
         conv = record.get("conversations")
         if not isinstance(conv, list):
@@ -42,8 +56,10 @@ def to_messages(record: dict, fmt: str) -> list[dict[str, str]]:
             if not isinstance(turn, dict) or "from" not in turn or "value" not in turn:
                 raise FormatError(f"conversations[{i}] needs 'from' and 'value'")
             if turn["from"] not in SHAREGPT_ROLES:
-                raise FormatError(f"conversations[{i}] has unknown 'from' {turn['from']!r} "
-                                  f"(expected one of {', '.join(SHAREGPT_ROLES)})")
+                raise FormatError(
+                    f"conversations[{i}] has unknown 'from' {turn['from']!r} "
+                    f"(expected one of {', '.join(SHAREGPT_ROLES)})"
+                )
             out.append({"role": SHAREGPT_ROLES[turn["from"]], "content": turn["value"]})
         return out
     raise FormatError(f"unknown format '{fmt}' (one of {', '.join(FORMATS)})")
@@ -63,8 +79,10 @@ def from_messages(messages: list[dict[str, str]], fmt: str, extra: dict | None =
     if fmt == "prompt-completion":
         roles = [m["role"] for m in messages]
         if roles not in (["user", "assistant"], ["system", "user", "assistant"]):
-            raise FormatError(f"a {len(messages)}-message conversation ({' -> '.join(roles)}) cannot become one "
-                              "prompt/completion pair")
+            raise FormatError(
+                f"a {len(messages)}-message conversation ({' -> '.join(roles)}) cannot become one "
+                "prompt/completion pair"
+            )
         out = {"prompt": messages[-2]["content"], "completion": messages[-1]["content"]}
         if roles[0] == "system":
             out["system"] = messages[0]["content"]

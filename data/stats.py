@@ -1,6 +1,7 @@
 """Dataset statistics with the recipe's own tokenizer and template (axolotl's prompt strategy):
 token lengths, what exceeds sequence_len, the share of tokens actually trained (assistant turns),
 padding waste without packing vs first-fit-decreasing packing, and counts per persona/source/type."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -9,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from data.lengths import strategy_for
+from data.tokens import strategy_for
 from data.validate import checker, read_jsonl
 
 GROUP_FIELDS = ("persona", "source", "type")
@@ -24,8 +25,14 @@ def tokenize_records(config: dict, ds: dict, path: Path, fmt: str, **fields: str
         if err is None and check(record, **fields) is None:
             tok = strategy.tokenize_prompt(record)
             labels = tok.get("labels", tok["input_ids"])
-            out.append({"line": line, "tokens": len(tok["input_ids"]), "trained": sum(1 for x in labels if x != -100),
-                        "record": record})
+            out.append(
+                {
+                    "line": line,
+                    "tokens": len(tok["input_ids"]),
+                    "trained": sum(1 for x in labels if x != -100),
+                    "record": record,
+                }
+            )
     return out
 
 
@@ -33,7 +40,7 @@ def padding_efficiency(lengths: list[int], batch: int) -> float:
     """Real tokens / tokens processed, batches in dataset order padded to their longest (no packing)."""
     if not lengths:
         return 0.0
-    padded = sum(max(lengths[i:i + batch]) * len(lengths[i:i + batch]) for i in range(0, len(lengths), batch))
+    padded = sum(max(lengths[i : i + batch]) * len(lengths[i : i + batch]) for i in range(0, len(lengths), batch))
     return sum(lengths) / padded
 
 
@@ -50,21 +57,35 @@ def packing_efficiency(lengths: list[int], capacity: int) -> tuple[float, int]:
     return (sum(lengths) / (len(rows) * capacity) if rows else 0.0), len(rows)
 
 
-def summarize(items: list[dict[str, Any]], sequence_len: int, micro_batch: int, truncate: bool = False) -> dict[str, Any]:
+def summarize(
+    items: list[dict[str, Any]], sequence_len: int, micro_batch: int, truncate: bool = False
+) -> dict[str, Any]:
     lengths = [it["tokens"] for it in items]
     over = [it for it in items if it["tokens"] > sequence_len]
-    kept = [min(it["tokens"], sequence_len) for it in items] if truncate else [it["tokens"] for it in items if it["tokens"] <= sequence_len]
+    kept = (
+        [min(it["tokens"], sequence_len) for it in items]
+        if truncate
+        else [it["tokens"] for it in items if it["tokens"] <= sequence_len]
+    )
     kept_items = items if truncate else [it for it in items if it["tokens"] <= sequence_len]
     pack, rows = packing_efficiency(kept, sequence_len)
     groups = {f: dict(Counter(str(it["record"][f]) for it in items if f in it["record"])) for f in GROUP_FIELDS}
     arr = np.array(lengths) if lengths else np.array([0])
     return {
         "records": len(items),
-        "tokens": {"min": int(arr.min()), "median": float(np.median(arr)), "p95": float(np.percentile(arr, 95)),
-                   "max": int(arr.max()), "total": int(arr.sum())},
+        "tokens": {
+            "min": int(arr.min()),
+            "median": float(np.median(arr)),
+            "p95": float(np.percentile(arr, 95)),
+            "max": int(arr.max()),
+            "total": int(arr.sum()),
+        },
         "sequence_len": sequence_len,
-        "over_sequence_len": {"count": len(over), "lines": [it["line"] for it in over],
-                              "action": "truncated" if truncate else "dropped (axolotl's default)"},
+        "over_sequence_len": {
+            "count": len(over),
+            "lines": [it["line"] for it in over],
+            "action": "truncated" if truncate else "dropped (axolotl's default)",
+        },
         "trained_token_share": sum(it["trained"] for it in kept_items) / max(sum(it["tokens"] for it in kept_items), 1),
         "padding_efficiency": {"micro_batch": micro_batch, "real_token_share": padding_efficiency(kept, micro_batch)},
         "packing_efficiency": {"rows": rows, "real_token_share": pack},

@@ -3,12 +3,14 @@
 Formats: `messages` (OpenAI chat: {"messages": [{"role", "content"}, ...]}) and `prompt-completion`
 ({"prompt": str, "completion": str}).
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 ROLES = ("system", "user", "assistant", "tool")
 FORMATS = ("messages", "prompt-completion", "sharegpt")

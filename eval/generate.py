@@ -1,5 +1,6 @@
 """Responses for judging: a prompt suite sampled from a model (merged, or base + adapter) with given
 settings, cached per (model identity, prompt, settings, seed) so a crash or a re-run costs nothing twice."""
+
 from __future__ import annotations
 
 import hashlib
@@ -7,10 +8,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from core import atomic
+from core.errors import UserError, Where
+from core.paths import outputs_dir
 from data.validate import read_jsonl
-from launch import atomic
-from launch.errors import UserError, Where
-from launch.paths import outputs_dir
 
 SUITE_FIELDS = ("suite", "config", "prompt", "temperature", "max_tokens")
 
@@ -22,10 +23,17 @@ def load_suite(path: Path, limit: int | None = None, sampling: dict | None = Non
     for line, rec, err in read_jsonl(path):
         if err or not isinstance(rec, dict) or not isinstance(rec.get("prompt"), str):
             raise UserError(err or "a suite line needs a string 'prompt'", Where(path, line))
-        items.append({"suite": rec.get("suite", "all"), "config": rec.get("config", "all"), "prompt": rec["prompt"],
-                      "temperature": float(rec.get("temperature", s["temperature"])),
-                      "max_tokens": int(rec.get("max_tokens", s["max_new_tokens"])),
-                      "top_p": rec.get("top_p", s["top_p"]), "item": f"{rec.get('config', 'all')}#{line}"})
+        items.append(
+            {
+                "suite": rec.get("suite", "all"),
+                "config": rec.get("config", "all"),
+                "prompt": rec["prompt"],
+                "temperature": float(rec.get("temperature", s["temperature"])),
+                "max_tokens": int(rec.get("max_tokens", s["max_new_tokens"])),
+                "top_p": rec.get("top_p", s["top_p"]),
+                "item": f"{rec.get('config', 'all')}#{line}",
+            }
+        )
     return items[:limit] if limit else items
 
 
@@ -35,7 +43,7 @@ def model_identity(base: str, adapter: Path | None) -> str:
     for folder in [Path(base), adapter] if adapter else [Path(base)]:
         if folder and folder.is_dir():
             for f in sorted(folder.glob("*.safetensors")):
-                h.update(f.name.encode() + str(f.stat().st_size).encode() + f.read_bytes()[:1 << 20])
+                h.update(f.name.encode() + str(f.stat().st_size).encode() + f.read_bytes()[: 1 << 20])
     return h.hexdigest()[:16]
 
 
@@ -74,11 +82,17 @@ class Generator:
         if self._model is None:
             self._load()
         tok, model = self._tok, self._model
-        enc = tok.apply_chat_template([{"role": "user", "content": item["prompt"]}], add_generation_prompt=True,
-                                      return_tensors="pt", return_dict=True)
+        enc = tok.apply_chat_template(
+            [{"role": "user", "content": item["prompt"]}],
+            add_generation_prompt=True,
+            return_tensors="pt",
+            return_dict=True,
+        )
         torch.manual_seed(self.seed)
-        kwargs: dict[str, Any] = {"max_new_tokens": min(item["max_tokens"], self.cap or item["max_tokens"]),
-                                  "pad_token_id": tok.pad_token_id or tok.eos_token_id}
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": min(item["max_tokens"], self.cap or item["max_tokens"]),
+            "pad_token_id": tok.pad_token_id or tok.eos_token_id,
+        }
         if item["temperature"] > 0:
             kwargs.update(do_sample=True, temperature=item["temperature"], top_k=0)
             if item["top_p"]:
@@ -87,8 +101,12 @@ class Generator:
             kwargs["do_sample"] = False
         with torch.no_grad():
             out = model.generate(**enc, **kwargs)
-        text = tok.decode(out[0][enc["input_ids"].shape[1]:], skip_special_tokens=True).strip()
-        result = {"text": text, "model": self.identity, "settings": {k: item[k] for k in ("temperature", "top_p", "max_tokens")},
-                  "seed": self.seed}
+        text = tok.decode(out[0][enc["input_ids"].shape[1] :], skip_special_tokens=True).strip()
+        result = {
+            "text": text,
+            "model": self.identity,
+            "settings": {k: item[k] for k in ("temperature", "top_p", "max_tokens")},
+            "seed": self.seed,
+        }
         atomic.write_json(path, result)
         return {**result, "cached": False}

@@ -1,6 +1,7 @@
 """lm-eval backend for a GGUF file, in process through llama-cpp-python (Llama(logits_all=True)).
-The llama.cpp server backends of lm-eval give wrong loglikelihoods (off-by-one / offset; FEASIBILITY.md),
+The llama.cpp server backends of lm-eval give wrong loglikelihoods (off by one token for models without BOS, an offset on the gguf backend: measured against HF),
 so scoring reads the logits of the same process that tokenized the text."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,7 +31,9 @@ class GGUFLM(LM):
 
         eos = self.llm.detokenize([self.llm.token_eos()], special=True).decode(errors="ignore")
         bos = self.llm.detokenize([self.llm.token_bos()], special=True).decode(errors="ignore")
-        fmt = Jinja2ChatFormatter(self.template, eos_token=eos, bos_token=bos, add_generation_prompt=add_generation_prompt)
+        fmt = Jinja2ChatFormatter(
+            self.template, eos_token=eos, bos_token=bos, add_generation_prompt=add_generation_prompt
+        )
         return fmt(messages=chat_history).prompt
 
     def _tokens(self, text: str, add_bos: bool) -> list[int]:
@@ -54,8 +57,10 @@ class GGUFLM(LM):
             n_cont = max(len(whole) - len(ctx), 1)
             logp, per_token = self._logprobs(whole)
             cont = per_token[-n_cont:]
-            greedy = all(int(np.argmax(logp[len(whole) - n_cont - 1 + i])) == whole[len(whole) - n_cont + i]
-                         for i in range(n_cont))
+            greedy = all(
+                int(np.argmax(logp[len(whole) - n_cont - 1 + i])) == whole[len(whole) - n_cont + i]
+                for i in range(n_cont)
+            )
             out.append((float(cont.sum()), bool(greedy)))
         return out
 
@@ -71,7 +76,9 @@ class GGUFLM(LM):
             max_tokens = int(kwargs.get("max_gen_toks", 256))
             generated: list[int] = []
             text = ""
-            for tok in self.llm.generate(self._tokens(context, add_bos=True), top_k=1, temp=0.0, repeat_penalty=1.0, reset=True):
+            for tok in self.llm.generate(
+                self._tokens(context, add_bos=True), top_k=1, temp=0.0, repeat_penalty=1.0, reset=True
+            ):
                 if tok == eos or len(generated) >= max_tokens:
                     break
                 generated.append(tok)

@@ -5,11 +5,12 @@ verdict back by position; disagreeing orders are a tie (position-inconsistent); 
 invalid, never wins. Raw replies are kept. Rows append to <run>/judge/<judge>.jsonl as they arrive, which is
 also the resume cache. A cost estimate is printed (and MAX_COST enforced) before any request.
 """
+
 from __future__ import annotations
 
 import argparse
 import json
-import os
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,15 +18,19 @@ from typing import Any
 
 import yaml
 
+from core import atomic, cli, manifest, rundir, settings
+from core.errors import UserError, Where
+from core.manifest import JudgeSection
+from core.paths import REPO, repo_relative
+from core.retry import Retry, transient_status
+from core.settings import Settings
 from eval import judge_report
 from eval.generate import Generator, load_suite
 from eval.judged_io import OURS
 from eval.verdicts import ORDERS, parse_label, to_model
-from launch import atomic, runs
-from launch.errors import UserError, Where, user_errors_exit
-from launch.paths import REPO
 
 JUDGES = Path(__file__).with_name("judges.yaml")
+RETRIES, TIMEOUT_S, BACKOFF_S = 4, 180.0, 0.5  # JUDGE_RETRIES, JUDGE_TIMEOUT_S override the first two
 TEMPLATE = """You are judging two responses to the same prompt on creativity, coherence, depth, engagement and writing quality.
 
 Prompt:
@@ -38,40 +43,58 @@ Response B:
 {b}
 
 Which response is better? Reply with JSON only: {{"winner": "A" or "B" or "tie", "reason": "one sentence"}}"""
-SCHEMA = {"type": "object", "properties": {"winner": {"type": "string", "enum": ["A", "B", "tie"]},
-                                           "reason": {"type": "string"}}, "required": ["winner"]}
+SCHEMA = {
+    "type": "object",
+    "properties": {"winner": {"type": "string", "enum": ["A", "B", "tie"]}, "reason": {"type": "string"}},
+    "required": ["winner"],
+}
 
 
 class Judge:
-    def __init__(self, name: str, spec: dict[str, Any]):
+    def __init__(self, name: str, spec: dict[str, Any], s: Settings | None = None):
         from openai import OpenAI
 
-        key = os.environ.get(spec["key_env"]) if spec.get("key_env") else "not-needed"
+        s = s or settings.load()
+        key = s.secret(spec["key_env"]) if spec.get("key_env") else "not-needed"
         if not key:
             raise UserError(f"judge '{name}' needs {spec['key_env']} in the environment", Where(key=spec["key_env"]))
-        base_url = os.environ.get(spec.get("base_url_env") or "", "") or spec["base_url"]
+        base_url = (s.raw(spec["base_url_env"]) if spec.get("base_url_env") else None) or spec["base_url"]
         self.name, self.model, self.structured, self.price = name, spec["model"], spec["structured"], spec["price"]
         self.key = key
-        # the client retries 429/5xx/timeouts/dropped connections with exponential backoff (its own policy)
-        self.client = OpenAI(base_url=base_url, api_key=key, max_retries=int(os.environ.get("JUDGE_RETRIES") or 4),
-                             timeout=float(os.environ.get("JUDGE_TIMEOUT_S") or 180))
+        self.retries = RETRIES if s.judge_retries is None else s.judge_retries
+        # retries are ours (core/retry.py, the same policy as the Hub and RunPod calls), not the client's
+        self.client = OpenAI(base_url=base_url, api_key=key, max_retries=0, timeout=s.judge_timeout_s or TIMEOUT_S)
 
-    def ask(self, text: str) -> str:
+    def _once(self, text: str) -> str:
         kwargs: dict[str, Any] = {}
         if self.structured == "json_schema":
             kwargs["response_format"] = {"type": "json_schema", "json_schema": {"name": "verdict", "schema": SCHEMA}}
         elif self.structured == "llama_cpp":
             kwargs["response_format"] = {"type": "json_object", "schema": SCHEMA}
-        reply = self.client.chat.completions.create(model=self.model, temperature=0.0, max_tokens=200,
-                                                    messages=[{"role": "user", "content": text}], **kwargs)
+        reply = self.client.chat.completions.create(
+            model=self.model, temperature=0.0, max_tokens=200, messages=[{"role": "user", "content": text}], **kwargs
+        )
         return reply.choices[0].message.content or ""
+
+    def ask(self, text: str) -> str:
+        """One judgment; 429, 5xx, timeouts and dropped connections are retried with exponential backoff."""
+        import openai
+
+        def transient(exc: BaseException) -> bool:
+            if isinstance(exc, (openai.APITimeoutError, openai.APIConnectionError)):
+                return True
+            return isinstance(exc, openai.APIStatusError) and transient_status(exc.status_code)
+
+        return Retry(1 + self.retries, BACKOFF_S).call(lambda: self._once(text), transient)
 
 
 def load_judges(names: list[str]) -> list[Judge]:
     specs = yaml.safe_load(JUDGES.read_text())
     unknown = [n for n in names if n not in specs]
     if unknown:
-        raise UserError(f"unknown judge(s): {', '.join(unknown)}", Where(JUDGES, key="JUDGES"), f"one of: {', '.join(specs)}")
+        raise UserError(
+            f"unknown judge(s): {', '.join(unknown)}", Where(JUDGES, key="JUDGES"), f"one of: {', '.join(specs)}"
+        )
     return [Judge(n, specs[n]) for n in names]
 
 
@@ -102,12 +125,17 @@ def read_cache(out: Path) -> list[dict]:
             if n == len(lines):  # no newline after it: the write was interrupted
                 print(f"note: {out}:{n}: dropping a row cut short by an interrupted run; it is asked again")
                 continue
-            raise UserError("judge cache line is not JSON", Where(out, line=n),
-                            "delete that line (it is asked again) or the file (everything is asked again)") from None
+            raise UserError(
+                "judge cache line is not JSON",
+                Where(out, line=n),
+                "delete that line (it is asked again) or the file (everything is asked again)",
+            ) from None
     return rows
 
 
-def judge_all(judge: Judge, items: list[dict], texts: dict, out: Path, run_name: str, concurrency: int) -> dict[str, int]:
+def judge_all(
+    judge: Judge, items: list[dict], texts: dict, out: Path, run_name: str, concurrency: int
+) -> dict[str, int]:
     rows = read_cache(out)
     kept = [r for r in rows if not r.get("error")]  # failed requests are asked again
     if out.is_file() and (len(kept) != len(rows) or not out.read_text(encoding="utf-8").endswith("\n")):
@@ -124,12 +152,22 @@ def judge_all(judge: Judge, items: list[dict], texts: dict, out: Path, run_name:
         error = None
         try:
             reply = judge.ask(render(item, order, cand, base))
-        except Exception as exc:  # after the client's own retries: keep the error, score it invalid
+        except Exception as exc:  # noqa: BLE001 - after the retries: keep the error, score it invalid
             reply, error = None, f"{type(exc).__name__}: {exc}".replace(judge.key, "***")[:300]
         label = parse_label(reply)
-        row = {"format": OURS, "run": run_name, "judge": judge.name, "suite": f"{item['suite']}/{item['config']}",
-               "item": item["item"], "prompt": item["prompt"], "order": order, "reply": reply, "label": label,
-               "verdict": to_model(label, order), "error": error}
+        row = {
+            "format": OURS,
+            "run": run_name,
+            "judge": judge.name,
+            "suite": f"{item['suite']}/{item['config']}",
+            "item": item["item"],
+            "prompt": item["prompt"],
+            "order": order,
+            "reply": reply,
+            "label": label,
+            "verdict": to_model(label, order),
+            "error": error,
+        }
         with lock, open(out, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
             fh.flush()
@@ -138,8 +176,12 @@ def judge_all(judge: Judge, items: list[dict], texts: dict, out: Path, run_name:
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
         list(pool.map(one, todo))
     failed = [r for r in read_cache(out) if r.get("error")]
-    return {"cached": len(done), "asked": len(todo), "failed": len(failed),
-            **({"first_error": failed[0]["error"]} if failed else {})}
+    return {
+        "cached": len(done),
+        "asked": len(todo),
+        "failed": len(failed),
+        **({"first_error": failed[0]["error"]} if failed else {}),
+    }
 
 
 def failures(section: dict[str, Any]) -> UserError | None:
@@ -149,78 +191,137 @@ def failures(section: dict[str, Any]) -> UserError | None:
     if not bad:
         return None
     name, req = next(iter(bad.items()))
-    return UserError(f"{sum(r['failed'] for r in bad.values())} judge request(s) failed after retries "
-                     f"({name}: {req['first_error']})", Where(key="JUDGES"),
-                     "they are scored invalid in this report; run make judge again to ask only those")
+    return UserError(
+        f"{sum(r['failed'] for r in bad.values())} judge request(s) failed after retries "
+        f"({name}: {req['first_error']})",
+        Where(key="JUDGES"),
+        "they are scored invalid in this report; run make judge again to ask only those",
+    )
 
 
-def run_judging(run: Path, judge_names: list[str], suite: Path, limit: int | None = None, concurrency: int = 4,
-                seed: int = 0, max_new_tokens: int | None = None, max_cost: float = 5.0, log=print) -> dict[str, Any]:
-    manifest = runs.read_manifest(run)
+def run_judging(
+    run: Path,
+    judge_names: list[str],
+    suite: Path,
+    limit: int | None = None,
+    concurrency: int = 4,
+    seed: int = 0,
+    max_new_tokens: int | None = None,
+    max_cost: float = 5.0,
+    log=print,
+) -> JudgeSection:
+    m = manifest.read(run)
     judges = load_judges(judge_names)
-    items = load_suite(suite, limit, manifest["meta"].get("sampling"))
-    base = manifest["base_model"]["path"]
-    candidate = Generator(base, runs.final_adapter(run), seed, max_new_tokens)
+    items = load_suite(suite, limit, m.train.meta.sampling.model_dump())
+    base = m.train.base_model.path
+    candidate = Generator(base, rundir.final_adapter(run), seed, max_new_tokens)
     baseline = Generator(base, None, seed, max_new_tokens)
     log(f"generating {len(items)} x 2 responses (cached per model, prompt, settings, seed)")
     texts = {i["item"]: (candidate(i)["text"], baseline(i)["text"]) for i in items}
     costs = estimate(items, texts, judges)
     log("estimated judge cost: " + ", ".join(f"{k} ${v:.2f}" for k, v in costs.items()))
     if sum(costs.values()) > max_cost:
-        raise UserError(f"estimated cost ${sum(costs.values()):.2f} exceeds MAX_COST=${max_cost:.2f}", Where(key="MAX_COST"),
-                        "raise MAX_COST, use fewer judges or LIMIT=")
+        raise UserError(
+            f"estimated cost ${sum(costs.values()):.2f} exceeds MAX_COST=${max_cost:.2f}",
+            Where(key="MAX_COST"),
+            "raise MAX_COST, use fewer judges or LIMIT=",
+        )
     files, counts = [], {}
     for judge in judges:
         out = run / "judge" / f"{judge.name}.jsonl"
-        counts[judge.name] = judge_all(judge, items, texts, out, manifest["recipe"]["name"], concurrency)
+        counts[judge.name] = judge_all(judge, items, texts, out, m.recipe_name, concurrency)
         files.append(out)
     report = judge_report.analyze(files)
     summary = {}
-    for path, judge in zip(files, judges):
+    for path, judge in zip(files, judges, strict=True):
         e = report["files"][path.name]
-        summary[judge.name] = {k: e[k] for k in ("n", "wins", "losses", "ties", "invalid", "win_rate", "ci95",
-                                                 "sign_test_p", "position_consistency", "warning")}
-        summary[judge.name]["suites"] = {s: {k: v[k] for k in ("n", "wins", "win_rate", "ci95")} for s, v in e["suites"].items()}
+        summary[judge.name] = {
+            k: e[k]
+            for k in (
+                "n",
+                "wins",
+                "losses",
+                "ties",
+                "invalid",
+                "win_rate",
+                "ci95",
+                "sign_test_p",
+                "position_consistency",
+                "warning",
+            )
+        }
+        summary[judge.name]["suites"] = {
+            s: {k: v[k] for k in ("n", "wins", "win_rate", "ci95")} for s, v in e["suites"].items()
+        }
         summary[judge.name]["requests"] = counts[judge.name]
-    section = runs.read_manifest(run).get("eval") or {}
-    section["judge"] = {"suite": str(suite.relative_to(REPO)) if suite.is_relative_to(REPO) else str(suite), "seed": seed,
-                        "baseline": "base model", "files": [str(f.relative_to(run)) for f in files],
-                        "agreement": next(iter(report["runs"].values()), None), "judges": summary, "at": runs.utc_now()}
-    runs.update_manifest(run, "eval", section)
+    section = JudgeSection(
+        suite=repo_relative(suite),
+        seed=seed,
+        baseline="base model",
+        files=[str(f.relative_to(run)) for f in files],
+        agreement=next(iter(report["runs"].values()), None),
+        judges=summary,
+        at=rundir.utc_now(),
+    )
+    manifest.write_sections(run, judge=section)
     atomic.write_text(run / "judge" / "report.md", judge_report.markdown(report))
-    return section["judge"]
+    return section
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    env = os.environ.get
-    parser.add_argument("--run", default=env("RUN"))
-    parser.add_argument("--recipe", default=env("RECIPE") or "smollm2-135m-cpu")
-    parser.add_argument("--judges", default=env("JUDGES") or "local")
-    parser.add_argument("--suite", default=env("SUITE"))
-    parser.add_argument("--limit", type=int, default=int(env("LIMIT") or 0) or None)
-    parser.add_argument("--concurrency", type=int, default=int(env("CONCURRENCY") or 4))
-    parser.add_argument("--seed", type=int, default=int(env("SEED") or 0))
-    parser.add_argument("--max-new-tokens", type=int, default=int(env("MAX_NEW_TOKENS") or 0) or None)
-    parser.add_argument("--max-cost", type=float, default=float(env("MAX_COST") or 5.0))
+    cli.add_run_arguments(parser)
+    parser.add_argument(
+        "--judges", default=None, help="comma-separated names from eval/judges.yaml (default: JUDGES, else local)"
+    )
+    parser.add_argument("--suite", default=None, help="a prompt suite JSONL (default: SUITE, else the recipe's)")
+    parser.add_argument("--limit", type=int, default=None, help="prompts to judge (default: LIMIT, else all)")
+    parser.add_argument("--concurrency", type=int, default=None, help="requests at once (default: CONCURRENCY, else 4)")
+    parser.add_argument("--seed", type=int, default=None, help="generation seed (default: SEED, else 0)")
+    parser.add_argument(
+        "--max-new-tokens", type=int, default=None, help="cap on generated tokens (default: MAX_NEW_TOKENS)"
+    )
+    parser.add_argument(
+        "--max-cost", type=float, default=None, help="USD cap on judge calls (default: MAX_COST, else 5)"
+    )
     ns = parser.parse_args(argv)
-    with user_errors_exit():
-        if (env("BASELINE") or "base") != "base":
+
+    def body() -> None:
+        s = settings.load()
+        if (s.baseline or "base") != "base":
             raise UserError("only BASELINE=base (the run's base model) is supported so far", Where(key="BASELINE"))
-        run = runs.resolve_run(ns.run, ns.recipe)
-        suite = Path(ns.suite) if ns.suite else REPO / "eval" / "suites" / f"{runs.read_manifest(run)['meta']['eval_suite'] or 'brie'}.jsonl"
-        section = run_judging(run, [j.strip() for j in ns.judges.split(",") if j.strip()], suite, ns.limit, ns.concurrency,
-                              ns.seed, ns.max_new_tokens, ns.max_cost)
-        for name, s in section["judges"].items():
-            pc = "n/a" if s["position_consistency"] is None else f"{s['position_consistency']:.0%}"
-            print(f"{name}: {s['wins']}/{s['n']} wins = {s['win_rate']:.1%} (95% CI {s['ci95'][0]:.1%}-{s['ci95'][1]:.1%}), "
-                  f"ties {s['ties']}, invalid {s['invalid']}, position consistency {pc}" + (f"; {s['warning']}" if s["warning"] else ""))
+        run = cli.run_from(ns, s)
+        suite_name = manifest.read(run).train.meta.eval_suite or "brie"
+        suite = Path(ns.suite or s.suite) if (ns.suite or s.suite) else REPO / "eval" / "suites" / f"{suite_name}.jsonl"
+        judges = [j.strip() for j in (ns.judges or s.judges or "local").split(",") if j.strip()]
+
+        def first(*values):
+            return next((v for v in values if v is not None), None)
+
+        section = run_judging(
+            run,
+            judges,
+            suite,
+            first(ns.limit, s.limit) or None,
+            first(ns.concurrency, s.concurrency, 4),
+            first(ns.seed, s.seed, 0),
+            first(ns.max_new_tokens, s.max_new_tokens) or None,
+            first(ns.max_cost, s.max_cost, 5.0),
+        )
+        for name, j in section.judges.items():
+            pc = "n/a" if j["position_consistency"] is None else f"{j['position_consistency']:.0%}"
+            print(
+                f"{name}: {j['wins']}/{j['n']} wins = {j['win_rate']:.1%} (95% CI {j['ci95'][0]:.1%}-{j['ci95'][1]:.1%}), "
+                f"ties {j['ties']}, invalid {j['invalid']}, position consistency {pc}"
+                + (f"; {j['warning']}" if j["warning"] else "")
+            )
         print(f"report: {run / 'judge' / 'report.md'}")
-        error = failures(section)
+        error = failures(section.model_dump())
         if error:
             raise error
-    return 0
+
+    return cli.main(body)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

@@ -2,24 +2,25 @@
 rows: per file and judge, n, wins/losses/ties/invalid, win rate with Wilson 95 % CI, sign test, per suite,
 position consistency, inter-judge agreement, an audit of stored winners vs our own parse, and the
 published figures beside what the rows reproduce."""
+
 from __future__ import annotations
 
 import argparse
 import glob
-import os
+import sys
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from core import atomic, cli, settings
+from core.errors import UserError, Where
+from core.paths import outputs_dir
 from eval import judged_io
 from eval.stats import agreement, win_summary
 from eval.verdicts import combine
-from launch import atomic
-from launch.errors import UserError, Where, user_errors_exit
-from launch.paths import outputs_dir
 
 PUBLISHED = Path(__file__).with_name("published.yaml")
 
@@ -51,10 +52,19 @@ def summarize_group(rows: list[dict]) -> dict[str, Any]:
         by_suite[suites[item]].append(v)
     out["suites"] = {s: win_summary(v) for s, v in sorted(by_suite.items())}
     seed = [r for r in rows if r["format"] == "seed"]
-    out["audit"] = {"parse_vs_stored": [f"{r['file']}:{r['line']}: parsed {r['verdict']}, stored {r['stored']}"
-                                        for r in seed if r["verdict"] != r["stored"]],
-                    "stored_vs_original_buggy": sum(1 for r in seed if r["stored_buggy"] and r["stored_buggy"] != r["stored"]),
-                    "rows": len(seed)} if seed else None
+    out["audit"] = (
+        {
+            "parse_vs_stored": [
+                f"{r['file']}:{r['line']}: parsed {r['verdict']}, stored {r['stored']}"
+                for r in seed
+                if r["verdict"] != r["stored"]
+            ],
+            "stored_vs_original_buggy": sum(1 for r in seed if r["stored_buggy"] and r["stored_buggy"] != r["stored"]),
+            "rows": len(seed),
+        }
+        if seed
+        else None
+    )
     out["verdicts"] = verdicts
     return out
 
@@ -67,12 +77,20 @@ def analyze(paths: list[Path]) -> dict[str, Any]:
         rows = judged_io.read(path)
         judges = sorted({r["judge"] for r in rows})
         entry = summarize_group(rows)
-        entry.update(run=rows[0]["run"], judges=judges,
-                     per_judge={j: summarize_group([r for r in rows if r["judge"] == j]) for j in judges} if len(judges) > 1 else {})
+        entry.update(
+            run=rows[0]["run"],
+            judges=judges,
+            per_judge={j: summarize_group([r for r in rows if r["judge"] == j]) for j in judges}
+            if len(judges) > 1
+            else {},
+        )
         for p in published:
             if p["run"] == entry["run"] and "judges" in p and set(p["judges"]) == set(judges):
-                entry["published"] = {"win_rate": p["win_rate"], "source": p["source"],
-                                      "reproduced": round(entry["win_rate"], 3) == round(p["win_rate"], 3)}
+                entry["published"] = {
+                    "win_rate": p["win_rate"],
+                    "source": p["source"],
+                    "reproduced": round(entry["win_rate"], 3) == round(p["win_rate"], 3),
+                }
         report["files"][path.name] = entry
         by_run[entry["run"]][" + ".join(judges)] = entry["verdicts"]
     for run, judged in by_run.items():
@@ -90,39 +108,61 @@ def pct(x: float | None) -> str:
 
 
 def markdown(report: dict[str, Any]) -> str:
-    out = ["# Judge report", "", "| file | judges | n | W / L / T / invalid | win rate | 95 % CI (Wilson) | sign test p | "
-           "published | position consistency |", "|---|---|---|---|---|---|---|---|---|"]
+    out = [
+        "# Judge report",
+        "",
+        "| file | judges | n | W / L / T / invalid | win rate | 95 % CI (Wilson) | sign test p | "
+        "published | position consistency |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for name, e in report["files"].items():
         pub = e.get("published")
         pub_s = f"{pct(pub['win_rate'])} ({'reproduced' if pub['reproduced'] else 'NOT reproduced'})" if pub else "-"
         pc = pct(e["position_consistency"]) if e["position_consistency"] is not None else "n/a (one order)"
-        out.append(f"| {name} | {', '.join(e['judges'])} | {e['n']} | {e['wins']} / {e['losses']} / {e['ties']} / {e['invalid']} "
-                   f"| {pct(e['win_rate'])} | {pct(e['ci95'][0])} - {pct(e['ci95'][1])} | {e['sign_test_p']:.2g} | {pub_s} | {pc} |")
+        out.append(
+            f"| {name} | {', '.join(e['judges'])} | {e['n']} | {e['wins']} / {e['losses']} / {e['ties']} / {e['invalid']} "
+            f"| {pct(e['win_rate'])} | {pct(e['ci95'][0])} - {pct(e['ci95'][1])} | {e['sign_test_p']:.2g} | {pub_s} | {pc} |"
+        )
     for name, e in report["files"].items():
         out += ["", f"## {name}", ""]
         if e["warning"]:
             out.append(f"**Warning:** {e['warning']}.")
         for judge, j in e["per_judge"].items():
-            out.append(f"- judge {judge}: {j['wins']}/{j['n']} = {pct(j['win_rate'])} (CI {pct(j['ci95'][0])} - {pct(j['ci95'][1])})"
-                       + (f"; {j['warning']}" if j["warning"] else ""))
+            out.append(
+                f"- judge {judge}: {j['wins']}/{j['n']} = {pct(j['win_rate'])} (CI {pct(j['ci95'][0])} - {pct(j['ci95'][1])})"
+                + (f"; {j['warning']}" if j["warning"] else "")
+            )
         out += ["", "| suite | n | W / L / T | win rate | 95 % CI | note |", "|---|---|---|---|---|---|"]
         for suite, s in e["suites"].items():
-            out.append(f"| {suite} | {s['n']} | {s['wins']} / {s['losses']} / {s['ties']} | {pct(s['win_rate'])} "
-                       f"| {pct(s['ci95'][0])} - {pct(s['ci95'][1])} | {'n < 30' if s['warning'] else ''} |")
+            out.append(
+                f"| {suite} | {s['n']} | {s['wins']} / {s['losses']} / {s['ties']} | {pct(s['win_rate'])} "
+                f"| {pct(s['ci95'][0])} - {pct(s['ci95'][1])} | {'n < 30' if s['warning'] else ''} |"
+            )
         audit = e.get("audit")
         if audit:
-            out += ["", f"Audit: our parse of the raw judgment (seed mapping A = baseline, B = candidate) disagrees with the "
-                        f"stored winner on {len(audit['parse_vs_stored'])} of {audit['rows']} rows; the stored winner differs "
-                        f"from the seed's original (buggy) winner on {audit['stored_vs_original_buggy']} rows."]
+            out += [
+                "",
+                f"Audit: our parse of the raw judgment (seed mapping A = baseline, B = candidate) disagrees with the "
+                f"stored winner on {len(audit['parse_vs_stored'])} of {audit['rows']} rows; the stored winner differs "
+                f"from the seed's original (buggy) winner on {audit['stored_vs_original_buggy']} rows.",
+            ]
             out += [f"- {x}" for x in audit["parse_vs_stored"][:20]]
     for run, a in report["runs"].items():
-        out += ["", f"## Agreement between judges: {run}", "", f"{a['items']} items judged by all of: {', '.join(a['judges'])}.", ""]
+        out += [
+            "",
+            f"## Agreement between judges: {run}",
+            "",
+            f"{a['items']} items judged by all of: {', '.join(a['judges'])}.",
+            "",
+        ]
         out += [f"- Cohen's kappa {pair}: {k:.3f}" for pair, k in a["cohen_kappa"].items()]
         if a["fleiss_kappa"] is not None:
             out.append(f"- Fleiss' kappa: {a['fleiss_kappa']:.3f}")
         pub = a.get("published_all_agree_rate")
-        out.append(f"- all judges agree: {a['all_agree']}/{a['items']} = {pct(a['all_agree_rate'])}"
-                   + (f" (published {pct(pub)})" if pub is not None else ""))
+        out.append(
+            f"- all judges agree: {a['all_agree']}/{a['items']} = {pct(a['all_agree_rate'])}"
+            + (f" (published {pct(pub)})" if pub is not None else "")
+        )
     return "\n".join(out) + "\n"
 
 
@@ -138,20 +178,23 @@ def expand(patterns: list[str]) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("files", nargs="*", default=(os.environ.get("FILES") or "").split())
+    parser.add_argument("files", nargs="*", help="judged exports, globs allowed (default: FILES)")
     ns = parser.parse_args(argv)
-    with user_errors_exit():
-        if not ns.files:
+
+    def body() -> None:
+        files = ns.files or (settings.load().files or "").split()
+        if not files:
             raise UserError("no judged files given", Where(key="FILES"), 'make judge-report FILES="exports/*.jsonl"')
-        report = analyze(expand(ns.files))
+        report = analyze(expand(files))
         text = markdown(report)
-        out = outputs_dir() / "judge-report" / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        out = outputs_dir() / "judge-report" / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         atomic.write_text(out / "report.md", text)
-        atomic.write_json(out / "report.json", {k: v for k, v in report.items()})
+        atomic.write_json(out / "report.json", dict(report))
         print(text)
         print(f"saved: {out / 'report.md'}")
-    return 0
+
+    return cli.main(body)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

@@ -4,6 +4,7 @@ Seed rows hold one judgment each; the seed harness always showed the baseline as
 `presentation_order` says (its stated mapping: A = baseline, B = candidate), so seed rows are read with
 order "BC". Our rows carry their own order and come in pairs (both orders of the same item).
 """
+
 from __future__ import annotations
 
 import json
@@ -11,8 +12,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from core.errors import UserError, Where
 from eval.verdicts import parse_label, to_model
-from launch.errors import UserError, Where
 
 OURS = "affinage-judged-v1"
 SEED_WINNER = {"brie": "candidate", "baseline": "baseline", "tie": "tie"}
@@ -43,7 +44,9 @@ def read(path: Path) -> list[dict[str, Any]]:
                 row["item"] += f"#{seen[row['item']]}"
                 rows.append(row)
             else:
-                raise UserError("neither a seed judged export row nor ours (no 'judgment' / 'format')", Where(path, line))
+                raise UserError(
+                    "neither a seed judged export row nor ours (no 'judgment' / 'format')", Where(path, line)
+                )
     if not rows:
         raise UserError("no judged rows", Where(path))
     return rows
@@ -52,9 +55,19 @@ def read(path: Path) -> list[dict[str, Any]]:
 def seed_row(rec: dict[str, Any], path: Path, line: int) -> dict[str, Any]:
     suite = rec.get("config_name") or rec.get("category") or "all"
     label = parse_label(rec.get("judgment"))
-    return {"format": "seed", "file": path.name, "line": line, "run": run_name(path),
-            "judge": rec.get("judge_model") or "unrecorded", "suite": suite,
-            "item": f"{suite}#{rec.get('prompt_num')}", "prompt": rec.get("prompt"), "order": "BC",
-            "reply": rec.get("judgment"), "label": label, "verdict": to_model(label, "BC"),
-            "stored": SEED_WINNER.get(rec.get("winner"), "invalid"),
-            "stored_buggy": SEED_WINNER.get(rec.get("winner_ORIGINAL_BUGGY")) if "winner_ORIGINAL_BUGGY" in rec else None}
+    return {
+        "format": "seed",
+        "file": path.name,
+        "line": line,
+        "run": run_name(path),
+        "judge": rec.get("judge_model") or "unrecorded",
+        "suite": suite,
+        "item": f"{suite}#{rec.get('prompt_num')}",
+        "prompt": rec.get("prompt"),
+        "order": "BC",
+        "reply": rec.get("judgment"),
+        "label": label,
+        "verdict": to_model(label, "BC"),
+        "stored": SEED_WINNER.get(rec.get("winner"), "invalid"),
+        "stored_buggy": SEED_WINNER.get(rec.get("winner_ORIGINAL_BUGGY")) if "winner_ORIGINAL_BUGGY" in rec else None,
+    }

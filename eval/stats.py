@@ -1,5 +1,6 @@
 """Statistics for pairwise judging (statsmodels/scipy, not hand-rolled): win rate with a Wilson 95 % CI,
 a sign test against 50 %, Cohen's kappa per judge pair, Fleiss' kappa and the all-agree rate."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -22,10 +23,18 @@ def win_summary(verdicts: list[str]) -> dict[str, Any]:
     low, high = proportion_confint(wins, n, alpha=0.05, method="wilson") if n else (float("nan"), float("nan"))
     decided = wins + losses
     p = binomtest(wins, decided, 0.5).pvalue if decided else float("nan")
-    return {"n": n, "wins": wins, "losses": losses, "ties": c["tie"], "invalid": c["invalid"],
-            "win_rate": wins / n if n else float("nan"), "ci95": [low, high],
-            "win_rate_decided": wins / decided if decided else float("nan"), "sign_test_p": p,
-            "warning": f"n={n} < {SMALL_N}: too few for a stable win rate" if n < SMALL_N else None}
+    return {
+        "n": n,
+        "wins": wins,
+        "losses": losses,
+        "ties": c["tie"],
+        "invalid": c["invalid"],
+        "win_rate": wins / n if n else float("nan"),
+        "ci95": [low, high],
+        "win_rate_decided": wins / decided if decided else float("nan"),
+        "sign_test_p": p,
+        "warning": f"n={n} < {SMALL_N}: too few for a stable win rate" if n < SMALL_N else None,
+    }
 
 
 def cohen_kappa(a: list[str], b: list[str], categories=("candidate", "baseline", "tie")) -> float:
@@ -33,7 +42,7 @@ def cohen_kappa(a: list[str], b: list[str], categories=("candidate", "baseline",
 
     idx = {c: i for i, c in enumerate(categories)}
     table = np.zeros((len(categories), len(categories)))
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         table[idx[x], idx[y]] += 1
     return float(cohens_kappa(table, return_results=False))
 
@@ -51,11 +60,18 @@ def agreement(by_judge: dict[str, dict[Any, str]]) -> dict[str, Any]:
     judges = sorted(by_judge)
     if len(judges) < 2:
         return {}
-    items = sorted(set.intersection(*(set(k for k, v in by_judge[j].items() if v != "invalid") for j in judges)), key=str)
-    pairs = {f"{a} vs {b}": cohen_kappa([by_judge[a][i] for i in items], [by_judge[b][i] for i in items])
-             for a, b in combinations(judges, 2)}
+    items = sorted(set.intersection(*({k for k, v in by_judge[j].items() if v != "invalid"} for j in judges)), key=str)
+    pairs = {
+        f"{a} vs {b}": cohen_kappa([by_judge[a][i] for i in items], [by_judge[b][i] for i in items])
+        for a, b in combinations(judges, 2)
+    }
     rows = [[by_judge[j][i] for j in judges] for i in items]
     all_agree = sum(len(set(r)) == 1 for r in rows)
-    return {"judges": judges, "items": len(items), "cohen_kappa": pairs,
-            "fleiss_kappa": fleiss(rows) if len(judges) > 2 else None,
-            "all_agree": all_agree, "all_agree_rate": all_agree / len(items) if items else float("nan")}
+    return {
+        "judges": judges,
+        "items": len(items),
+        "cohen_kappa": pairs,
+        "fleiss_kappa": fleiss(rows) if len(judges) > 2 else None,
+        "all_agree": all_agree,
+        "all_agree_rate": all_agree / len(items) if items else float("nan"),
+    }

@@ -4,6 +4,7 @@ A pair is shown as "Response A" / "Response B" (neutral labels). `order` says wh
 "CB" = candidate at A, baseline at B; "BC" = baseline at A, candidate at B. A reply that cannot be parsed
 is "invalid" and is never counted as a win. The seeds lost 56 % of their verdicts to getting this wrong.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,7 +26,9 @@ def parse_label(reply: str | None) -> str | None:
             value = str(json.loads(text).get("winner", "")).strip()
         except (json.JSONDecodeError, AttributeError):
             value = ""
-        norm = {"a": "A", "b": "B", "tie": "tie", "draw": "tie", "response a": "A", "response b": "B"}.get(value.lower())
+        norm = {"a": "A", "b": "B", "tie": "tie", "draw": "tie", "response a": "A", "response b": "B"}.get(
+            value.lower()
+        )
         if norm:
             return norm
     found = {("tie" if m.group(1).lower() in ("tie", "draw") else m.group(1).upper()) for m in _WINNER.finditer(text)}

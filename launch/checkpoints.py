@@ -1,6 +1,7 @@
 """Which checkpoints of a run are complete. The HF Trainer writes trainer_state.json last (after weights,
 optimizer, scheduler and RNG state), so a checkpoint killed mid-save lacks it, or the files before it.
 A DeepSpeed checkpoint keeps its optimizer as one shard per rank under global_step<N>/, named by `latest`."""
+
 from __future__ import annotations
 
 import json

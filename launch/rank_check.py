@@ -6,15 +6,15 @@ ZeRO-3, plus each tensor's norm. After training, `verify` checks that all local 
 and that the saved adapter matches their norms. A ZeRO-3 run that saved an empty or stale adapter, or ranks
 that silently trained apart (DDP without a process group), fail here instead of exiting 0.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
-from launch.errors import UserError, Where
+from core.errors import UserError, Where
 
 RANKS_DIR = "ranks"
 NORM_RTOL = 1e-2  # the saved adapter may be a 16-bit copy of fp32 training weights
@@ -23,7 +23,7 @@ NORM_RTOL = 1e-2  # the saved adapter may be a 16-bit copy of fp32 training weig
 def normalize(name: str) -> str:
     """A trainable parameter's name as peft saves it (no wrapper prefix, no adapter name)."""
     while name.startswith("module."):
-        name = name[len("module."):]
+        name = name[len("module.") :]
     return name.replace(".default.", ".")
 
 
@@ -46,29 +46,40 @@ def verify(output_dir: Path, expected_ranks: list[int], adapter: Path | None) ->
     for rank in expected_ranks:
         path = folder / f"rank{rank}.json"
         if not path.is_file():
-            raise UserError(f"rank {rank} wrote no weight fingerprint: it did not reach the end of training",
-                            Where(folder), "see logs/train.log for that rank's error")
+            raise UserError(
+                f"rank {rank} wrote no weight fingerprint: it did not reach the end of training",
+                Where(folder),
+                "see logs/train.log for that rank's error",
+            )
         records[rank] = json.loads(path.read_text())
     digests = {r: rec["sha256"] for r, rec in records.items()}
     if len(set(digests.values())) != 1:
-        raise UserError("the ranks ended with different weights: " +
-                        ", ".join(f"rank {r}: {d[:12]}" for r, d in digests.items()), Where(folder),
-                        "the processes trained apart (no shared process group); the run cannot be trusted")
+        raise UserError(
+            "the ranks ended with different weights: " + ", ".join(f"rank {r}: {d[:12]}" for r, d in digests.items()),
+            Where(folder),
+            "the processes trained apart (no shared process group); the run cannot be trusted",
+        )
     first = records[expected_ranks[0]]
     result = {"ranks": expected_ranks, "identical": True, "sha256": first["sha256"], "tensors": first["tensors"]}
     if adapter is not None and adapter.name == "adapter_model.safetensors":
         from safetensors import safe_open
 
         with safe_open(adapter, "pt") as fh:
-            saved = {k: float(fh.get_tensor(k).float().norm()) for k in fh.keys()}
+            saved = {k: float(fh.get_tensor(k).float().norm()) for k in fh.keys()}  # noqa: SIM118 - a safetensors handle, not a dict
         missing = sorted(set(first["norms"]) - set(saved))
         if missing:
-            raise UserError(f"the saved adapter lacks {len(missing)} trained tensors, e.g. {missing[0]}", Where(adapter),
-                            "a ZeRO-3 run needs stage3_gather_16bit_weights_on_model_save: true")
+            raise UserError(
+                f"the saved adapter lacks {len(missing)} trained tensors, e.g. {missing[0]}",
+                Where(adapter),
+                "a ZeRO-3 run needs stage3_gather_16bit_weights_on_model_save: true",
+            )
         off = [k for k, n in first["norms"].items() if abs(saved[k] - n) > NORM_RTOL * max(abs(n), 1e-8)]
         if off:
-            raise UserError(f"the saved adapter differs from the trained weights in {len(off)} tensors, "
-                            f"e.g. {off[0]} (norm {saved[off[0]]:.4g} saved vs {first['norms'][off[0]]:.4g} trained)",
-                            Where(adapter), "the save did not gather the sharded weights")
+            raise UserError(
+                f"the saved adapter differs from the trained weights in {len(off)} tensors, "
+                f"e.g. {off[0]} (norm {saved[off[0]]:.4g} saved vs {first['norms'][off[0]]:.4g} trained)",
+                Where(adapter),
+                "the save did not gather the sharded weights",
+            )
         result["saved_adapter_matches"] = True
     return result

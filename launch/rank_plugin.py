@@ -1,5 +1,16 @@
-"""The axolotl plugin half of launch/rank_check.py: each rank writes its weight fingerprint at train end.
-Named in a run's config as `plugins: [launch.rank_plugin.RankFingerprintPlugin]` by the launcher."""
+"""The axolotl plugin half of launch/rank_check.py, added by the launcher to multi-process runs.
+
+register (at config load, in every rank, before the Trainer exists): on CPU ranks under DeepSpeed, name gloo as
+accelerate's backend. accelerate 1.13 resolves a backend only for accelerator devices or when cpu=True, and the HF
+Trainer passes `ddp_backend` only on its non-DeepSpeed branch, so no environment variable or config key reaches it:
+without this every rank got process_index 0 and num_processes 1, wrote the same checkpoint files at once and read
+the whole dataset. (Measured alternatives: ACCELERATE_USE_CPU=true turns DeepSpeed off; a pre-built
+PartialState(backend="gloo") with accelerator_config.use_configured_state is accepted, but the Trainer then saves
+as one process and the adapter's sharded tensors come out empty.) GPUs never take this path.
+post_trainer_create: checks that the Trainer sees the real ranks, so a broken backend is an error, not a guess.
+on_train_end: every rank writes a fingerprint of its (ZeRO-3-gathered) trainable weights.
+"""
+
 from __future__ import annotations
 
 import contextlib
@@ -10,50 +21,57 @@ from pathlib import Path
 from axolotl.integrations.base import BasePlugin
 from transformers import TrainerCallback
 
+from core import settings
 from launch.rank_check import RANKS_DIR, fingerprint, normalize
 
 
-def _gloo_for_cpu_ranks() -> None:
-    """Several CPU processes under DeepSpeed: accelerate finds no backend for them (none is passed on the
-    DeepSpeed path) and gives every rank process_index 0 and num_processes 1, so each rank wrote the same
-    checkpoint files at once (a corrupt trainer_state.json in CI) and read the whole dataset. Naming gloo, the
-    backend DeepSpeed itself picks on CPU, gives the Trainer the real ranks. GPUs never take this path."""
+def name_gloo_for_cpu_ranks() -> bool:
+    """Wrap accelerate's backend resolution so CPU ranks get gloo (the backend DeepSpeed itself picks on CPU).
+    Returns whether it applied."""
     import torch
 
-    if torch.cuda.is_available() or int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return
+    if torch.cuda.is_available() or (settings.load().world_size or 1) <= 1:
+        return False
     from accelerate.state import PartialState
 
     original = PartialState._prepare_backend
     if getattr(original, "_gloo_for_cpu", False):
-        return
+        return True
 
-    def prepare_backend(self, cpu=False, sagemaker_dp=False, backend=None):  # noqa: ANN001 (accelerate's signature)
+    def prepare_backend(self, cpu=False, sagemaker_dp=False, backend=None):
         found, kind = original(self, cpu, sagemaker_dp, backend)
         return found or "gloo", kind
 
     prepare_backend._gloo_for_cpu = True  # type: ignore[attr-defined]
     PartialState._prepare_backend = prepare_backend
+    return True
 
 
-_gloo_for_cpu_ranks()
+def gathered(params: list):
+    """Full tensors of ZeRO-3 partitions, one parameter at a time: DeepSpeed's coalesced gather of several
+    parameters waits only for the last of its async all-gathers, which on gloo (out-of-order worker threads)
+    lets earlier tensors be read while still unfilled (measured: ~5 % of gathers under load)."""
+    if not any(hasattr(p, "ds_id") for p in params):
+        return contextlib.nullcontext()
+    import deepspeed
+
+    stack = contextlib.ExitStack()
+    for p in params:
+        stack.enter_context(deepspeed.zero.GatheredParameters([p], modifier_rank=None))
+    return stack
 
 
 class _WriteFingerprint(TrainerCallback):
     def __init__(self, output_dir: str):
         self.output_dir = Path(output_dir)
 
-    def on_train_end(self, args, state, control, model=None, **kwargs):  # noqa: ANN001 (HF callback API)
+    def on_train_end(self, args, state, control, model=None, **kwargs):
         params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-        gather = contextlib.nullcontext()
-        if any(hasattr(p, "ds_id") for _, p in params):  # ZeRO-3 partitions: gather the full tensors
-            import deepspeed
-
-            gather = deepspeed.zero.GatheredParameters([p for _, p in params], modifier_rank=None)
-        with gather:
+        with gathered([p for _, p in params]):
             record = fingerprint([(normalize(n), p) for n, p in params])
-        rank = int(os.environ.get("RANK", "0"))
-        record.update(rank=rank, world_size=int(os.environ.get("WORLD_SIZE", "1")), global_step=state.global_step)
+        s = settings.load()
+        rank = s.rank or 0
+        record.update(rank=rank, world_size=s.world_size or 1, global_step=state.global_step)
         out = self.output_dir / RANKS_DIR
         out.mkdir(parents=True, exist_ok=True)
         tmp = out / f".rank{rank}.json.tmp"
@@ -62,5 +80,17 @@ class _WriteFingerprint(TrainerCallback):
 
 
 class RankFingerprintPlugin(BasePlugin):
-    def add_callbacks_post_trainer(self, cfg, trainer):  # noqa: ANN001 (axolotl plugin API)
+    def register(self, cfg):
+        name_gloo_for_cpu_ranks()
+
+    def post_trainer_create(self, cfg, trainer):
+        s = settings.load()
+        world = s.world_size or 1
+        if trainer.args.world_size != world or trainer.args.process_index != (s.rank or 0):
+            raise RuntimeError(
+                f"the Trainer sees rank {trainer.args.process_index} of {trainer.args.world_size}, but "
+                f"torchrun started rank {s.rank} of {world}: the ranks would train apart"
+            )
+
+    def add_callbacks_post_trainer(self, cfg, trainer):
         return [_WriteFingerprint(cfg.output_dir)]

@@ -1,6 +1,7 @@
 """A stand-in for the Hugging Face Hub's HTTP API on 127.0.0.1, for the real huggingface_hub client
 (HF_ENDPOINT points here). It records every request and stores committed files, so tests can assert on
-what the client really sent. Endpoints: those create_repo + upload_folder use (see FEASIBILITY.md)."""
+what the client really sent. Endpoints: those create_repo + create_commit use (huggingface_hub 1.17)."""
+
 from __future__ import annotations
 
 import base64
@@ -41,8 +42,9 @@ def make_handler(state: HubState, endpoint: str):
 
         def _record(self, body: bytes) -> None:
             with state.lock:
-                state.requests.append({"method": self.command, "path": self.path,
-                                       "auth": self.headers.get("Authorization"), "body": body})
+                state.requests.append(
+                    {"method": self.command, "path": self.path, "auth": self.headers.get("Authorization"), "body": body}
+                )
 
         def _maybe_fail(self) -> bool:
             if state.fail_next and (state.fail_match is None or state.fail_match in self.path):
@@ -50,7 +52,7 @@ def make_handler(state: HubState, endpoint: str):
                 return True
             return False
 
-        def do_POST(self):  # noqa: N802
+        def do_POST(self):
             body = self._body()
             self._record(body)
             if self._maybe_fail():
@@ -63,21 +65,48 @@ def make_handler(state: HubState, endpoint: str):
                     exists = repo in state.repos
                     private = bool(req.get("private")) or req.get("visibility") == "private"
                     state.repos.setdefault(repo, {"private": private, "files": {}, "commits": 0})
-                return self._reply(409 if exists else 200, {"url": f"{endpoint}/{repo}", "error": "exists" if exists else None})
+                return self._reply(
+                    409 if exists else 200, {"url": f"{endpoint}/{repo}", "error": "exists" if exists else None}
+                )
             if path == "/api/validate-yaml":
                 return self._reply(200, {"errors": [], "warnings": []})
             m = re.fullmatch(r"/api/models/([^/]+/[^/]+)/preupload/([^/]+)", path)
             if m:
                 files = json.loads(body)["files"]
-                return self._reply(200, {"files": [{"path": f["path"], "uploadMode": "lfs" if f["size"] > 100_000 else "regular",
-                                                    "shouldIgnore": False} for f in files]})
+                return self._reply(
+                    200,
+                    {
+                        "files": [
+                            {
+                                "path": f["path"],
+                                "uploadMode": "lfs" if f["size"] > 100_000 else "regular",
+                                "shouldIgnore": False,
+                            }
+                            for f in files
+                        ]
+                    },
+                )
             m = re.fullmatch(r"/([^/]+/[^/]+)\.git/info/lfs/objects/batch", path)
             if m:
                 objects = json.loads(body)["objects"]
-                return self._reply(200, {"transfer": "basic", "objects": [
-                    {"oid": o["oid"], "size": o["size"], "authenticated": True,
-                     "actions": {"upload": {"href": f"{endpoint}/_lfs/{o['oid']}"},
-                                 "verify": {"href": f"{endpoint}/_lfs_verify/{o['oid']}"}}} for o in objects]})
+                return self._reply(
+                    200,
+                    {
+                        "transfer": "basic",
+                        "objects": [
+                            {
+                                "oid": o["oid"],
+                                "size": o["size"],
+                                "authenticated": True,
+                                "actions": {
+                                    "upload": {"href": f"{endpoint}/_lfs/{o['oid']}"},
+                                    "verify": {"href": f"{endpoint}/_lfs_verify/{o['oid']}"},
+                                },
+                            }
+                            for o in objects
+                        ],
+                    },
+                )
             if path.startswith("/_lfs_verify/"):
                 return self._reply(200, {"success": True})
             m = re.fullmatch(r"/api/models/([^/]+/[^/]+)/commit/([^/]+)", path)
@@ -98,7 +127,7 @@ def make_handler(state: HubState, endpoint: str):
                 return self._reply(200, {"commitUrl": f"{endpoint}/{repo}/commit/{oid}", "commitOid": oid})
             self._reply(404, {"error": f"not implemented: POST {path}"})
 
-        def do_PUT(self):  # noqa: N802
+        def do_PUT(self):
             body = self._body()
             self._record(b"<%d bytes>" % len(body))
             if self.path.startswith("/_lfs/"):
@@ -109,14 +138,21 @@ def make_handler(state: HubState, endpoint: str):
                 return self._reply(200)
             self._reply(404)
 
-        def do_GET(self):  # noqa: N802
+        def do_GET(self):
             self._record(b"")
             path = self.path.split("?")[0]
             m = re.fullmatch(r"/api/models/([^/]+/[^/]+)", path)
             if m and m.group(1) in state.repos:
                 repo = state.repos[m.group(1)]
-                return self._reply(200, {"id": m.group(1), "private": repo["private"], "sha": "0" * 40,
-                                         "siblings": [{"rfilename": p} for p in repo["files"]]})
+                return self._reply(
+                    200,
+                    {
+                        "id": m.group(1),
+                        "private": repo["private"],
+                        "sha": "0" * 40,
+                        "siblings": [{"rfilename": p} for p in repo["files"]],
+                    },
+                )
             self._reply(404, {"error": "not found"})
 
     return Handler
@@ -125,7 +161,7 @@ def make_handler(state: HubState, endpoint: str):
 class LocalHub:
     """`with LocalHub() as hub:` serves on 127.0.0.1:<free port>; hub.endpoint, hub.state."""
 
-    def __enter__(self) -> "LocalHub":
+    def __enter__(self) -> LocalHub:
         self.state = HubState()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), None)  # type: ignore[arg-type]
         self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"

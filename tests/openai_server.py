@@ -3,6 +3,7 @@ depends on a marker in its prompt, so retries and concurrency do not change the 
   [rate-limit-once] 429 on the first request, then a verdict;   [5xx-twice] 500 twice, then a verdict;
   [slow] answers after SLOW_S (beyond the client's timeout);    [cut-before] a reply cut before the verdict;
   [cut-after] a reply cut after the verdict; anything else: {"winner": "A", ...}."""
+
 from __future__ import annotations
 
 import json
@@ -39,34 +40,52 @@ class OpenAIServer:
                 except (BrokenPipeError, ConnectionResetError):  # the client gave up ([slow]): expected
                     pass
 
-            def do_POST(self):  # noqa: N802
+            def do_POST(self):
                 req = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
                 prompt = req["messages"][-1]["content"]
-                marker = next((m for m in ("[rate-limit-once]", "[5xx-twice]", "[slow]", "[cut-before]", "[cut-after]")
-                               if m in prompt), "")
+                marker = next(
+                    (
+                        m
+                        for m in ("[rate-limit-once]", "[5xx-twice]", "[slow]", "[cut-before]", "[cut-after]")
+                        if m in prompt
+                    ),
+                    "",
+                )
                 with server.lock:
                     server.seen[marker] += 1
                     n = server.seen[marker]
                     server.auth.append(self.headers.get("Authorization"))
                 if marker == "[rate-limit-once]" and n == 1:
-                    return self._send(429, {"error": {"message": "rate limited", "type": "rate_limit"}}, {"retry-after": "0"})
+                    return self._send(
+                        429, {"error": {"message": "rate limited", "type": "rate_limit"}}, {"retry-after": "0"}
+                    )
                 if marker == "[5xx-twice]" and n <= 2:
                     return self._send(500, {"error": {"message": "upstream overloaded"}})
                 if marker == "[slow]" and server.slow:
                     time.sleep(SLOW_S)
-                content = {"[cut-before]": '{"reason": "Response A is more vivid and',
-                           "[cut-after]": '{"winner": "B", "reason": "Response B has the more'}.get(
-                    marker, '{"winner": "A", "reason": "more vivid"}')
+                content = {
+                    "[cut-before]": '{"reason": "Response A is more vivid and',
+                    "[cut-after]": '{"winner": "B", "reason": "Response B has the more',
+                }.get(marker, '{"winner": "A", "reason": "more vivid"}')
                 finish = "length" if marker.startswith("[cut") else "stop"
-                self._send(200, {"id": "x", "object": "chat.completion", "created": 0, "model": req["model"],
-                                 "choices": [{"index": 0, "finish_reason": finish,
-                                              "message": {"role": "assistant", "content": content}}],
-                                 "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
+                self._send(
+                    200,
+                    {
+                        "id": "x",
+                        "object": "chat.completion",
+                        "created": 0,
+                        "model": req["model"],
+                        "choices": [
+                            {"index": 0, "finish_reason": finish, "message": {"role": "assistant", "content": content}}
+                        ],
+                        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+                    },
+                )
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
 
-    def __enter__(self) -> "OpenAIServer":
+    def __enter__(self) -> OpenAIServer:
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
         return self
 

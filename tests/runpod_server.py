@@ -3,6 +3,7 @@ here). Each request is parsed with graphql-core and recorded as (operation field
 tests assert on what the SDK really sent. Faults to inject: an HTTP status with an HTML body (what a gateway
 429/5xx looks like), "drop" (connection closed without a reply), "lost" (the request is carried out, then
 the connection closes: the reply is lost) or "error:<msg>" (a GraphQL error); None lets one request through."""
+
 from __future__ import annotations
 
 import json
@@ -12,9 +13,19 @@ from typing import Any
 
 from graphql import parse, value_from_ast_untyped
 
-KNOWN_GPUS = {"NVIDIA H100 80GB HBM3", "NVIDIA A100 80GB PCIe", "NVIDIA L40S", "NVIDIA A40", "NVIDIA L4",
-              "NVIDIA GeForce RTX 4090", "NVIDIA H200", "NVIDIA RTX A6000", "NVIDIA GeForce RTX 3090",
-              "NVIDIA H100 PCIe", "NVIDIA GeForce RTX 5090"}
+KNOWN_GPUS = {
+    "NVIDIA H100 80GB HBM3",
+    "NVIDIA A100 80GB PCIe",
+    "NVIDIA L40S",
+    "NVIDIA A40",
+    "NVIDIA L4",
+    "NVIDIA GeForce RTX 4090",
+    "NVIDIA H200",
+    "NVIDIA RTX A6000",
+    "NVIDIA GeForce RTX 3090",
+    "NVIDIA H100 PCIe",
+    "NVIDIA GeForce RTX 5090",
+}
 
 
 class RunPodState:
@@ -44,14 +55,30 @@ def _answer(state: RunPodState, field: str, args: dict[str, Any]) -> Any:
     if field == "podFindAndDeployOnDemand":
         pod_id = f"pod{len(state.pods) + 1:03d}"
         env = [f"{e['key']}={e['value']}" for e in args.get("env", [])]
-        state.pods[pod_id] = {"id": pod_id, "name": args["name"], "desiredStatus": "RUNNING", "imageName": args["imageName"],
-                              "gpuCount": args.get("gpuCount"), "volumeInGb": args.get("volumeInGb", 0),
-                              "costPerHr": 2.69, "uptimeSeconds": 5400, "env": env,
-                              "machine": {"gpuDisplayName": args.get("gpuTypeId")},
-                              "runtime": {"ports": [{"ip": "203.0.113.7", "isIpPublic": True, "privatePort": 22,
-                                                     "publicPort": 22022, "type": "tcp"}]}}
-        return {"id": pod_id, "imageName": args["imageName"], "env": env, "machineId": "m1",
-                "machine": {"podHostId": f"{pod_id}-host"}}
+        state.pods[pod_id] = {
+            "id": pod_id,
+            "name": args["name"],
+            "desiredStatus": "RUNNING",
+            "imageName": args["imageName"],
+            "gpuCount": args.get("gpuCount"),
+            "volumeInGb": args.get("volumeInGb", 0),
+            "costPerHr": 2.69,
+            "uptimeSeconds": 5400,
+            "env": env,
+            "machine": {"gpuDisplayName": args.get("gpuTypeId")},
+            "runtime": {
+                "ports": [
+                    {"ip": "203.0.113.7", "isIpPublic": True, "privatePort": 22, "publicPort": 22022, "type": "tcp"}
+                ]
+            },
+        }
+        return {
+            "id": pod_id,
+            "imageName": args["imageName"],
+            "env": env,
+            "machineId": "m1",
+            "machine": {"podHostId": f"{pod_id}-host"},
+        }
     if field == "myself":
         return {"pods": list(state.pods.values()), "networkVolumes": [{"id": "vol1", "dataCenterId": "EU-RO-1"}]}
     if field == "pod":
@@ -82,13 +109,20 @@ def make_handler(state: RunPodState):
             self.end_headers()
             self.wfile.write(body)
 
-        def do_POST(self):  # noqa: N802
+        def do_POST(self):
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             query = json.loads(body)["query"]
             field, args = _operation(query)
             with state.lock:
-                state.requests.append({"path": self.path, "field": field, "args": args, "query": query,
-                                       "auth": self.headers.get("Authorization")})
+                state.requests.append(
+                    {
+                        "path": self.path,
+                        "field": field,
+                        "args": args,
+                        "query": query,
+                        "auth": self.headers.get("Authorization"),
+                    }
+                )
                 hit = state.fail_next and (state.fail_only is None or field in state.fail_only)
                 fault = state.fail_next.pop(0) if hit else None
             if fault == "lost":
@@ -118,7 +152,7 @@ class RunPodServer:
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
-    def __enter__(self) -> "RunPodServer":
+    def __enter__(self) -> RunPodServer:
         self.thread.start()
         return self
 

@@ -1,13 +1,14 @@
 """Bad input gets a clear error that names the file, line or key, and a non-zero exit; never a traceback."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
 
-from launch.check import run_checks
-from launch.errors import UserError
-from launch.recipes import load_recipe
+from core.errors import UserError
+from launch.preflight.checks import run_checks
+from launch.recipe.registry import load_recipe
 from tests.conftest import run_cli, write_recipe
 
 
@@ -29,7 +30,7 @@ def test_unknown_recipe_name_suggests_close_matches():
 
 
 def test_unknown_recipe_on_the_cli_is_one_line_not_a_traceback():
-    proc = run_cli("launch.show", "llama31-8b-instrct")
+    proc = run_cli("launch.recipe.show", "llama31-8b-instrct")
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "unknown recipe 'llama31-8b-instrct'" in proc.stderr and "llama31-8b-instruct" in proc.stderr
@@ -44,8 +45,11 @@ def test_unknown_config_key_names_file_line_and_the_likely_key(tmp_path):
 
 
 def test_unknown_dataset_key(tmp_path):
-    path = write_recipe(tmp_path / "ds.yaml", "datasets:\n  - path: data/samples/philosophy_chat.train.jsonl\n"
-                                              "    type: chat_template\n    field_mesages: messages\n")
+    path = write_recipe(
+        tmp_path / "ds.yaml",
+        "datasets:\n  - path: data/samples/philosophy_chat.train.jsonl\n"
+        "    type: chat_template\n    field_mesages: messages\n",
+    )
     errs = errors(str(path))
     assert any("datasets[0].field_mesages" in e.message and "field_messages" in (e.hint or "") for e in errs)
 
@@ -80,8 +84,8 @@ def test_conversation_without_assistant_turn(tmp_path):
 
 def test_bad_data_on_the_cli_exits_nonzero_naming_the_line(tmp_path):
     data = bad_dataset(tmp_path, [GOOD, json.dumps({"messages": [{"role": "user", "content": 3}]})])
-    proc = run_cli("launch.check", "smollm2-135m-cpu", env={"ARGS": f"--datasets.0.path={data}"})
-    assert proc.returncode == 1, proc.stdout + proc.stderr
+    proc = run_cli("launch.preflight", "smollm2-135m-cpu", env={"ARGS": f"--datasets.0.path={data}"})
+    assert proc.returncode == 2, proc.stdout + proc.stderr
     assert f"{data}:2: messages[0] (user) content is int, not a string" in proc.stdout
     assert "Traceback" not in proc.stdout + proc.stderr
 

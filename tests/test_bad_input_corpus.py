@@ -2,6 +2,7 @@
 process and must exit non-zero with an error that says what is wrong and names the file, line or field, print
 no traceback, and leave every file that existed before it (its inputs, the run directory, other outputs)
 byte-identical."""
+
 from __future__ import annotations
 
 import hashlib
@@ -12,8 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from launch import runs
-from launch.paths import REPO
+from core import atomic
+from core import manifest as run_manifest
+from core.paths import REPO
+from core.rundir import LATEST
 from tests.conftest import run_cli
 
 CORPUS = Path(__file__).with_name("bad_inputs.yaml")
@@ -32,9 +35,9 @@ def make_run(outputs: Path, kind: str, default_run=None) -> Path:
     if kind == "trained":  # a real run's manifest, config and final adapter
         src, _ = default_run
         run.mkdir(parents=True)
-        for name in (runs.MANIFEST, "config.yaml"):
+        for name in (run_manifest.MANIFEST, "config.yaml"):
             shutil.copy2(src / name, run / name)
-        final = runs.read_manifest(src)["final_checkpoint"]["path"]
+        final = run_manifest.read(src).train.final_checkpoint.path
         (run / final).mkdir(parents=True, exist_ok=True)
         for f in (src / final).iterdir():
             if f.is_file():
@@ -43,8 +46,12 @@ def make_run(outputs: Path, kind: str, default_run=None) -> Path:
     (run / "output").mkdir(parents=True)
     adapter = run / "output" / "adapter_model.safetensors"
     adapter.write_bytes(b"adapter bytes")
-    manifest = {"recipe": {"name": RECIPE, "sha256": "0" * 64}, "meta": {"eval_suite": "brie"}, "status": "completed",
-                "final_checkpoint": {"path": "output", "file": adapter.name, "sha256": _sha(b"adapter bytes")}}
+    manifest = {
+        "recipe": {"name": RECIPE, "sha256": "0" * 64},
+        "meta": {"eval_suite": "brie"},
+        "status": "completed",
+        "final_checkpoint": {"path": "output", "file": adapter.name, "sha256": _sha(b"adapter bytes")},
+    }
     if kind == "changed-adapter":
         adapter.write_bytes(b"adapter bytes, edited later")
     elif kind == "unfinished":
@@ -56,12 +63,12 @@ def make_run(outputs: Path, kind: str, default_run=None) -> Path:
         (run / "merged").mkdir()
         (run / "merged" / "config.json").write_text("{}")
         manifest["merge"] = {"path": "merged", "files": {"model.safetensors": _sha(b"weights")}}
-    runs.write_manifest(run, manifest)
+    atomic.write_json(run / run_manifest.MANIFEST, manifest)  # schema 1, as written before the typed manifest
     if kind == "truncated-manifest":
-        text = (run / runs.MANIFEST).read_text()
-        (run / runs.MANIFEST).write_text(text[: len(text) // 2])
+        text = (run / run_manifest.MANIFEST).read_text()
+        (run / run_manifest.MANIFEST).write_text(text[: len(text) // 2])
     if kind == "dangling-latest":
-        (run.parent / runs.LATEST).write_text("20250101T000000Z\n")
+        (run.parent / LATEST).write_text("20250101T000000Z\n")
     return run
 
 
@@ -97,8 +104,12 @@ def test_bad_input(case, tmp_path, request):
     run = make_run(outputs, case["run"], default_run) if case.get("run") else None
     for name, text in (case.get("files") or {}).items():
         (tmp_path / name).write_text(fill(text, tmp_path, run))
-    env = {"OUTPUTS": str(outputs), "RECIPE": "", "HF_HOME": str(tmp_path / "hf"),
-           **{k: fill(str(v), tmp_path, run) for k, v in (case.get("env") or {}).items()}}
+    env = {
+        "OUTPUTS": str(outputs),
+        "RECIPE": "",
+        "HF_HOME": str(tmp_path / "hf"),
+        **{k: fill(str(v), tmp_path, run) for k, v in (case.get("env") or {}).items()},
+    }
     before = snapshot(tmp_path)
     with ExitStack() as stack:
         server = case.get("server") or {}
@@ -106,11 +117,15 @@ def test_bad_input(case, tmp_path, request):
             hub = stack.enter_context(LocalHub())
             hub.state.fail_next = list(server["hub"])
             env.update(HF_ENDPOINT=hub.endpoint, HF_HUB_DISABLE_XET="1", HF_HUB_OFFLINE="0")
-        if "runpod" in server or case["cmd"][0] == "launch.runpod":
+        if "runpod" in server or case["cmd"][0] == "launch.cloud.runpod.commands":
             rp = stack.enter_context(RunPodServer())
             rp.state.fail_next = list(server.get("runpod") or [])
-            env = {"RUNPOD_API_KEY": "rp-fake-key-for-tests-only-0000", **env, "RUNPOD_API_BASE_URL": rp.url,
-                   "RUNPOD_BACKOFF_S": "0"}
+            env = {
+                "RUNPOD_API_KEY": "rp-fake-key-for-tests-only-0000",
+                **env,
+                "RUNPOD_API_BASE_URL": rp.url,
+                "RUNPOD_BACKOFF_S": "0",
+            }
         proc = run_cli(case["cmd"][0], *(fill(a, tmp_path, run) for a in case["cmd"][1:]), env=env, timeout=300)
     said = proc.stdout + proc.stderr
     assert proc.returncode != 0, said[-2000:]

@@ -1,5 +1,6 @@
 """One quick smoke of the `make bench` code path (tiny sizes): every section measured and reported.
 Benchmarks are not tests: this checks the machinery, not the numbers."""
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,16 @@ def test_bench_quick_smoke(outputs):
     assert bench_run.main(["--quick"]) == 0
     [folder] = list((outputs / "bench").iterdir())
     text = (folder / "report.md").read_text()
-    for section in ("## Targets", "## Training: default recipe vs the seed-style baseline", "## Padding vs packing",
-                    "## Preflight", "## Pipeline stages", "## Judge harness throughput", "## GPU", "QUICK mode"):
+    for section in (
+        "## Targets",
+        "## Training: default recipe vs the seed-style baseline",
+        "## Padding vs packing",
+        "## Preflight",
+        "## Pipeline stages",
+        "## Judge harness throughput",
+        "## GPU",
+        "QUICK mode",
+    ):
         assert section in text, section
     report = json.loads((folder / "report.json").read_text())
     o, b = report["training"]["ours"], report["training"]["baseline"]

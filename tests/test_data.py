@@ -1,18 +1,19 @@
 """Data tooling: every kind of breakage reported at its line, deterministic dedup + split, conversions that
 round-trip (or refuse, naming lines), and the persona builder's template mode."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
 
-from data import convert as conv
-from data import persona_builder as pb
-from data import split as sp
+from core.errors import UserError
+from core.paths import REPO
 from data.formats import convert
+from data.tools import convert as conv
+from data.tools import personas as pb
+from data.tools import split as sp
 from data.validate import validate_file
-from launch.errors import UserError
-from launch.paths import REPO
 
 OK = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}]}
 
@@ -29,8 +30,16 @@ BROKEN = [
     ("messages", '{"messages": []}', "must be a non-empty list"),
     ("messages", '{"messages": ["hi"]}', "messages[0] is not an object"),
     ("messages", json.dumps(msgs(("human", "Hi"), ("assistant", "Yo"))), "unknown role 'human'"),
-    ("messages", json.dumps({"messages": [{"role": "user", "content": ["Hi"]}, {"role": "assistant", "content": "x"}]}), "content is list"),
-    ("messages", json.dumps(msgs(("user", "Hi"), ("system", "S"), ("assistant", "x"))), "system message after the first turn"),
+    (
+        "messages",
+        json.dumps({"messages": [{"role": "user", "content": ["Hi"]}, {"role": "assistant", "content": "x"}]}),
+        "content is list",
+    ),
+    (
+        "messages",
+        json.dumps(msgs(("user", "Hi"), ("system", "S"), ("assistant", "x"))),
+        "system message after the first turn",
+    ),
     ("messages", json.dumps(msgs(("user", "Hi"), ("assistant", "  "))), "empty assistant turn"),
     ("messages", json.dumps(msgs(("user", "Hi"), ("user", "Again"), ("assistant", "x"))), "repeats role 'user'"),
     ("messages", json.dumps(msgs(("system", "S"), ("assistant", "x"))), "does not follow a user turn"),
@@ -43,8 +52,11 @@ BROKEN = [
     ("sharegpt", '{"dialog": []}', "no 'conversations' field"),
     ("sharegpt", '{"conversations": [{"from": "human"}]}', "needs 'from' and 'value'"),
 ]
-GOOD = {"messages": json.dumps(OK), "prompt-completion": '{"prompt": "p", "completion": "c"}',
-        "sharegpt": '{"conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Yo"}]}'}
+GOOD = {
+    "messages": json.dumps(OK),
+    "prompt-completion": '{"prompt": "p", "completion": "c"}',
+    "sharegpt": '{"conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Yo"}]}',
+}
 GOOD2 = {k: v.replace("Hi", "Hey").replace('"c"', '"d"') for k, v in GOOD.items()}
 
 
@@ -80,7 +92,10 @@ def test_split_is_deterministic_disjoint_and_removes_planted_duplicates(tmp_path
     data = write(tmp_path / "d.jsonl", records)
     a = sp.split(data, 8, 7, "messages", tmp_path / "a")
     sp.split(data, 8, 7, "messages", tmp_path / "b")
-    assert [(d["line"], d["duplicate_of"], d["kind"]) for d in a["duplicates_removed"]] == [(11, 4, "exact"), (21, 6, "near")]
+    assert [(d["line"], d["duplicate_of"], d["kind"]) for d in a["duplicates_removed"]] == [
+        (11, 4, "exact"),
+        (21, 6, "near"),
+    ]
     assert (tmp_path / "a/d.train.jsonl").read_text() == (tmp_path / "b/d.train.jsonl").read_text()
     assert a["val"]["records"] == 8 and a["train"]["records"] == 32
     assert not set(a["train"]["lines"]) & set(a["val"]["lines"])
@@ -96,11 +111,20 @@ def test_split_refuses_broken_files(tmp_path):
     assert exc.value.where.line == 2
 
 
-@pytest.mark.parametrize("record,fmt", [
-    (msgs(("system", "S"), ("user", "Hi"), ("assistant", "Yo"), ("user", "More"), ("assistant", "Sure")), "messages"),
-    ({"conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Yo"}], "source": "x"}, "sharegpt"),
-    ({"prompt": "[Mara] Hi", "completion": "Yo", "persona": "Mara", "type": "extracted"}, "prompt-completion"),
-])
+@pytest.mark.parametrize(
+    "record,fmt",
+    [
+        (
+            msgs(("system", "S"), ("user", "Hi"), ("assistant", "Yo"), ("user", "More"), ("assistant", "Sure")),
+            "messages",
+        ),
+        (
+            {"conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Yo"}], "source": "x"},
+            "sharegpt",
+        ),
+        ({"prompt": "[Mara] Hi", "completion": "Yo", "persona": "Mara", "type": "extracted"}, "prompt-completion"),
+    ],
+)
 def test_conversions_round_trip(record, fmt):
     for other in ("messages", "sharegpt", "prompt-completion"):
         if fmt == "messages" and other == "prompt-completion":
@@ -124,7 +148,9 @@ def test_persona_builder_template_mode():
     assert first == second  # deterministic
     names = {p.name for p in personas.personas}
     for q in personas.shared_questions:
-        answers = {r["persona"]: r["completion"] for r in first if r["type"] == "contrastive" and r["prompt"].endswith(q)}
+        answers = {
+            r["persona"]: r["completion"] for r in first if r["type"] == "contrastive" and r["prompt"].endswith(q)
+        }
         assert set(answers) == names and len(set(answers.values())) == len(names)  # each persona differently
     for r in first:
         assert r["prompt"].startswith(f"[{r['persona']}] ") and r["completion"].strip()
@@ -134,8 +160,10 @@ def test_persona_builder_template_mode():
 
 def test_persona_yaml_errors_name_the_line(tmp_path):
     bad = tmp_path / "p.yaml"
-    bad.write_text("personas:\n  - name: A\n    role: r\n    voice: v\n    markers: []\n    facts: [{topic: t, text: x}]\n"
-                   "  - name: B\n    role: r\n    voice: v\n    markers: [m]\n    facts: [{topic: t, text: x}]\n")
+    bad.write_text(
+        "personas:\n  - name: A\n    role: r\n    voice: v\n    markers: []\n    facts: [{topic: t, text: x}]\n"
+        "  - name: B\n    role: r\n    voice: v\n    markers: [m]\n    facts: [{topic: t, text: x}]\n"
+    )
     with pytest.raises(UserError) as exc:
         pb.load_personas(bad)
     assert exc.value.where.key == "personas.0.markers" and exc.value.where.line == 5
@@ -146,8 +174,19 @@ def test_persona_builder_endpoint_mode_against_a_local_llama_cpp_server(llama_se
     from tests.conftest import run_cli
 
     out = tmp_path / "personas.jsonl"
-    proc = run_cli("data.persona_builder", str(REPO / "data/personas/example.yaml"), "--generator", "endpoint",
-                   "--endpoint", llama_server, "--model", "smollm2", "--out", str(out), timeout=900)
+    proc = run_cli(
+        "data.tools.personas",
+        str(REPO / "data/personas/example.yaml"),
+        "--generator",
+        "endpoint",
+        "--endpoint",
+        llama_server,
+        "--model",
+        "smollm2",
+        "--out",
+        str(out),
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     records = [json.loads(line) for line in out.read_text().splitlines()]
     template = pb.build(pb.load_personas(REPO / "data/personas/example.yaml"), pb.TemplateGenerator())
@@ -156,5 +195,12 @@ def test_persona_builder_endpoint_mode_against_a_local_llama_cpp_server(llama_se
     generated = [r for r in records if r["type"] in ("hypothetical", "contrastive")]
     assert all(r["completion"].strip() for r in generated)
     # the model wrote these: they are not the template's sentences
-    assert sum(r["completion"] != t["completion"] for r, t in zip(records, template) if r["type"] == "contrastive") >= 6
+    assert (
+        sum(
+            r["completion"] != t["completion"]
+            for r, t in zip(records, template, strict=True)
+            if r["type"] == "contrastive"
+        )
+        >= 6
+    )
     assert validate_file(out, "prompt-completion").ok

@@ -1,5 +1,6 @@
 """Dataset stats on the real Brie data (../shared) with the recipes' own tokenizers, checked against an
 independent count made here with the HF tokenizer and its chat template."""
+
 from __future__ import annotations
 
 import json
@@ -7,10 +8,10 @@ import json
 import numpy as np
 import pytest
 
-from data.check import recipe_dataset
 from data.stats import packing_efficiency, padding_efficiency, summarize, tokenize_records
+from data.tools.data_check import recipe_dataset
 from tests.conftest import SHARED
-from tests.tiny_models import llama3_tokenizer_dir
+from tools.tiny_models import llama3_tokenizer_dir
 
 BRIE_VAL = SHARED / "brie" / "sft.val.jsonl"
 
@@ -30,8 +31,10 @@ def independent_lengths(tokenizer_dir, records, template: str | None) -> list[in
         from axolotl.utils.chat_templates import get_chat_template
 
         tok.chat_template = get_chat_template(template)
-    return [len(tok(tok.apply_chat_template(r["messages"], tokenize=False), add_special_tokens=False)["input_ids"])
-            for r in records]
+    return [
+        len(tok(tok.apply_chat_template(r["messages"], tokenize=False), add_special_tokens=False)["input_ids"])
+        for r in records
+    ]
 
 
 @pytest.mark.slow
@@ -60,7 +63,13 @@ def test_packing_and_padding_by_hand():
     assert padding_efficiency([1, 3, 2, 2], 2) == pytest.approx(8 / 10)
     share, rows = packing_efficiency([6, 5, 4, 3, 2], 10)  # FFD: [6,4] [5,3,2]
     assert rows == 2 and share == pytest.approx(20 / 20)
-    stats = summarize([{"line": i + 1, "tokens": n, "trained": n // 2, "record": {"persona": "A" if i else "B"}}
-                       for i, n in enumerate([5, 12, 7])], sequence_len=10, micro_batch=2)
+    stats = summarize(
+        [
+            {"line": i + 1, "tokens": n, "trained": n // 2, "record": {"persona": "A" if i else "B"}}
+            for i, n in enumerate([5, 12, 7])
+        ],
+        sequence_len=10,
+        micro_batch=2,
+    )
     assert stats["over_sequence_len"] == {"count": 1, "lines": [2], "action": "dropped (axolotl's default)"}
     assert stats["groups"] == {"persona": {"B": 1, "A": 2}}

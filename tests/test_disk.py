@@ -2,6 +2,7 @@
 space under OUTPUTS, with the numbers; a disk that fills up mid-run ends in a clear message and a run that
 resumes. ENOSPC is injected where a full disk hits the HF Trainer (torch.save of a checkpoint's optimizer
 state), through a sitecustomize on PYTHONPATH, so the real launcher, axolotl and trainer handle it."""
+
 from __future__ import annotations
 
 import os
@@ -12,14 +13,15 @@ from collections import namedtuple
 
 import pytest
 
-from launch import runs
-from launch.check import run_checks
+from core import manifest
+from core.paths import REPO
+from core.rundir import LATEST
 from launch.checkpoints import is_complete
-from launch.paths import REPO
+from launch.preflight.checks import run_checks
 from tests.conftest import OFFLINE
 
 RECIPE = "smollm2-135m-cpu"
-INJECT = '''import os
+INJECT = """import os
 _step = os.environ.get("AFFINAGE_TEST_ENOSPC_AT")
 if _step:
     import errno
@@ -30,7 +32,7 @@ if _step:
             raise OSError(errno.ENOSPC, "No space left on device", str(f))
         return _save(obj, f, *args, **kwargs)
     torch.save = _full_disk_save
-'''
+"""
 
 
 def test_preflight_refuses_what_the_disk_cannot_hold(outputs, monkeypatch):
@@ -46,9 +48,11 @@ def test_preflight_refuses_what_the_disk_cannot_hold(outputs, monkeypatch):
 
 def tiny_run_args(tiny) -> str:
     """A 6-step run of the default recipe on a tiny Llama, saving every 2 steps."""
-    return (f"--base_model={tiny} --max_steps=6 --save_steps=2 --sequence_len=256 --micro_batch_size=1 "
-            "--gradient_accumulation_steps=1 --test_datasets=null --eval_steps=null --eval_strategy=no "
-            "--logging_steps=1 --warmup_steps=0 --warmup_ratio=null --save_total_limit=5")
+    return (
+        f"--base_model={tiny} --max_steps=6 --save_steps=2 --sequence_len=256 --micro_batch_size=1 "
+        "--gradient_accumulation_steps=1 --test_datasets=null --eval_steps=null --eval_strategy=no "
+        "--logging_steps=1 --warmup_steps=0 --warmup_ratio=null --save_total_limit=5"
+    )
 
 
 def full_disk_at(step: int, folder) -> dict[str, str]:
@@ -70,11 +74,11 @@ def test_disk_full_mid_run_ends_clearly_and_resumes(tiny_model, tmp_path):
     assert "last complete checkpoint is checkpoint-2" in full.stderr and f"make train RUN={run}" in full.stderr
     assert "Traceback" not in full.stderr.split("error:", 1)[1]
     assert is_complete(run / "output" / "checkpoint-2") and not is_complete(run / "output" / "checkpoint-4")
-    assert runs.read_manifest(run)["status"] == "failed" and not (run.parent / runs.LATEST).exists()
+    assert manifest.read(run).status == "failed" and not (run.parent / LATEST).exists()
 
     env.pop("AFFINAGE_TEST_ENOSPC_AT")  # space was freed
     resumed = subprocess.run([*cmd, f"--run={run}"], cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
-    m = runs.read_manifest(run)
-    assert m["status"] == "completed" and m["resumes"][-1]["step"] == 2 and m["train"]["global_step"] == 6
-    assert (run.parent / runs.LATEST).read_text().strip() == run.name
+    m = manifest.read(run)
+    assert m.status == "completed" and m.resumes[-1].step == 2 and m.train.summary.global_step == 6
+    assert (run.parent / LATEST).read_text().strip() == run.name

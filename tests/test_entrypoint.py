@@ -1,14 +1,16 @@
-"""The pod's entrypoint (launch/entrypoint.py), run as the image runs it, with the real runpod SDK pointed at
-the local RunPod server and the real huggingface_hub at the local hub: it trains, merges, converts, pushes,
-logs to the volume and stops or terminates its pod; bad pod env fails before any training and still stops the
-pod (a failed pod must not keep billing)."""
+"""The pod's entrypoint (launch/cloud/runpod/entrypoint.py), run as the image runs it, with the real runpod SDK
+pointed at the local RunPod server and the real huggingface_hub at the local hub: it trains, merges, converts,
+pushes, logs to the volume and stops or terminates its pod; bad pod env fails before any training and still stops
+the pod (a failed pod must not keep billing)."""
+
 from __future__ import annotations
 
 import sys
 
 import pytest
 
-from launch import runs
+from core import manifest as run_manifest
+from core.rundir import LATEST
 from tests.conftest import SMOKE, run_cli
 from tests.hub_server import LocalHub
 from tests.runpod_server import RunPodServer
@@ -16,29 +18,44 @@ from tests.runpod_server import RunPodServer
 KEY = "rp-fake-key-for-tests-only-0000"
 HF_TOKEN = "hf_fake-token-for-tests-only-0123-4567"
 POD = "podtest1"
+ENTRYPOINT = "launch.cloud.runpod.entrypoint"
 
 
 def pod_env(server, outputs, **extra) -> dict:
-    return {"RUNPOD_API_BASE_URL": server.url, "RUNPOD_API_KEY": KEY, "RUNPOD_BACKOFF_S": "0",
-            "RUNPOD_POD_ID": POD, "OUTPUTS": str(outputs), **extra}
+    return {
+        "RUNPOD_API_BASE_URL": server.url,
+        "RUNPOD_API_KEY": KEY,
+        "RUNPOD_BACKOFF_S": "0",
+        "RUNPOD_POD_ID": POD,
+        "OUTPUTS": str(outputs),
+        **extra,
+    }
 
 
 def serve_pod(server):
     server.state.pods[POD] = {"id": POD, "name": "affinage-x", "desiredStatus": "RUNNING", "volumeInGb": 50}
 
 
-@pytest.mark.parametrize("extra, message", [
-    ({}, "RECIPE is not set in the pod's environment"),
-    ({"RECIPE": "smollm2-135m-cpu", "PUSH_REPO": "me/x", "HF_TOKEN": ""}, "PUSH_REPO is set but the pod has no HF_TOKEN"),
-    ({"RECIPE": "smollm2-135m-cpu", "PUSH_REPO": "me/x", "HF_TOKEN": "{{ RUNPOD_SECRET_HF_TOKEN }}"},
-     "unresolved secret reference"),
-    ({"RECIPE": "smollm2-135m-cpu", "ON_FINISH": "explode"}, "ON_FINISH must be one of stop, terminate, none"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ({}, "RECIPE is not set in the pod's environment"),
+        (
+            {"RECIPE": "smollm2-135m-cpu", "PUSH_REPO": "me/x", "HF_TOKEN": ""},
+            "PUSH_REPO is set but the pod has no HF_TOKEN",
+        ),
+        (
+            {"RECIPE": "smollm2-135m-cpu", "PUSH_REPO": "me/x", "HF_TOKEN": "{{ RUNPOD_SECRET_HF_TOKEN }}"},
+            "unresolved secret reference",
+        ),
+        ({"RECIPE": "smollm2-135m-cpu", "ON_FINISH": "explode"}, "ON_FINISH must be one of stop, terminate, none"),
+    ],
+)
 def test_bad_pod_env_fails_before_training_and_stops_the_pod(tmp_path, extra, message):
     outputs = tmp_path / "volume"
     with RunPodServer() as server:
         serve_pod(server)
-        proc = run_cli("launch.entrypoint", env={"RECIPE": "", **pod_env(server, outputs, **extra)}, timeout=120)
+        proc = run_cli(ENTRYPOINT, env={"RECIPE": "", **pod_env(server, outputs, **extra)}, timeout=120)
         assert proc.returncode == 2 and message in proc.stdout
         assert not (outputs / "runs").exists()
         assert (outputs / "pods" / f"{POD}.log").read_text().count(message) == 1
@@ -51,19 +68,35 @@ def test_pod_trains_pushes_and_terminates_itself(tmp_path):
     outputs = tmp_path / "volume"
     with RunPodServer() as server, LocalHub() as hub:
         serve_pod(server)
-        env = pod_env(server, outputs, RECIPE="smollm2-135m-cpu", ARGS=SMOKE, PUSH_REPO="me/pod-run",
-                      QUANTS="Q8_0", ON_FINISH="terminate", HF_TOKEN=HF_TOKEN, HF_ENDPOINT=hub.endpoint,
-                      HF_HUB_DISABLE_XET="1", HF_HOME=str(tmp_path / "hf"), HF_HUB_OFFLINE="0")
-        proc = run_cli("launch.entrypoint", env=env, timeout=1500)
+        env = pod_env(
+            server,
+            outputs,
+            RECIPE="smollm2-135m-cpu",
+            ARGS=SMOKE,
+            PUSH_REPO="me/pod-run",
+            QUANTS="Q8_0",
+            ON_FINISH="terminate",
+            HF_TOKEN=HF_TOKEN,
+            HF_ENDPOINT=hub.endpoint,
+            HF_HUB_DISABLE_XET="1",
+            HF_HOME=str(tmp_path / "hf"),
+            HF_HUB_OFFLINE="0",
+        )
+        proc = run_cli(ENTRYPOINT, env=env, timeout=1500)
         assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-        run = (outputs / "runs" / "smollm2-135m-cpu" / runs.LATEST).read_text().strip()
-        manifest = runs.read_manifest(outputs / "runs" / "smollm2-135m-cpu" / run)
-        assert manifest["status"] == "completed" and manifest["push"]["repos"]["gguf"]["repo_id"] == "me/pod-run-GGUF"
+        run = (outputs / "runs" / "smollm2-135m-cpu" / LATEST).read_text().strip()
+        manifest = run_manifest.read(outputs / "runs" / "smollm2-135m-cpu" / run)
+        assert manifest.status == "completed" and manifest.push.repos["gguf"].repo_id == "me/pod-run-GGUF"
         assert set(hub.state.repos) == {"me/pod-run", "me/pod-run-merged", "me/pod-run-GGUF"}
         assert [t["args"]["podId"] for t in server.state.ops("podTerminate")] == [POD] and POD not in server.state.pods
         log = (outputs / "pods" / f"{POD}.log").read_text()
         steps = [line for line in log.splitlines() if line.startswith(f"$ {sys.executable} -m ")]
-        assert [s.split(" -m ")[1].split()[0] for s in steps] == ["launch.train", "tools.merge", "tools.gguf", "tools.push"]
+        assert [s.split(" -m ")[1].split()[0] for s in steps] == [
+            "launch.train",
+            "tools.export.merge",
+            "tools.export.gguf",
+            "tools.export.push",
+        ]
         assert f"pod {POD}: terminate requested" in log
         for text in (log, proc.stdout, proc.stderr):
             assert HF_TOKEN not in text and KEY not in text
@@ -80,14 +113,19 @@ def test_a_new_pod_on_the_same_volume_resumes_the_run(tiny_model, tmp_path):
     with RunPodServer() as server:
         serve_pod(server)
         server.state.pods["podtest2"] = {**server.state.pods[POD], "id": "podtest2"}
-        first = run_cli("launch.entrypoint", env=pod_env(server, outputs, RECIPE="smollm2-135m-cpu", ARGS=args,
-                                                         **full_disk_at(4, tmp_path / "inject")))
+        first = run_cli(
+            ENTRYPOINT,
+            env=pod_env(server, outputs, RECIPE="smollm2-135m-cpu", ARGS=args, **full_disk_at(4, tmp_path / "inject")),
+        )
         assert first.returncode == 2 and "the disk filled up during training" in first.stdout
-        second = run_cli("launch.entrypoint", env=pod_env(server, outputs, RECIPE="smollm2-135m-cpu", ARGS=args,
-                                                          RUNPOD_POD_ID="podtest2"), timeout=900)
+        second = run_cli(
+            ENTRYPOINT,
+            env=pod_env(server, outputs, RECIPE="smollm2-135m-cpu", ARGS=args, RUNPOD_POD_ID="podtest2"),
+            timeout=900,
+        )
         assert second.returncode == 0, second.stdout[-3000:]
         assert [s["args"]["podId"] for s in server.state.ops("podStop")] == [POD, "podtest2"]
     [run] = [p for p in (outputs / "runs" / "smollm2-135m-cpu").iterdir() if p.is_dir()]
     assert f"resuming the unfinished run {run}" in second.stdout
-    m = runs.read_manifest(run)
-    assert m["status"] == "completed" and m["resumes"][-1]["step"] == 2 and m["train"]["global_step"] == 6
+    m = run_manifest.read(run)
+    assert m.status == "completed" and m.resumes[-1].step == 2 and m.train.summary.global_step == 6

@@ -1,21 +1,34 @@
 """The preflight estimate: hand-computed memory for Llama 3.1 8B, fits/does-not-fit for 8B/14B/27B/32B on
 24/48/80 GB GPUs, disk, cost, and `make plan`'s refusal with what would fit instead."""
+
 from __future__ import annotations
 
 import pytest
 
-from launch import estimate as est
-from launch.errors import UserError
+from core.errors import UserError
+from launch.preflight import estimate as est
 from tests.conftest import run_cli
 
 GIB = 2**30
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 # the persona seed's settings on the GPU path (recipes/fragments/training/persona.yaml + hardware/gpu.yaml)
-PERSONA = {"adapter": "lora", "lora_r": 64, "lora_target_modules": TARGETS, "sequence_len": 512, "micro_batch_size": 4,
-           "gradient_checkpointing": True, "liger_fused_linear_cross_entropy": True,
-           "attn_implementation": "flash_attention_2", "save_total_limit": 3}
-MODELS = {"8B": "meta-llama/Llama-3.1-8B-Instruct", "14B": "Qwen/Qwen2.5-14B-Instruct", "27B": "google/gemma-3-27b-pt",
-          "32B": "Qwen/Qwen3-32B"}
+PERSONA = {
+    "adapter": "lora",
+    "lora_r": 64,
+    "lora_target_modules": TARGETS,
+    "sequence_len": 512,
+    "micro_batch_size": 4,
+    "gradient_checkpointing": True,
+    "liger_fused_linear_cross_entropy": True,
+    "attn_implementation": "flash_attention_2",
+    "save_total_limit": 3,
+}
+MODELS = {
+    "8B": "meta-llama/Llama-3.1-8B-Instruct",
+    "14B": "Qwen/Qwen2.5-14B-Instruct",
+    "27B": "google/gemma-3-27b-pt",
+    "32B": "Qwen/Qwen3-32B",
+}
 
 
 def mem(size: str, vram: float, config: dict | None = None, strategy: str = "none", world: int = 1) -> est.Memory:
@@ -40,12 +53,23 @@ def test_llama31_8b_lora_by_hand():
     assert m.total == pytest.approx(20.22, abs=0.01) and m.fits  # 23.5 GiB usable on a 24 GB card
 
 
-@pytest.mark.parametrize("size, vram, fits", [
-    ("8B", 24, True), ("8B", 48, True), ("8B", 80, True),
-    ("14B", 24, False), ("14B", 48, True), ("14B", 80, True),
-    ("27B", 24, False), ("27B", 48, False), ("27B", 80, True),
-    ("32B", 24, False), ("32B", 48, False), ("32B", 80, True),   # the seed trained Qwen3-32B on one A100 80GB
-])
+@pytest.mark.parametrize(
+    "size, vram, fits",
+    [
+        ("8B", 24, True),
+        ("8B", 48, True),
+        ("8B", 80, True),
+        ("14B", 24, False),
+        ("14B", 48, True),
+        ("14B", 80, True),
+        ("27B", 24, False),
+        ("27B", 48, False),
+        ("27B", 80, True),
+        ("32B", 24, False),
+        ("32B", 48, False),
+        ("32B", 80, True),  # the seed trained Qwen3-32B on one A100 80GB
+    ],
+)
 def test_fits_on_one_gpu(size, vram, fits):
     m = mem(size, vram)
     weights_gib = est.model_facts(PERSONA, MODELS[size]).params * 2 / GIB
@@ -84,15 +108,15 @@ def test_disk_and_cost(monkeypatch):
 
 
 def test_make_plan_prints_the_launch_and_refuses_what_does_not_fit():
-    ok = run_cli("launch.plan", "qwen3-32b", env={"GPU": "H100", "GPUS": "8"})
+    ok = run_cli("launch.preflight.plan", "qwen3-32b", env={"GPU": "H100", "GPUS": "8"})
     assert ok.returncode == 0, ok.stderr
     assert "FITS" in ok.stdout and "--launcher torchrun -- --standalone --nproc_per_node=8" in ok.stdout
     assert "8 x $2.69/h" in ok.stdout and "network volume" in ok.stdout
 
-    no = run_cli("launch.plan", "qwen3-32b", env={"GPU": "A40"})
+    no = run_cli("launch.preflight.plan", "qwen3-32b", env={"GPU": "A40"})
     assert no.returncode == 2 and "DOES NOT FIT" in no.stdout
     assert "would fit: GPUS=2 (ZeRO-3" in no.stdout and "QLoRA" in no.stdout and "GPU=A100-80GB" in no.stdout
     assert "error: qwen3-32b needs ~75 GiB per GPU; A40 has 47.5 usable" in no.stderr
 
-    unknown = run_cli("launch.plan", "qwen3-32b", env={"GPU": "Z100"})
+    unknown = run_cli("launch.preflight.plan", "qwen3-32b", env={"GPU": "Z100"})
     assert unknown.returncode == 2 and "gpus.yaml" in unknown.stderr and "Traceback" not in unknown.stderr

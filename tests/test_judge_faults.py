@@ -3,14 +3,15 @@
 failed request (invalid, never a win) and asked again by the next run; replies cut short are invalid unless
 the verdict came before the cut; a row cut short by an interrupted write is dropped and re-asked; a corrupt
 cache line is an error naming it."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
 
+from core.errors import UserError
 from eval.judge import failures, judge_all, load_judges
-from launch.errors import UserError
 from tests.openai_server import OpenAIServer
 
 MARKERS = ["[rate-limit-once]", "[5xx-twice]", "[slow]", "[cut-before]", "[cut-after]", "[plain]"]

@@ -1,5 +1,6 @@
 """Verdict mapping for every order x reply, statistics against values computed here by hand, and
 judge-report reproducing the seeds' published win rates from their raw rows."""
+
 from __future__ import annotations
 
 import json
@@ -15,21 +16,45 @@ from tests.conftest import SHARED
 JUDGED = SHARED / "brie" / "judged"
 
 
-@pytest.mark.parametrize("reply,label", [
-    ("Winner: A", "A"), ("Winner: B", "B"), ("Winner: Tie", "tie"), ("**Winner:** Response B\nReasoning: ...", "B"),
-    ('{"winner": "A"}', "A"), ('{"winner": "tie"}', "tie"), ('{"winner": "Response B"}', "B"),
-    ("The winner is A.", "A"), ("winner - draw", "tie"),
-    ("", None), ("   ", None), (None, None), ("I prefer the second one.", None), ('{"winner": "C"}', None),
-    ("Winner: A ... on reflection, Winner: B", None), ('{"winner": ', None), ("Winner: Alpha", None),
-])
+@pytest.mark.parametrize(
+    "reply,label",
+    [
+        ("Winner: A", "A"),
+        ("Winner: B", "B"),
+        ("Winner: Tie", "tie"),
+        ("**Winner:** Response B\nReasoning: ...", "B"),
+        ('{"winner": "A"}', "A"),
+        ('{"winner": "tie"}', "tie"),
+        ('{"winner": "Response B"}', "B"),
+        ("The winner is A.", "A"),
+        ("winner - draw", "tie"),
+        ("", None),
+        ("   ", None),
+        (None, None),
+        ("I prefer the second one.", None),
+        ('{"winner": "C"}', None),
+        ("Winner: A ... on reflection, Winner: B", None),
+        ('{"winner": ', None),
+        ("Winner: Alpha", None),
+    ],
+)
 def test_parse_label(reply, label):
     assert parse_label(reply) == label
 
 
-@pytest.mark.parametrize("order,label,verdict", [
-    ("CB", "A", "candidate"), ("CB", "B", "baseline"), ("BC", "A", "baseline"), ("BC", "B", "candidate"),
-    ("CB", "tie", "tie"), ("BC", "tie", "tie"), ("CB", None, "invalid"), ("BC", None, "invalid"),
-])
+@pytest.mark.parametrize(
+    "order,label,verdict",
+    [
+        ("CB", "A", "candidate"),
+        ("CB", "B", "baseline"),
+        ("BC", "A", "baseline"),
+        ("BC", "B", "candidate"),
+        ("CB", "tie", "tie"),
+        ("BC", "tie", "tie"),
+        ("CB", None, "invalid"),
+        ("BC", None, "invalid"),
+    ],
+)
 def test_every_order_and_verdict(order, label, verdict):
     assert to_model(label, order) == verdict
 
@@ -39,11 +64,18 @@ def test_unknown_order_is_an_error():
         to_model("A", "AB")
 
 
-@pytest.mark.parametrize("first,second,pair", [
-    ("candidate", "candidate", ("candidate", True)), ("baseline", "baseline", ("baseline", True)),
-    ("tie", "tie", ("tie", True)), ("candidate", "baseline", ("tie", False)), ("candidate", "tie", ("tie", False)),
-    ("invalid", "candidate", ("invalid", None)), ("baseline", "invalid", ("invalid", None)),
-])
+@pytest.mark.parametrize(
+    "first,second,pair",
+    [
+        ("candidate", "candidate", ("candidate", True)),
+        ("baseline", "baseline", ("baseline", True)),
+        ("tie", "tie", ("tie", True)),
+        ("candidate", "baseline", ("tie", False)),
+        ("candidate", "tie", ("tie", False)),
+        ("invalid", "candidate", ("invalid", None)),
+        ("baseline", "invalid", ("invalid", None)),
+    ],
+)
 def test_both_orders_combine(first, second, pair):
     assert combine(first, second) == pair
 
@@ -61,7 +93,7 @@ def test_wilson_interval_and_sign_test_by_hand():
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     assert s["ci95"] == pytest.approx([centre - half, centre + half], abs=1e-9)
     assert s["win_rate"] == pytest.approx(53 / 57)
-    assert s["sign_test_p"] == pytest.approx(2 * sum(math.comb(54, k) for k in range(0, 2)) / 2 ** 54)
+    assert s["sign_test_p"] == pytest.approx(2 * sum(math.comb(54, k) for k in range(0, 2)) / 2**54)
     assert s["warning"] is None and win_summary(["candidate"] * 10)["warning"]
 
 
@@ -120,7 +152,9 @@ def test_suite_lines_fall_back_to_the_recipe_sampling(tmp_path):
     from eval.generate import load_suite
 
     suite = tmp_path / "s.jsonl"
-    suite.write_text(json.dumps({"prompt": "a"}) + "\n" + json.dumps({"prompt": "b", "temperature": 1.0, "max_tokens": 64}) + "\n")
+    suite.write_text(
+        json.dumps({"prompt": "a"}) + "\n" + json.dumps({"prompt": "b", "temperature": 1.0, "max_tokens": 64}) + "\n"
+    )
     first, second = load_suite(suite, sampling={"temperature": 0.7, "top_p": None, "max_new_tokens": 256})
     assert (first["temperature"], first["max_tokens"], first["top_p"]) == (0.7, 256, None)
     assert (second["temperature"], second["max_tokens"]) == (1.0, 64)

@@ -1,17 +1,19 @@
 """`make leaderboard` over real runs: tables from manifests, PNG plots, loss curves read from TensorBoard."""
+
 from __future__ import annotations
 
 import pytest
 
+from core import manifest
 from eval import leaderboard, lmeval
-from launch import runs
 
 
 @pytest.mark.slow
 def test_leaderboard_from_an_evaluated_run(default_run, monkeypatch):
     run, _ = default_run
     monkeypatch.setenv("OUTPUTS", str(run.parent.parent.parent))
-    if not (runs.read_manifest(run).get("eval") or {}).get("results"):
+    evaluated = manifest.read(run).lm_eval
+    if not (evaluated and evaluated.results):
         lmeval.evaluate(run, ["hf"], limit=2, max_gen_toks=8)
     result = leaderboard.build()
     folder = run.parent.parent.parent / "leaderboard"
@@ -22,6 +24,6 @@ def test_leaderboard_from_an_evaluated_run(default_run, monkeypatch):
         assert image in result["images"] and (folder / image).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     rows = leaderboard.collect()
     assert rows[0]["loss"] and all(isinstance(v, float) for _, v in rows[0]["loss"])  # from TensorBoard events
-    judged = runs.read_manifest(run).get("eval", {}).get("judge")
+    judged = manifest.read(run).judge
     if judged:
         assert "win_rates.png" in result["images"] and "| local |" in text

@@ -1,6 +1,7 @@
 """Merge and GGUF on real runs: merged logits equal peft's unmerged logits (computed here, independently),
 Gemma 3 keeps its vision tower, GGUF parity with the HF model passes for f16, and bad input is refused
 without leaving anything that looks complete."""
+
 from __future__ import annotations
 
 import json
@@ -9,10 +10,12 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from launch import runs
-from launch.errors import UserError
-from tests.tiny_models import llama3_tokenizer_dir
-from tools import gguf, merge
+from core import manifest, rundir
+from core.errors import UserError
+from core.hashing import sha256_file
+from core.manifest import RecipeRef, TrainSection
+from tools.export import gguf, merge
+from tools.tiny_models import llama3_tokenizer_dir
 
 PROMPT = "Ideas are like gardens:"
 
@@ -29,10 +32,11 @@ def peft_vs_merged(run, cls_name: str = "AutoModelForCausalLM") -> float:
     from transformers import AutoTokenizer
 
     cls = getattr(transformers, cls_name)
-    m = runs.read_manifest(run)
+    m = manifest.read(run)
     tok = AutoTokenizer.from_pretrained(run / "merged")
-    unmerged = PeftModel.from_pretrained(cls.from_pretrained(m["base_model"]["path"], dtype=torch.float32),
-                                         runs.final_adapter(run))
+    unmerged = PeftModel.from_pretrained(
+        cls.from_pretrained(m.train.base_model.path, dtype=torch.float32), rundir.final_adapter(run)
+    )
     merged = cls.from_pretrained(run / "merged", dtype=torch.float32)
     return (logits(unmerged, tok) - logits(merged, tok)).abs().max().item()
 
@@ -41,10 +45,10 @@ def peft_vs_merged(run, cls_name: str = "AutoModelForCausalLM") -> float:
 def test_merge_default_recipe_adapter(default_run):
     run, _ = default_run
     section = merge.merge(run)
-    assert section["lora_modules"] == 210 and section["changed_tensors"] >= 210
-    assert section["chat_template"] and section["eos_token"] == "<|im_end|>"
+    assert section.lora_modules == 210 and section.changed_tensors >= 210
+    assert section.chat_template and section.eos_token == "<|im_end|>"
     assert peft_vs_merged(run) < 1e-3
-    assert runs.read_manifest(run)["merge"]["files"]["model.safetensors"] == runs.sha256_file(run / "merged/model.safetensors")
+    assert manifest.read(run).merge.files["model.safetensors"] == sha256_file(run / "merged/model.safetensors")
     gen = json.loads((run / "merged/generation_config.json").read_text())
     assert gen["eos_token_id"] == 2
 
@@ -54,11 +58,15 @@ def test_merge_gemma3_conditional_generation_keeps_its_vision_tower(family_run, 
     run = family_run("gemma3-27b", "gemma3")
     merge.merge(run)
     base_dir = tiny_model("gemma3", "smollm2")
-    with safe_open(base_dir / "model.safetensors", "pt") as base, safe_open(run / "merged/model.safetensors", "pt") as out:
-        assert set(base.keys()) == set(out.keys())
-        vision = [k for k in base.keys() if "vision" in k]
+    with (
+        safe_open(base_dir / "model.safetensors", "pt") as base,
+        safe_open(run / "merged/model.safetensors", "pt") as out,
+    ):
+        names = base.keys()  # a safetensors handle, not a dict
+        assert set(names) == set(out.keys())
+        vision = [k for k in names if "vision" in k]
         assert vision and all(torch.equal(base.get_tensor(k), out.get_tensor(k)) for k in vision)
-        q = next(k for k in base.keys() if "language_model" in k and k.endswith("q_proj.weight"))
+        q = next(k for k in names if "language_model" in k and k.endswith("q_proj.weight"))
         assert not torch.equal(base.get_tensor(q), out.get_tensor(q))
     assert json.loads((run / "merged/config.json").read_text())["architectures"] == ["Gemma3ForConditionalGeneration"]
     assert peft_vs_merged(run, "Gemma3ForConditionalGeneration") < 1e-3
@@ -68,15 +76,15 @@ def test_merge_gemma3_conditional_generation_keeps_its_vision_tower(family_run, 
 def test_gguf_of_the_default_recipe(default_run):
     run, _ = default_run
     section = gguf.build(run, ["Q8_0", "Q4_K_M"])
-    files = section["files"]
-    assert section["parity"] == "pass" and set(files) == {"f16", "Q8_0", "Q4_K_M"}
-    assert files["f16"]["prompt_ids_match"] and files["f16"]["agreement"] == 1.0
-    assert section["chat_template"] and section["eos_token_id"] == 2
-    assert files["f16"]["bytes"] > files["Q8_0"]["bytes"] > files["Q4_K_M"]["bytes"]
+    files = section.files
+    assert section.parity == "pass" and set(files) == {"f16", "Q8_0", "Q4_K_M"}
+    assert files["f16"].prompt_ids_match and files["f16"].agreement == 1.0
+    assert section.chat_template and section.eos_token_id == 2
+    assert files["f16"].bytes > files["Q8_0"].bytes > files["Q4_K_M"].bytes
     for info in files.values():
-        assert info["sha256"] == runs.sha256_file(run / "gguf" / info["file"])
-        assert 0.0 <= info["agreement"] <= 1.0  # each file was loaded and generated from
-    assert runs.read_manifest(run)["gguf"]["parity"] == "pass"
+        assert info.sha256 == sha256_file(run / "gguf" / info.file)
+        assert 0.0 <= info.agreement <= 1.0  # each file was loaded and generated from
+    assert manifest.read(run).gguf.parity == "pass"
 
 
 @pytest.mark.slow
@@ -88,9 +96,18 @@ def test_gguf_with_the_real_llama3_tokenizer(tmp_path):
     tok.chat_template = get_chat_template("llama3")
     tok.eos_token = "<|eot_id|>"
     torch.manual_seed(0)
-    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                                         num_attention_heads=4, num_key_value_heads=2, bos_token_id=tok.bos_token_id,
-                                         eos_token_id=tok.eos_token_id))
+    model = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=len(tok),
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            bos_token_id=tok.bos_token_id,
+            eos_token_id=tok.eos_token_id,
+        )
+    )
     merged = tmp_path / "merged"
     model.save_pretrained(merged)
     tok.save_pretrained(merged)
@@ -107,8 +124,8 @@ def test_unknown_quant_is_refused_before_any_work(tmp_path):
 
 
 def test_merge_refuses_a_run_without_a_completed_adapter(outputs):
-    run = runs.new_run_dir("r")
-    runs.write_manifest(run, {"status": "failed", "recipe": {"name": "r"}})
+    run = rundir.new_run_dir("r")
+    manifest.create(run, TrainSection(recipe=RecipeRef(name="r"), status="failed"))
     with pytest.raises(UserError, match="did not complete"):
         merge.merge(run)
 
@@ -116,7 +133,7 @@ def test_merge_refuses_a_run_without_a_completed_adapter(outputs):
 @pytest.mark.slow
 def test_interrupted_merge_leaves_nothing_that_looks_complete(default_run, monkeypatch):
     run, _ = default_run
-    before = runs.read_manifest(run).get("merge")
+    before = manifest.read(run).merge
 
     def boom(*args, **kwargs):
         raise OSError(28, "No space left on device")
@@ -124,7 +141,7 @@ def test_interrupted_merge_leaves_nothing_that_looks_complete(default_run, monke
     monkeypatch.setattr("transformers.PreTrainedModel.save_pretrained", boom)
     with pytest.raises(OSError):
         merge.merge(run)
-    assert runs.read_manifest(run).get("merge") == before  # manifest untouched
+    assert manifest.read(run).merge == before  # manifest untouched
     assert not list(run.glob(".merged.*")), "a partial merge folder was left behind"
 
 
@@ -137,8 +154,16 @@ def test_unrecognized_bpe_pretokenizer_gets_a_clear_message(tmp_path):
     corpus = ["the quick brown fox jumps over the lazy dog " * 5, "philosophy begins in wonder " * 5]
     raw.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=300, special_tokens=["<unk>", "<s>", "</s>"]))
     tok = PreTrainedTokenizerFast(tokenizer_object=raw, bos_token="<s>", eos_token="</s>", unk_token="<unk>")
-    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                                         num_attention_heads=2, num_key_value_heads=1))
+    model = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=len(tok),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+        )
+    )
     merged = tmp_path / "merged"
     model.save_pretrained(merged)
     tok.save_pretrained(merged)

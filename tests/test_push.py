@@ -1,22 +1,28 @@
 """`make push` through the real huggingface_hub client, pointed (HF_ENDPOINT) at a local HTTP server on
 127.0.0.1: repos, private flag, files, model cards, no token anywhere, idempotent re-runs, clear errors."""
+
 from __future__ import annotations
 
+import pytest
 import yaml
 
-import pytest
-
-from launch import runs
+from core import manifest, rundir
+from core.manifest import EvalResult, LmEvalSection
 from tests.conftest import run_cli
 from tests.hub_server import LocalHub
-from tools import gguf
+from tools.export import gguf
 
 TOKEN = "hf_fake-token-for-tests-only-0123-4567"  # not token-shaped: no secret scanner should fire on it
 
 
 def push_env(hub, home) -> dict:
-    return {"HF_ENDPOINT": hub.endpoint, "HF_TOKEN": TOKEN, "HF_HUB_DISABLE_XET": "1", "HF_HOME": str(home),
-            "HF_HUB_OFFLINE": "0"}
+    return {
+        "HF_ENDPOINT": hub.endpoint,
+        "HF_TOKEN": TOKEN,
+        "HF_HUB_DISABLE_XET": "1",
+        "HF_HOME": str(home),
+        "HF_HUB_OFFLINE": "0",
+    }
 
 
 def card(files: dict) -> tuple[dict, str]:
@@ -28,10 +34,11 @@ def card(files: dict) -> tuple[dict, str]:
 @pytest.fixture
 def built_run(default_run):
     run, _ = default_run
-    if "gguf" not in runs.read_manifest(run):
+    if manifest.read(run).gguf is None:
         gguf.build(run, ["Q4_K_M"])
     # the evaluation step's manifest section (its contract), so the card's model-index can be checked
-    runs.update_manifest(run, "eval", {"results": [{"task": "persona_holdout", "metrics": {"rouge1": 0.345, "bleu": 13.5}}]})
+    result = EvalResult(task="persona_holdout", backend="hf", metrics={"rouge1": 0.345, "bleu": 0.135})
+    manifest.write_sections(run, lm_eval=LmEvalSection(results=[result]))
     return run
 
 
@@ -39,7 +46,7 @@ def built_run(default_run):
 def test_push_adapter_merged_and_gguf(built_run, tmp_path):
     run = built_run
     with LocalHub() as hub:
-        proc = run_cli("tools.push", "--run", str(run), "--repo", "me/brie", env=push_env(hub, tmp_path))
+        proc = run_cli("tools.export.push", "--run", str(run), "--repo", "me/brie", env=push_env(hub, tmp_path))
         assert proc.returncode == 0, proc.stdout + proc.stderr
         repos = hub.state.repos
         assert set(repos) == {"me/brie", "me/brie-merged", "me/brie-GGUF"}
@@ -47,16 +54,17 @@ def test_push_adapter_merged_and_gguf(built_run, tmp_path):
         assert all(r["auth"] == f"Bearer {TOKEN}" for r in hub.state.requests if not r["path"].startswith("/_lfs"))
 
         adapter = repos["me/brie"]["files"]
-        local = runs.final_adapter(run)
+        local = rundir.final_adapter(run)
         assert adapter["adapter_model.safetensors"] == (local / "adapter_model.safetensors").read_bytes()
         assert "adapter_config.json" in adapter and "chat_template.jinja" in adapter
         fm, body = card(adapter)
         assert fm["base_model"] == "HuggingFaceTB/SmolLM2-135M-Instruct" and fm["license"] == "apache-2.0"
         assert fm["library_name"] == "peft" and fm["pipeline_tag"] == "text-generation" and "lora" in fm["tags"]
         assert fm["datasets"] == ["data/samples/philosophy_chat.train.jsonl", "data/samples/philosophy_chat.val.jsonl"]
-        metrics = {m["type"]: m["value"] for m in fm["model-index"][0]["results"][0]["metrics"]}
-        assert metrics == {"rouge1": 0.345, "bleu": 13.5}
-        assert "temperature=0.75" in body and runs.read_manifest(run)["datasets"][0]["sha256"] in body
+        entries = fm["model-index"][0]["results"][0]["metrics"]
+        assert {m["type"]: m["value"] for m in entries} == {"rouge1": 0.345, "bleu": 0.135}  # BLEU is 0-1
+        assert {m["type"]: m["name"] for m in entries} == {"rouge1": "ROUGE-1", "bleu": "BLEU (0-1)"}
+        assert "temperature=0.75" in body and manifest.read(run).train.datasets[0].sha256 in body
 
         merged = repos["me/brie-merged"]["files"]
         assert "model.safetensors" in merged and card(merged)[0]["library_name"] == "transformers"
@@ -68,12 +76,14 @@ def test_push_adapter_merged_and_gguf(built_run, tmp_path):
         assert TOKEN.encode() not in every_byte
         assert TOKEN not in proc.stdout + proc.stderr
         assert not any(TOKEN.encode() in p.read_bytes() for p in run.rglob("*") if p.is_file())
-        assert runs.read_manifest(run)["push"]["repos"]["gguf"]["repo_id"] == "me/brie-GGUF"
+        assert manifest.read(run).push.repos["gguf"].repo_id == "me/brie-GGUF"
 
         commits = {k: r["commits"] for k, r in repos.items()}
-        again = run_cli("tools.push", "--run", str(run), "--repo", "me/brie", env=push_env(hub, tmp_path))
+        again = run_cli("tools.export.push", "--run", str(run), "--repo", "me/brie", env=push_env(hub, tmp_path))
         assert again.returncode == 0, again.stderr
-        assert {k: set(r["files"]) for k, r in repos.items()} == {k: set(r["files"]) for k, r in hub.state.repos.items()}
+        assert {k: set(r["files"]) for k, r in repos.items()} == {
+            k: set(r["files"]) for k, r in hub.state.repos.items()
+        }
         assert all(hub.state.repos[k]["commits"] == commits[k] + 1 for k in commits)
 
 
@@ -82,7 +92,7 @@ def test_push_without_a_token_sends_nothing(default_run, tmp_path):
     run, _ = default_run
     with LocalHub() as hub:
         env = {**push_env(hub, tmp_path), "HF_TOKEN": ""}
-        proc = run_cli("tools.push", "--run", str(run), "--repo", "me/brie", env=env)
+        proc = run_cli("tools.export.push", "--run", str(run), "--repo", "me/brie", env=env)
         assert proc.returncode == 2 and "no Hugging Face token" in proc.stderr and "Traceback" not in proc.stderr
         assert hub.state.requests == []
 
@@ -90,12 +100,12 @@ def test_push_without_a_token_sends_nothing(default_run, tmp_path):
 @pytest.mark.slow
 def test_hub_server_errors_end_in_a_clear_message(default_run, tmp_path):
     run, _ = default_run
-    before = runs.read_manifest(run).get("push")
+    before = manifest.read(run).push
     with LocalHub() as hub:
         hub.state.fail_next = [500] * 50
-        proc = run_cli("tools.push", "--run", str(run), "--repo", "me/other", env=push_env(hub, tmp_path))
+        proc = run_cli("tools.export.push", "--run", str(run), "--repo", "me/other", env=push_env(hub, tmp_path))
         assert proc.returncode == 2 and "failed after 3 tries" in proc.stderr and "Traceback" not in proc.stderr
-    assert runs.read_manifest(run).get("push") == before
+    assert manifest.read(run).push == before
 
 
 @pytest.mark.slow
@@ -103,15 +113,19 @@ def test_upload_failing_midway_resumes_without_pushing_twice(built_run, tmp_path
     run = built_run
     with LocalHub() as hub:
         hub.state.fail_match, hub.state.fail_next = "/api/models/me/mid-merged/commit", [500] * 3
-        proc = run_cli("tools.push", "--run", str(run), "--repo", "me/mid", env=push_env(hub, tmp_path))
+        proc = run_cli("tools.export.push", "--run", str(run), "--repo", "me/mid", env=push_env(hub, tmp_path))
         assert proc.returncode == 2 and "uploading to me/mid-merged failed after 3 tries: HTTP 500" in proc.stderr
-        section = runs.read_manifest(run)["push"]
-        assert section["complete"] is False and set(section["repos"]) == {"adapter"}
+        section = manifest.read(run).push
+        assert section.complete is False and set(section.repos) == {"adapter"}
         assert hub.state.repos["me/mid"]["commits"] == 1 and hub.state.repos["me/mid-merged"]["commits"] == 0
 
-        again = run_cli("tools.push", "--run", str(run), "--repo", "me/mid", env=push_env(hub, tmp_path))
+        again = run_cli("tools.export.push", "--run", str(run), "--repo", "me/mid", env=push_env(hub, tmp_path))
         assert again.returncode == 0, again.stderr
         assert "adapter: pushed to me/mid by the interrupted push" in again.stdout
-        assert {k: r["commits"] for k, r in hub.state.repos.items()} == {"me/mid": 1, "me/mid-merged": 1, "me/mid-GGUF": 1}
-        section = runs.read_manifest(run)["push"]
-        assert section["complete"] is True and set(section["repos"]) == {"adapter", "merged", "gguf"}
+        assert {k: r["commits"] for k, r in hub.state.repos.items()} == {
+            "me/mid": 1,
+            "me/mid-merged": 1,
+            "me/mid-GGUF": 1,
+        }
+        section = manifest.read(run).push
+        assert section.complete is True and set(section.repos) == {"adapter", "merged", "gguf"}

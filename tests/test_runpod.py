@@ -2,6 +2,7 @@
 127.0.0.1: what the SDK sends (image, GPU type/count, disks from the plan, env without secrets, what happens
 when training ends), retries on gateway errors and dropped connections, clear errors; and the Dockerfile,
 runpod.toml, gpus.yaml and the plan agree with each other."""
+
 from __future__ import annotations
 
 import json
@@ -13,10 +14,10 @@ import tomllib
 import pytest
 import yaml
 
-from launch.paths import REPO
-from launch.plan import CONTAINER_DISK_GB, make_plan
-from launch.runpod.spec import SECRET_REF, check_env_value, load_project
-from launch.errors import UserError
+from core.errors import UserError
+from core.paths import REPO
+from launch.cloud.runpod.spec import SECRET_REF, check_env_value, load_project
+from launch.preflight.plan import CONTAINER_DISK_GB, make_plan
 from tests.conftest import run_cli
 from tests.runpod_server import RunPodServer
 
@@ -32,12 +33,17 @@ def runpod(outputs):
 
 
 def rp_env(server, **extra) -> dict:
-    return {"RUNPOD_API_BASE_URL": server.url, "RUNPOD_API_KEY": KEY, "RUNPOD_BACKOFF_S": "0", "HF_TOKEN": HF_TOKEN,
-            **extra}
+    return {
+        "RUNPOD_API_BASE_URL": server.url,
+        "RUNPOD_API_KEY": KEY,
+        "RUNPOD_BACKOFF_S": "0",
+        "HF_TOKEN": HF_TOKEN,
+        **extra,
+    }
 
 
 def runpod_cli(cmd: str, env: dict, *args: str):
-    return run_cli("launch.runpod", cmd, *args, env=env, timeout=120)
+    return run_cli("launch.cloud.runpod.commands", cmd, *args, env=env, timeout=120)
 
 
 def test_up_sends_the_planned_pod_without_secrets(runpod, outputs):
@@ -85,13 +91,21 @@ def test_status_logs_and_down(runpod, outputs, tmp_path):
     bin_dir = tmp_path / "bin"  # a stand-in ssh that records its argv
     bin_dir.mkdir()
     fake = bin_dir / "ssh"
-    fake.write_text(f"#!/bin/sh\necho \"$@\" > {tmp_path / 'ssh-args'}\n")
+    fake.write_text(f'#!/bin/sh\necho "$@" > {tmp_path / "ssh-args"}\n')
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
     lg = runpod_cli("logs", {**env, "PATH": f"{bin_dir}:{os.environ['PATH']}"})
     assert lg.returncode == 0, lg.stderr
     assert (tmp_path / "ssh-args").read_text().split() == [
-        "-o", "StrictHostKeyChecking=accept-new", "-p", "22022", "root@203.0.113.7", "tail", "-n", "200",
-        "/workspace/outputs/pods/pod001.log"]
+        "-o",
+        "StrictHostKeyChecking=accept-new",
+        "-p",
+        "22022",
+        "root@203.0.113.7",
+        "tail",
+        "-n",
+        "200",
+        "/workspace/outputs/pods/pod001.log",
+    ]
 
     down = runpod_cli("down", env)  # the pod's own volume holds the outputs: stop, keep the volume
     assert down.returncode == 0 and "stopped" in down.stdout and runpod.state.ops("podStop")
@@ -120,16 +134,22 @@ def test_bounded_retries_then_a_clear_error(runpod, outputs):
     assert len(runpod.state.ops("gpuTypes")) == 4 and not runpod.state.ops("podFindAndDeployOnDemand")
 
 
-@pytest.mark.parametrize("extra, fault, message", [
-    ({}, "error:There are no longer any instances available with the requested specifications.",
-     "RunPod API error while creating pod affinage-llama31-8b-instruct: There are no longer any instances"),
-    ({"RUNPOD_API_KEY": ""}, None, "RUNPOD_API_KEY is not set"),
-    ({"GPU": "B300"}, None, "B300"),
-    ({"NODES": "2"}, None, "no Instant Cluster call"),
-    ({"ARGS": '--lora_r=8 --hub_model_id="x"'}, None, "ARGS contains a quote, backslash or line break"),
-    ({"RECIPE": "qwen3-32b", "GPU": "RTX3090"}, None, "does not fit on 1 x RTX3090"),
-    ({"CLOUD": "SPOT"}, None, "CLOUD must be SECURE, COMMUNITY or ALL"),
-])
+@pytest.mark.parametrize(
+    "extra, fault, message",
+    [
+        (
+            {},
+            "error:There are no longer any instances available with the requested specifications.",
+            "RunPod API error while creating pod affinage-llama31-8b-instruct: There are no longer any instances",
+        ),
+        ({"RUNPOD_API_KEY": ""}, None, "RUNPOD_API_KEY is not set"),
+        ({"GPU": "B300"}, None, "B300"),
+        ({"NODES": "2"}, None, "no Instant Cluster call"),
+        ({"ARGS": '--lora_r=8 --hub_model_id="x"'}, None, "ARGS contains a quote, backslash or line break"),
+        ({"RECIPE": "qwen3-32b", "GPU": "RTX3090"}, None, "does not fit on 1 x RTX3090"),
+        ({"CLOUD": "SPOT"}, None, "CLOUD must be SECURE, COMMUNITY or ALL"),
+    ],
+)
 def test_clear_errors(runpod, outputs, extra, fault, message):
     if fault:
         runpod.state.fail_next = [None, fault]  # the GPU lookup succeeds, the create fails
@@ -173,13 +193,16 @@ def test_dockerfile_runpod_toml_gpus_and_plan_agree():
     assert env["OUTPUTS"] == project.env_vars["OUTPUTS"] and env["HF_HOME"] == project.env_vars["HF_HOME"]
     assert env["OUTPUTS"].startswith(mount + "/") and env["HF_HOME"].startswith(mount + "/")
     assert not re.search(r"WORKDIR\s+" + re.escape(mount), docker)  # the volume mount would hide the repo
-    assert '"-m", "launch.entrypoint"]' in docker.splitlines()[-1]
+    assert '"-m", "launch.cloud.runpod.entrypoint"]' in docker.splitlines()[-1]
     for line in docker.splitlines():  # no credential as build arg or layer env
         if re.match(r"\s*(ARG|ENV)\b", line):
             assert not re.search(r"TOKEN|API_KEY|SECRET|PASSWORD", line), line
     ignored = (REPO / ".dockerignore").read_text().split()
     assert {".env", ".venv", "outputs", ".git"} <= set(ignored)
-    gpu_ids = {row["runpod_id"] for row in yaml.safe_load((REPO / "launch" / "gpus.yaml").read_text())["gpus"].values()}
+    gpu_ids = {
+        row["runpod_id"]
+        for row in yaml.safe_load((REPO / "launch" / "preflight" / "gpus.yaml").read_text())["gpus"].values()
+    }
     assert set(project.gpu_types) <= gpu_ids
     assert project.container_disk_size_gb == CONTAINER_DISK_GB and "22/tcp" in project.port_list
     makefile = (REPO / "Makefile").read_text()

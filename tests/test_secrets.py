@@ -3,6 +3,7 @@ default pipeline the way a pod does (train, merge, GGUF, push, stop the pod), lm
 commands, then scan every file they wrote (run directory, logs, manifests, model cards, TensorBoard events,
 generation and judge caches, pod records and logs, the Hub's received files, anything new in the checkout or
 the model cache) and all captured output for any of the keys."""
+
 from __future__ import annotations
 
 import time
@@ -10,16 +11,22 @@ from pathlib import Path
 
 import pytest
 
-from launch import runs
-from launch.paths import REPO, cache_dir
+from core import manifest
+from core.paths import REPO, cache_dir
+from core.rundir import LATEST
 from tests.conftest import run_cli
 from tests.hub_server import LocalHub
 from tests.openai_server import OpenAIServer
 from tests.runpod_server import RunPodServer
 
-FAKE = {"HF_TOKEN": "hf_fake-token-for-tests-only-0123-4567", "RUNPOD_API_KEY": "rp-fake-key-for-tests-only-0000",
-        "OPENAI_API_KEY": "sk-fake-openai-key-for-tests-only", "ANTHROPIC_API_KEY": "sk-ant-fake-key-for-tests-only",
-        "GEMINI_API_KEY": "gemini-fake-key-for-tests-only", "WANDB_API_KEY": "wandb-fake-key-for-tests-only"}
+FAKE = {
+    "HF_TOKEN": "hf_fake-token-for-tests-only-0123-4567",
+    "RUNPOD_API_KEY": "rp-fake-key-for-tests-only-0000",
+    "OPENAI_API_KEY": "sk-fake-openai-key-for-tests-only",
+    "ANTHROPIC_API_KEY": "sk-ant-fake-key-for-tests-only",
+    "GEMINI_API_KEY": "gemini-fake-key-for-tests-only",
+    "WANDB_API_KEY": "wandb-fake-key-for-tests-only",
+}
 
 
 def leaks(paths, texts) -> list[str]:
@@ -38,7 +45,11 @@ def files_under(*roots: Path, since: float | None = None) -> list[Path]:
     for root in roots:
         for p in root.rglob("*") if root.exists() else []:
             # the checkout's own tests hold the fake keys by design (and their bytecode caches)
-            if {".venv", ".git", "__pycache__", ".pytest_cache"} & set(p.parts) or not p.is_file() or p.parent.name == "tests":
+            if (
+                {".venv", ".git", "__pycache__", ".pytest_cache"} & set(p.parts)
+                or not p.is_file()
+                or p.parent.name == "tests"
+            ):
                 continue
             if since is None or p.stat().st_mtime >= since:
                 out.append(p)
@@ -48,7 +59,9 @@ def files_under(*roots: Path, since: float | None = None) -> list[Path]:
 def test_the_scanner_finds_a_planted_key(tmp_path):
     (tmp_path / "events.out.tfevents.1").write_bytes(b"\x00\x01" + FAKE["RUNPOD_API_KEY"].encode() + b"\x02")
     assert leaks(files_under(tmp_path), {"stdout": "ok " + FAKE["OPENAI_API_KEY"]}) == [
-        f"RUNPOD_API_KEY in {tmp_path / 'events.out.tfevents.1'}", "OPENAI_API_KEY in stdout"]
+        f"RUNPOD_API_KEY in {tmp_path / 'events.out.tfevents.1'}",
+        "OPENAI_API_KEY in stdout",
+    ]
 
 
 @pytest.mark.slow
@@ -64,25 +77,47 @@ def test_no_key_in_any_file_or_output(tmp_path):
         assert proc.returncode == 0, f"{label}: " + proc.stdout[-3000:] + proc.stderr[-3000:]
 
     with RunPodServer() as rp, LocalHub() as hub, OpenAIServer() as judge:
-        rp.state.pods["podsecrets"] = {"id": "podsecrets", "name": "affinage-x", "desiredStatus": "RUNNING",
-                                       "volumeInGb": 50}
-        base.update(RUNPOD_API_BASE_URL=rp.url, HF_ENDPOINT=hub.endpoint, HF_HUB_DISABLE_XET="1", HF_HUB_OFFLINE="0",
-                    OPENAI_BASE_URL=judge.url)
-        run("pod", "launch.entrypoint", RECIPE="smollm2-135m-cpu", ARGS="--max_steps=3 --eval_steps=3 --save_steps=3",
+        rp.state.pods["podsecrets"] = {
+            "id": "podsecrets",
+            "name": "affinage-x",
+            "desiredStatus": "RUNNING",
+            "volumeInGb": 50,
+        }
+        base.update(
+            RUNPOD_API_BASE_URL=rp.url,
+            HF_ENDPOINT=hub.endpoint,
+            HF_HUB_DISABLE_XET="1",
+            HF_HUB_OFFLINE="0",
+            OPENAI_BASE_URL=judge.url,
+        )
+        run(
+            "pod",
+            "launch.cloud.runpod.entrypoint",
+            RECIPE="smollm2-135m-cpu",
+            ARGS="--max_steps=3 --eval_steps=3 --save_steps=3",
             PUSH_REPO="me/secret-scan",
-            QUANTS="Q8_0", RUNPOD_POD_ID="podsecrets")
+            QUANTS="Q8_0",
+            RUNPOD_POD_ID="podsecrets",
+        )
         run("lm-eval", "eval.lmeval", "--backends=hf,gguf", "--limit=2", "--max-gen-toks=8")
         run("judge", "eval.judge", "--judges=gpt-4o", "--limit=2", "--max-new-tokens=8")
-        run("runpod up", "launch.runpod", "up", RECIPE="llama31-8b-instruct", GPU="H100", PUSH_REPO="me/x")
-        run("runpod status", "launch.runpod", "status")
-        run("runpod down", "launch.runpod", "down", FORCE="1")
+        run(
+            "runpod up",
+            "launch.cloud.runpod.commands",
+            "up",
+            RECIPE="llama31-8b-instruct",
+            GPU="H100",
+            PUSH_REPO="me/x",
+        )
+        run("runpod status", "launch.cloud.runpod.commands", "status")
+        run("runpod down", "launch.cloud.runpod.commands", "down", FORCE="1")
         sent = [r["query"] for r in rp.state.requests]
         received = [b for repo in hub.state.repos.values() for b in repo["files"].values()]
         judge_auth = list(judge.auth)
 
-    run_dir = volume / "runs" / "smollm2-135m-cpu" / (volume / "runs" / "smollm2-135m-cpu" / runs.LATEST).read_text().strip()
-    m = runs.read_manifest(run_dir)
-    assert {"push", "gguf", "merge", "eval"} <= set(m) and m["eval"]["judge"]["judges"]["gpt-4o"]["n"] == 2
+    run_dir = volume / "runs" / "smollm2-135m-cpu" / (volume / "runs" / "smollm2-135m-cpu" / LATEST).read_text().strip()
+    m = manifest.read(run_dir)
+    assert None not in (m.push, m.gguf, m.merge, m.lm_eval, m.judge) and m.judge.judges["gpt-4o"]["n"] == 2
     assert all(a == f"Bearer {FAKE['OPENAI_API_KEY']}" for a in judge_auth)  # the key was really in use
     written = files_under(tmp_path) + files_under(REPO, cache_dir(), since=start)
     names = {p.name for p in written}

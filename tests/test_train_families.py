@@ -1,5 +1,6 @@
 """For each architecture family the recipes use, a 2-step axolotl train of the real recipe (its template,
 dataset type and LoRA targets) on a tiny random model of that class: the settings run, not only parse."""
+
 from __future__ import annotations
 
 import math
@@ -7,10 +8,12 @@ import math
 import pytest
 from safetensors import safe_open
 
-from launch import runs
-from launch.check import run_checks
-from launch.recipes import load_recipe
+from core import manifest as run_manifest
+from core import rundir
+from launch.preflight.checks import run_checks
+from launch.recipe.registry import load_recipe
 from tests.conftest import SMOKE
+
 CASES = [  # recipe, family, tokenizer of the tiny model
     ("llama32-3b-instruct-brie", "llama", "llama3"),  # chat, llama3 template + <|eot_id|>, real Llama 3.2 tokenizer
     ("mistral-7b", "mistral", "smollm2"),  # prompt/completion
@@ -33,13 +36,15 @@ def test_recipe_trains_on_a_tiny_model_of_its_class(recipe, family, tokenizer, t
 
     run = family_run(recipe, family, tokenizer)
 
-    manifest = runs.read_manifest(run)
-    assert manifest["status"] == "completed" and (run.parent / runs.LATEST).read_text().strip() == run.name
-    assert manifest["train"]["global_step"] == 2
-    assert all(math.isfinite(x) for x in (manifest["train"]["first_loss"], manifest["train"]["final_loss"]))
-    adapter = runs.final_adapter(run) / "adapter_model.safetensors"
+    manifest = run_manifest.read(run)
+    summary = manifest.train.summary
+    assert manifest.status == "completed" and (run.parent / rundir.LATEST).read_text().strip() == run.name
+    assert summary.global_step == 2
+    assert all(math.isfinite(x) for x in (summary.first_loss, summary.final_loss))
+    adapter = rundir.final_adapter(run) / "adapter_model.safetensors"
     with safe_open(adapter, "pt") as fh:
-        modules = {k.split(".lora_A")[0] for k in fh.keys() if ".lora_A" in k}
+        names = fh.keys()  # a safetensors handle, not a dict
+    modules = {k.split(".lora_A")[0] for k in names if ".lora_A" in k}
     suffixes = {m.rsplit(".", 1)[1] for m in modules}
     assert suffixes == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
     assert len(modules) == 2 * 7  # every projection of both layers

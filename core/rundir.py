@@ -1,0 +1,128 @@
+"""Run directories: the only thing pipeline steps hand to each other.
+
+Layout: OUTPUTS/runs/<recipe>/<UTC timestamp>/ with manifest.json, config.yaml, logs/, output/.
+OUTPUTS/runs/<recipe>/LATEST names the last *completed* run. Nothing here scans for checkpoints: later steps
+take RUN= or RECIPE= (its LATEST) through `resolve`, and read paths from the manifest.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+from core import atomic, manifest
+from core.errors import UserError, Where
+from core.hashing import sha256_file
+from core.paths import outputs_dir
+from core.settings import Settings
+
+LATEST = "LATEST"
+MANIFEST = manifest.MANIFEST
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def recipe_name(recipe: str) -> str:
+    """The name runs of `recipe` are filed under: a registered name, or a recipe/config file's stem."""
+    path = Path(recipe)
+    return path.stem if path.suffix in (".yaml", ".yml") else recipe
+
+
+def recipe_runs_dir(recipe: str) -> Path:
+    return outputs_dir() / "runs" / recipe_name(recipe)
+
+
+def new_run_dir(recipe: str) -> Path:
+    """Create OUTPUTS/runs/<recipe>/<UTC timestamp>/ (suffixing -2, -3 within the same second)."""
+    base = recipe_runs_dir(recipe)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    for n in range(1, 1000):
+        path = base / (stamp if n == 1 else f"{stamp}-{n}")
+        try:
+            path.mkdir(parents=True)
+            return path
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"could not create a run directory under {base}")
+
+
+def mark_latest(run: Path) -> None:
+    """Point OUTPUTS/runs/<recipe>/LATEST at this run (call only once the run is complete)."""
+    run = Path(run).resolve()
+    atomic.write_text(run.parent / LATEST, run.name + "\n")
+
+
+def latest_run(recipe: str) -> Path:
+    pointer = recipe_runs_dir(recipe) / LATEST
+    name = recipe_name(recipe)
+    if not pointer.is_file():
+        raise UserError(
+            f"recipe '{name}' has no completed run yet", Where(pointer), f"train it first: make train RECIPE={recipe}"
+        )
+    run = pointer.parent / pointer.read_text().strip()
+    if not (run / MANIFEST).is_file():
+        raise UserError(
+            f"LATEST names '{run.name}', which has no manifest",
+            Where(pointer),
+            "the run was removed; train again or pass RUN= explicitly",
+        )
+    return run
+
+
+def resolve(run: str | None = None, recipe: str | None = None) -> Path:
+    """The one RUN=/RECIPE= resolver of every step after training: RUN= wins; else the LATEST completed run
+    of RECIPE=. Never a guessed checkpoint."""
+    if run:
+        path = Path(run).expanduser().resolve()
+        manifest.read(path)  # a run directory with a readable manifest, or a clear error
+        return path
+    if recipe:
+        return latest_run(recipe)
+    raise UserError("no run given", hint="pass RUN=<run dir> or RECIPE=<name> (its LATEST run)")
+
+
+def from_settings(s: Settings) -> Path:
+    """`resolve` for a command's settings: RUN=, else RECIPE= (default: the embedded recipe)."""
+    return resolve(s.run, s.recipe_or_default)
+
+
+def final_adapter(run: Path) -> Path:
+    """The adapter/model folder that training recorded as final, checked to exist and match its hash."""
+    m = manifest.read(run)
+    final = m.train.final_checkpoint
+    where = Path(run) / MANIFEST
+    if m.train.status != "completed" or final is None:
+        raise UserError(
+            f"run did not complete (status: {m.train.status})",
+            Where(where),
+            "resume or re-run training; no checkpoint is guessed",
+        )
+    path = Path(run) / final.path
+    weights = path / final.file
+    if not weights.is_file():
+        raise UserError(f"final checkpoint file is missing: {weights}", Where(where, key="train.final_checkpoint"))
+    if sha256_file(weights) != final.sha256:
+        raise UserError(
+            f"final checkpoint changed since training (sha256 mismatch): {weights}",
+            Where(where, key="train.final_checkpoint.sha256"),
+        )
+    return path
+
+
+def completed_runs() -> list[Path]:
+    """Every completed run under OUTPUTS/runs (by its manifest), oldest first; unreadable ones are skipped."""
+    found = []
+    for path in sorted((outputs_dir() / "runs").glob(f"*/*/{MANIFEST}")):
+        try:
+            if manifest.read(path.parent).train.status == "completed":
+                found.append(path.parent)
+        except UserError:
+            continue
+    return found
+
+
+def relpath(path: Path, run: Path) -> str:
+    return os.path.relpath(Path(path).resolve(), Path(run).resolve())

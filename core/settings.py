@@ -1,0 +1,285 @@
+"""The one place the environment is read: every variable a command understands, parsed and validated once
+into a typed, frozen `Settings`. A bad value is the same clear error (naming the variable) in every command.
+
+Entry points call `load()` inside `core.cli.main`; library code takes what it needs as arguments, or calls
+`load()` itself for a default (it re-reads the environment, so tests that change it are seen).
+Credentials are `SecretStr`: they never show up in a repr, a log line or a manifest.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from core.errors import UserError
+from core.paths import REPO
+
+DEFAULT_RECIPE = "smollm2-135m-cpu"  # the embedded default: `make train` on a fresh clone, CPU, offline
+STRATEGIES = ("auto", "none", "ddp", "zero1", "zero2", "zero3", "zero3-offload", "fsdp")
+DEVICES = ("cpu", "gpu")
+TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def parse_int(name: str, raw: str | None, minimum: int = 0) -> int | None:
+    """The one integer parser for environment variables: '' or unset is None; anything else is a whole
+    number >= minimum or a UserError naming the variable."""
+    raw = (raw or "").strip()
+    if not raw:
+        return None
+    if not raw.lstrip("-").isdigit():
+        raise UserError(f"{name} must be a whole number >= {minimum}, not '{raw}'")
+    value = int(raw)
+    if value < minimum:
+        raise UserError(f"{name} must be a whole number >= {minimum}, not '{raw}'")
+    return value
+
+
+def parse_float(name: str, raw: str | None, minimum: float = 0.0) -> float | None:
+    raw = (raw or "").strip()
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise UserError(f"{name} must be a number, not '{raw}'") from None
+    if value < minimum or value != value:
+        raise UserError(f"{name} must be a number >= {minimum:g}, not '{raw}'")
+    return value
+
+
+def parse_bool(name: str, raw: str | None, default: bool) -> bool:
+    raw = (raw or "").strip().lower()
+    if not raw:
+        return default
+    if raw in TRUE:
+        return True
+    if raw in FALSE:
+        return False
+    raise UserError(f"{name} must be 1 or 0 (true/false), not '{raw}'")
+
+
+def parse_choice(name: str, raw: str | None, choices: tuple[str, ...], unknown: str | None = None) -> str | None:
+    """A lower-case choice; `unknown` phrases the error ("unknown distributed strategy") when given."""
+    raw = (raw or "").strip()
+    if not raw:
+        return None
+    if raw.lower() in choices:
+        return raw.lower()
+    if unknown:
+        raise UserError(f"{name}: {unknown} '{raw}'", hint=f"one of: {', '.join(choices)}")
+    raise UserError(f"{name} must be one of {', '.join(choices)}, not '{raw}'")
+
+
+# (field, variable, minimum) for whole numbers
+INTS = (
+    ("gpus", "GPUS", 0),
+    ("nodes", "NODES", 1),
+    ("num_nodes", "NUM_NODES", 1),
+    ("node_rank", "NODE_RANK", 0),
+    ("master_port", "MASTER_PORT", 1),
+    ("primary_port", "PRIMARY_PORT", 1),
+    ("num_trainers", "NUM_TRAINERS", 1),
+    ("world_size", "WORLD_SIZE", 1),
+    ("rank", "RANK", 0),
+    ("cpu_procs", "CPU_PROCS", 1),
+    ("limit", "LIMIT", 0),
+    ("max_new_tokens", "MAX_NEW_TOKENS", 0),
+    ("concurrency", "CONCURRENCY", 1),
+    ("seed", "SEED", 0),
+    ("val", "VAL", 1),
+    ("repeats", "REPEATS", 1),
+    ("judge_retries", "JUDGE_RETRIES", 0),
+    ("volume_gb", "VOLUME_GB", 1),
+    ("port", "PORT", 1),
+)
+FLOATS = (
+    ("max_cost", "MAX_COST", 0.0),
+    ("price_per_hour", "PRICE_PER_HOUR", 0.0),
+    ("judge_timeout_s", "JUDGE_TIMEOUT_S", 0.001),
+    ("runpod_backoff_s", "RUNPOD_BACKOFF_S", 0.0),
+)
+BOOLS = (
+    ("force", "FORCE", False),
+    ("resume", "RESUME", True),
+    ("dry_run", "DRY_RUN", False),
+    ("follow", "FOLLOW", False),
+    ("private", "PRIVATE", True),
+    ("bench_quick", "BENCH_QUICK", False),
+)
+STRINGS = (
+    "RECIPE",
+    "RUN",
+    "ARGS",
+    "GPU",
+    "DATA",
+    "FORMAT",
+    "TO",
+    "OUT",
+    "PERSONAS",
+    "GENERATOR",
+    "ENDPOINT",
+    "MODEL",
+    "JUDGES",
+    "JUDGE_URL",
+    "SUITE",
+    "BACKENDS",
+    "FILES",
+    "QUANTS",
+    "OUTTYPE",
+    "REPO",
+    "IMAGE",
+    "NETWORK_VOLUME",
+    "POD",
+    "PUSH_REPO",
+    "POD_SECRETS",
+    "PUBLIC_KEY",
+    "TEMPLATE_NAME",
+    "MASTER_ADDR",
+    "PRIMARY_ADDR",
+    "NCCL_SOCKET_IFNAME",
+    "BASELINE",
+    "HF_ENDPOINT",
+    "RUNPOD_POD_ID",
+    "ON_FINISH",
+    "CLOUD",
+    "GGUF",
+)
+SECRETS = ("HF_TOKEN", "RUNPOD_API_KEY")
+
+
+class Settings(BaseModel):
+    """Everything the commands read from the environment, typed. Unset strings are None."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+    # where things go
+    outputs: Path
+    cache: Path
+    hf_home: Path
+    gpu_table: Path | None = None
+    # what to run
+    recipe: str | None = None
+    run: str | None = None
+    args: str | None = None
+    force: bool = False
+    resume: bool = True
+    # the machine and the launch
+    device: Literal["cpu", "gpu"] | None = None
+    strategy: str | None = None
+    gpus: int | None = None
+    nodes: int | None = None
+    num_nodes: int | None = None
+    node_rank: int | None = None
+    master_addr: str | None = None
+    master_port: int | None = None
+    primary_addr: str | None = None
+    primary_port: int | None = None
+    num_trainers: int | None = None
+    world_size: int | None = None
+    rank: int | None = None
+    cpu_procs: int | None = None
+    nccl_socket_ifname: str | None = None
+    runpod_cluster: bool = False
+    # plan and pods
+    gpu: str | None = None
+    price_per_hour: float | None = None
+    image: str | None = None
+    network_volume: str | None = None
+    cloud: str | None = None
+    pod: str | None = None
+    push_repo: str | None = None
+    pod_secrets: str | None = None
+    public_key: str | None = None
+    template_name: str | None = None
+    on_finish: str | None = None
+    runpod_pod_id: str | None = None
+    runpod_backoff_s: float | None = None
+    dry_run: bool = False
+    follow: bool = False
+    volume_gb: int | None = None
+    # export and publish
+    quants: str | None = None
+    outtype: str | None = None
+    gguf: str | None = None
+    repo: str | None = None
+    private: bool = True
+    hf_endpoint: str | None = None
+    # evaluation
+    backends: str | None = None
+    limit: int | None = None
+    max_new_tokens: int | None = None
+    judges: str | None = None
+    judge_url: str | None = None
+    suite: str | None = None
+    concurrency: int | None = None
+    seed: int | None = None
+    max_cost: float | None = None
+    baseline: str | None = None
+    judge_retries: int | None = None
+    judge_timeout_s: float | None = None
+    files: str | None = None
+    port: int | None = None
+    # data tools
+    data: str | None = None
+    format: str | None = None
+    to: str | None = None
+    out: str | None = None
+    val: int | None = None
+    personas: str | None = None
+    generator: str | None = None
+    endpoint: str | None = None
+    model: str | None = None
+    # bench
+    bench_quick: bool = False
+    repeats: int | None = None
+    # credentials (never printed)
+    hf_token: SecretStr | None = None
+    runpod_api_key: SecretStr | None = None
+    env: Mapping[str, str] = Field(default_factory=dict, repr=False, exclude=True)
+
+    @property
+    def recipe_or_default(self) -> str:
+        return self.recipe or DEFAULT_RECIPE
+
+    def secret(self, name: str) -> str | None:
+        """A credential named at run time (a judge's key_env, a POD_SECRETS name); None when unset or empty."""
+        value = (self.env.get(name) or "").strip()
+        return value or None
+
+    def raw(self, name: str) -> str | None:
+        """A variable passed through as is (pod env forwarding); None when unset or empty."""
+        value = self.env.get(name)
+        return value if value else None
+
+
+def load(env: Mapping[str, str] | None = None) -> Settings:
+    """Parse and validate the environment (os.environ by default). Raises UserError naming the variable."""
+    env = dict(os.environ if env is None else env)
+    values: dict[str, Any] = {}
+    for name in STRINGS:
+        raw = (env.get(name) or "").strip()
+        values[name.lower()] = raw or None
+    for field, name, minimum in INTS:
+        values[field] = parse_int(name, env.get(name), minimum)
+    for field, name, minimum in FLOATS:
+        values[field] = parse_float(name, env.get(name), minimum)
+    for field, name, default in BOOLS:
+        values[field] = parse_bool(name, env.get(name), default)
+    values["device"] = parse_choice("DEVICE", env.get("DEVICE"), DEVICES)
+    values["strategy"] = parse_choice("STRATEGY", env.get("STRATEGY"), STRATEGIES, "unknown distributed strategy")
+    for name in SECRETS:
+        raw = (env.get(name) or "").strip()
+        values[name.lower()] = SecretStr(raw) if raw else None
+    values["runpod_cluster"] = "NUM_TRAINERS" in env or "PRIMARY_ADDR" in env
+    default_cache = Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "affinage"
+    values.update(
+        outputs=Path(env.get("OUTPUTS") or REPO / "outputs").expanduser().resolve(),
+        cache=Path(env.get("AFFINAGE_CACHE") or default_cache).expanduser().resolve(),
+        hf_home=Path(env.get("HF_HOME") or Path.home() / ".cache" / "huggingface").expanduser(),
+        gpu_table=Path(env["GPU_TABLE"]).expanduser() if env.get("GPU_TABLE") else None,
+        env=env,
+    )
+    return Settings(**values)

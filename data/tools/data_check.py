@@ -1,0 +1,145 @@
+"""`make data-check DATA=file.jsonl [RECIPE=x]`: validate every record (file:line and reason for each bad
+one, nothing dropped silently), then statistics with the recipe's tokenizer and template, printed as a
+table and saved as JSON + a histogram PNG under outputs/data/<file stem>/."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from core import atomic, cli, settings
+from core.errors import UserError, Where
+from core.paths import outputs_dir
+from data.formats import FORMATS, detect
+from data.stats import histogram, summarize, tokenize_records
+from data.validate import read_jsonl, validate_file
+
+
+def detect_format(path: Path) -> str:
+    for _, record, err in read_jsonl(path):
+        if err is None and (fmt := detect(record)):
+            return fmt
+    raise UserError(
+        "cannot tell the dataset's format from its records", Where(path), f"pass FORMAT= ({', '.join(FORMATS)})"
+    )
+
+
+def recipe_dataset(recipe: str, data: Path, fmt: str, args: str | None) -> tuple[dict, dict]:
+    """(resolved config, dataset entry pointing at `data`) for the recipe, with its tokenizer available locally."""
+    from data.entries import dataset_format
+    from launch.recipe.architecture import tokenizer_config
+    from launch.recipe.resolve import resolve
+
+    r = resolve(recipe, device="cpu", args=args, materialize=True)
+    entries = r.config.get("datasets") or []
+    if not entries:
+        raise UserError(f"recipe '{recipe}' has no datasets entry to take the format from", r.recipe.where("datasets"))
+    ds = {**entries[0], "path": str(data)}
+    want, _ = dataset_format(ds)
+    if want != fmt:
+        raise UserError(
+            f"recipe '{recipe}' trains {want} data but {data.name} is {fmt}",
+            Where(data),
+            f"convert it first: make data-convert DATA={data} TO={want}",
+        )
+    source = r.tokenizer_source()
+    if not source:
+        raise UserError(
+            f"the tokenizer of {r.hub_base_model} is not available offline; stats must use the recipe's own",
+            r.recipe.where("base_model"),
+            "download it once (hf download <model>) or pass ARGS=--tokenizer_config=<dir>",
+        )
+    return tokenizer_config(r.config, source), ds
+
+
+def print_stats(stats: dict[str, Any], name: str) -> None:
+    t = Table(title=f"{name}: {stats['records']} valid records")
+    t.add_column("figure")
+    t.add_column("value", justify="right")
+    tok = stats["tokens"]
+    t.add_row("tokens min / median / p95 / max", f"{tok['min']} / {tok['median']:g} / {tok['p95']:.0f} / {tok['max']}")
+    over = stats["over_sequence_len"]
+    t.add_row(f"over sequence_len {stats['sequence_len']}", f"{over['count']} ({over['action']})")
+    t.add_row("trained (assistant) token share", f"{stats['trained_token_share']:.1%}")
+    t.add_row(
+        f"real tokens, batch {stats['padding_efficiency']['micro_batch']} padded, no packing",
+        f"{stats['padding_efficiency']['real_token_share']:.1%}",
+    )
+    t.add_row(
+        f"real tokens, packed into {stats['packing_efficiency']['rows']} rows",
+        f"{stats['packing_efficiency']['real_token_share']:.1%}",
+    )
+    for field, counts in stats["groups"].items():
+        t.add_row(f"per {field}", ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
+    Console(width=140).print(t)
+
+
+def run(data: Path, recipe: str | None, fmt: str | None, args: str | None) -> dict[str, Any]:
+    if not data.is_file():
+        raise UserError("dataset file not found", Where(data))
+    fmt = fmt or detect_format(data)
+    report = validate_file(data, fmt)
+    for problem in report.problems:
+        print(problem)
+    print(f"{data}: {report.records} records, {len(report.problems)} unusable ({fmt})")
+    result: dict[str, Any] = {
+        "file": str(data),
+        "format": fmt,
+        "records": report.records,
+        "problems": [str(p) for p in report.problems],
+    }
+    if recipe:
+        config, ds = recipe_dataset(recipe, data, fmt, args)
+        items = tokenize_records(config, ds, data, fmt)
+        stats = summarize(
+            items,
+            int(config.get("sequence_len") or 2048),
+            int(config.get("micro_batch_size") or 1),
+            truncate=config.get("excess_length_strategy") == "truncate",
+        )
+        stats.update(recipe=recipe, tokenizer=str(config["tokenizer_config"]))
+        result["stats"] = stats
+        out = outputs_dir() / "data" / data.stem
+        out.mkdir(parents=True, exist_ok=True)
+        histogram(
+            [it["tokens"] for it in items], stats["sequence_len"], f"{data.name} with {recipe}", out / "lengths.png"
+        )
+        atomic.write_json(out / "stats.json", result)
+        print_stats(stats, data.name)
+        print(f"saved: {out / 'stats.json'}  {out / 'lengths.png'}")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data", nargs="?", help="a JSONL dataset (default: DATA)")
+    parser.add_argument(
+        "--recipe", default=None, help="tokenize with this recipe (default: RECIPE, else the embedded one)"
+    )
+    parser.add_argument("--format", default=None, choices=FORMATS, help="(default: FORMAT, else detected)")
+    parser.add_argument("--args", default=None, help="recipe overrides (default: ARGS)")
+    ns = parser.parse_args(argv)
+
+    def body() -> int:
+        s = settings.load()
+        data = ns.data or s.data
+        if not data:
+            raise UserError("no dataset given", Where(key="DATA"), "make data-check DATA=path.jsonl [RECIPE=name]")
+        result = run(
+            Path(data),
+            ns.recipe or s.recipe_or_default,
+            ns.format or s.format,
+            ns.args if ns.args is not None else s.args,
+        )
+        return 2 if result["problems"] else 0
+
+    return cli.main(body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

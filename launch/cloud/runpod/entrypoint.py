@@ -1,0 +1,134 @@
+"""The pod's entrypoint (Dockerfile CMD): train RECIPE, then on node 0 optionally merge, convert to GGUF and
+push to PUSH_REPO, then stop or terminate the pod (ON_FINISH) so it stops billing.
+
+Env: RECIPE (required), ARGS, NODES and the Instant Cluster's own variables (read by the launcher),
+PUSH_REPO (+ PRIVATE=0 for public, QUANTS), ON_FINISH=stop|terminate|none (default stop), OUTPUTS (default
+/workspace/outputs: the volume, so checkpoints survive the pod and a new pod resumes the run). Credentials
+(HF_TOKEN for the push; RUNPOD_API_KEY, which RunPod gives every pod to stop itself) come from the
+environment and are never printed. Everything printed also goes to OUTPUTS/pods/<pod id>.log."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from core import childenv, settings
+from core.errors import UserError, Where
+from core.paths import REPO
+from core.settings import Settings
+
+ON_FINISH = ("stop", "terminate", "none")
+
+
+class Tee:
+    def __init__(self, log: Path):
+        log.parent.mkdir(parents=True, exist_ok=True)
+        self.fh: TextIO = log.open("a", encoding="utf-8", buffering=1)
+
+    def say(self, line: str) -> None:
+        for out in (sys.stdout, self.fh):
+            out.write(line if line.endswith("\n") else line + "\n")
+        sys.stdout.flush()
+
+    def run(self, argv: list[str], env: dict[str, str]) -> int:
+        self.say("$ " + " ".join(argv))
+        proc = subprocess.Popen(
+            argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
+        )
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            self.say(line)
+        return proc.wait()
+
+
+def pod_settings(s: Settings) -> dict[str, str]:
+    """Check the pod's env before any GPU time is spent."""
+    recipe = s.recipe
+    if not recipe:
+        raise UserError(
+            "RECIPE is not set in the pod's environment",
+            Where(key="RECIPE"),
+            "set RECIPE=<name> on the pod or template",
+        )
+    on_finish = s.on_finish or "stop"
+    if on_finish not in ON_FINISH:
+        raise UserError(f"ON_FINISH must be one of {', '.join(ON_FINISH)}, not '{on_finish}'", Where(key="ON_FINISH"))
+    push = s.push_repo or ""
+    if push:
+        token = s.hf_token.get_secret_value() if s.hf_token else ""
+        if not token:
+            raise UserError(
+                "PUSH_REPO is set but the pod has no HF_TOKEN",
+                hint="add a RunPod secret named HF_TOKEN; make runpod-up passes a reference to it",
+            )
+        if token.startswith("{{"):
+            raise UserError(
+                "HF_TOKEN reached the pod as an unresolved secret reference",
+                hint="create the RunPod secret HF_TOKEN (Settings > Secrets)",
+            )
+    return {"recipe": recipe, "on_finish": on_finish, "push": push}
+
+
+def steps(s: dict[str, str], primary: bool) -> list[list[str]]:
+    py = sys.executable
+    out = [[py, "-m", "launch.train", s["recipe"]]]
+    if primary and s["push"]:
+        out += [
+            [py, "-m", "tools.export.merge"],
+            [py, "-m", "tools.export.gguf"],
+            [py, "-m", "tools.export.push", "--repo", s["push"]],
+        ]
+    return out
+
+
+def finish(tee: Tee, on_finish: str, pod_id: str | None) -> None:
+    if on_finish == "none":
+        tee.say("ON_FINISH=none: the pod keeps running (and billing) until you stop it")
+        return
+    if not pod_id:
+        tee.say(f"ON_FINISH={on_finish} but RUNPOD_POD_ID is not set (not on RunPod?); nothing to stop")
+        return
+    from launch.cloud.runpod import api
+
+    try:
+        (api.stop_pod if on_finish == "stop" else api.terminate_pod)(pod_id)
+        tee.say(f"pod {pod_id}: {on_finish} requested")
+    except UserError as exc:
+        tee.say(f"error: could not {on_finish} pod {pod_id}: {exc}\n  stop it yourself: make runpod-down POD={pod_id}")
+
+
+def main() -> int:
+    os.environ.setdefault("OUTPUTS", "/workspace/outputs")  # the volume: a new pod on it resumes the run
+    env = childenv.child_env(
+        extra={"PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}
+    )
+    pod_id = (env.get("RUNPOD_POD_ID") or "").strip() or None
+    tee = Tee(Path(env["OUTPUTS"]) / "pods" / f"{pod_id or socket.gethostname()}.log")
+    on_finish = (env.get("ON_FINISH") or "stop").strip() or "stop"
+    if on_finish not in ON_FINISH:
+        on_finish = "stop"  # a typo must not leave a failed pod billing; pod_settings() reports it
+    rc = 2
+    try:
+        p = pod_settings(settings.load())
+        on_finish = p["on_finish"]
+        primary = (settings.load().node_rank or 0) == 0
+        for argv in steps(p, primary):
+            rc = tee.run(argv, env)
+            if rc != 0:
+                tee.say(
+                    f"error: step '{' '.join(argv[1:])}' exited with status {rc}; the run directory on the volume "
+                    "keeps what was done (make train resumes an unfinished run)"
+                )
+                break
+    except UserError as exc:
+        tee.say(f"error: {exc}")
+    finish(tee, on_finish, pod_id)
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

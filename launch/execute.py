@@ -1,0 +1,234 @@
+"""Run axolotl on a run's config.yaml and check what it wrote before calling the run complete: the final
+weights exist, a LoRA adapter learned something (every B matrix still zero means nothing was), several ranks
+agree, and a disk that filled up mid-run ends in a clear, resumable error."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from core import childenv, manifest, rundir
+from core.errors import UserError, Where
+from core.hashing import sha256_file
+from core.manifest import FinalCheckpoint, Manifest, RanksRecord, TrainSummary
+from core.paths import REPO
+from core.settings import Settings
+from launch.dist import strategy as dist
+from launch.dist.topology import Topology
+from launch.recipe.resolve import Resolved
+
+WEIGHTS = ("adapter_model.safetensors", "model.safetensors", "model.safetensors.index.json")
+SEED_PLUGIN = "launch.seed_plugin.SeedPlugin"
+
+
+def run_config(config: dict, launch: dist.Launch) -> dict:
+    """The config that runs: the resolved recipe, the strategy's keys, and the seed plugin (launch/seed_plugin.py)
+    in every run, so the adapter's initial weights come from the recipe's seed."""
+    out = {**config, **launch.config_keys}
+    plugins = [p for p in (out.get("plugins") or []) if p != SEED_PLUGIN]
+    out["plugins"] = [*plugins, SEED_PLUGIN]
+    return out
+
+
+def launch_for(final: Resolved, config_path: Path, topo: Topology, s: Settings) -> dist.Launch:
+    """The strategy and command for this topology; on GPUs `auto` asks the estimate whether a full copy fits."""
+    meta = final.recipe.meta
+    fits = None
+    if topo.device == "gpu" and topo.world_size > 1:
+        try:
+            import torch
+
+            from launch.preflight import estimate as est
+
+            vram = torch.cuda.get_device_properties(0).total_memory / est.GIB
+            m = est.model_facts(final.config, final.hub_base_model)
+            fits = est.memory(m, final.config, "ddp", 1, vram).fits
+        except UserError:
+            fits = None  # unknown model: auto falls back to ZeRO-3, which fits whenever anything does
+    return dist.plan_launch(
+        final.config,
+        config_path,
+        topo,
+        meta.method,
+        dist.requested_strategy(meta.distributed, s),
+        fits,
+        final.recipe.where("meta.distributed"),
+    )
+
+
+def final_weights(output_dir: Path) -> Path:
+    for name in WEIGHTS:
+        if (output_dir / name).is_file():
+            return output_dir / name
+    raise UserError(
+        "training finished but wrote no final weights", Where(output_dir), "see logs/train.log in the run directory"
+    )
+
+
+def adapter_changed(weights: Path) -> bool:
+    """LoRA B matrices start at zero; if all are still zero, nothing was learned."""
+    if weights.name != "adapter_model.safetensors":
+        return True
+    from safetensors import safe_open
+
+    with safe_open(weights, "pt") as fh:
+        keys = [k for k in fh.keys() if "lora_B" in k]  # noqa: SIM118 - a safetensors handle, not a dict
+        return bool(keys) and any(fh.get_tensor(k).abs().max().item() > 0 for k in keys)
+
+
+def training_summary(output_dir: Path) -> TrainSummary | None:
+    """Loss figures from the trainer state of the highest-step checkpoint (metrics only)."""
+    states = sorted(output_dir.glob("checkpoint-*/trainer_state.json"), key=lambda p: int(p.parent.name.split("-")[1]))
+    for path in reversed(states):  # a state cut short by a kill is skipped
+        try:
+            state = json.loads(path.read_text())
+            break
+        except (OSError, json.JSONDecodeError):
+            continue
+    else:
+        return None
+    losses = [h["loss"] for h in state.get("log_history", []) if "loss" in h]
+    evals = [h["eval_loss"] for h in state.get("log_history", []) if "eval_loss" in h]
+    return TrainSummary(
+        global_step=state.get("global_step"),
+        first_loss=losses[0] if losses else None,
+        final_loss=losses[-1] if losses else None,
+        first_eval_loss=evals[0] if evals else None,
+        eval_loss=evals[-1] if evals else None,
+        log_history=rundir.relpath(path, output_dir.parent),
+    )
+
+
+def ran_out_of_disk(log: Path) -> bool:
+    """Whether the training log ends in an ENOSPC (errno 28) failure, or the disk is (nearly) full now."""
+    from launch.preflight.disk import free_bytes
+
+    if free_bytes(log)[0] < 64 * 2**20:
+        return True
+    try:
+        with open(log, "rb") as fh:
+            fh.seek(max(0, fh.seek(0, os.SEEK_END) - 200_000))
+            tail = fh.read().decode("utf-8", "replace")
+    except OSError:
+        return False
+    return "No space left on device" in tail or "[Errno 28]" in tail
+
+
+def run_logged(launch: dist.Launch, log_path: Path, final: Resolved) -> int:
+    """Run the launch command, teeing its output into the run's log; return its exit status."""
+    for note in final.notes:
+        print(f"note: {note}")
+    print(f"strategy: {launch.strategy} ({launch.why})\n$ {launch.shell()}", flush=True)
+    env = childenv.child_env(offline=Path(final.config["base_model"]).is_dir(), extra=launch.env)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    with open(log_path, "a") as log:
+        proc = subprocess.Popen(
+            launch.argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+        )
+        assert proc.stdout is not None
+        logging = True
+        for line in proc.stdout:
+            sys.stdout.write(line)
+            if logging:
+                try:
+                    log.write(line)
+                except OSError as exc:  # disk full: keep training output on the terminal, stop the file
+                    logging = False
+                    print(f"note: stopped writing {log_path} ({exc.strerror})", flush=True)
+        try:
+            log.flush()
+        except OSError:
+            pass
+        return proc.wait()
+
+
+def _fail(run: Path, m: Manifest, rc: int) -> UserError:
+    """Record the failure (when the disk lets us) and say what to do next."""
+    train = m.train.model_copy(update={"status": "failed", "ended": rundir.utc_now(), "returncode": rc})
+    log = run / "logs" / "train.log"
+    disk_full = ran_out_of_disk(log)
+    try:
+        manifest.write_sections(run, train=train)
+    except OSError as exc:  # the disk is full: the manifest keeps "running", which resume accepts too
+        print(f"note: could not record the failure in the manifest ({exc.strerror})")
+    if disk_full:
+        from launch.checkpoints import last_complete
+        from launch.preflight.disk import free_bytes
+
+        free, probe = free_bytes(run)
+        ckpt = last_complete(run / "output")
+        kept = f"its last complete checkpoint is {ckpt.name}" if ckpt else "it has no complete checkpoint yet"
+        return UserError(
+            f"the disk filled up during training (No space left on device); {free / 1e9:.2f} GB free now at {probe}",
+            Where(log),
+            f"the run directory is kept and {kept}; free space (or lower save_total_limit), then "
+            f"make train RUN={run} resumes it (a checkpoint cut short is skipped)",
+        )
+    return UserError(
+        f"axolotl exited with status {rc}",
+        Where(log),
+        f"the run directory keeps the config, log and checkpoints; resume with make train RUN={run}",
+    )
+
+
+def execute(final: Resolved, run: Path, launch: dist.Launch, topo: Topology) -> Path:
+    """Run axolotl on the run's config.yaml, then verify and record the result."""
+    print(f"run directory: {run}")
+    rc = run_logged(launch, run / "logs" / "train.log", final)
+    m = manifest.read(run)
+    if rc != 0:
+        raise _fail(run, m, rc)
+    output = Path(final.config["output_dir"])
+    weights = final_weights(output)
+    train = m.train.model_copy(
+        update={"ended": rundir.utc_now(), "returncode": rc, "summary": training_summary(output)}
+    )
+    if not adapter_changed(weights):
+        manifest.write_sections(run, train=train.model_copy(update={"status": "failed"}))
+        raise UserError(
+            "training exited 0 but every LoRA B matrix is still zero: nothing was learned",
+            Where(weights),
+            "check the learning rate, max_steps and that samples were not all dropped",
+        )
+    ranks = None
+    if topo.world_size > 1:
+        from launch import rank_check
+
+        local = [topo.node_rank * topo.procs_per_node + i for i in range(topo.procs_per_node)]
+        try:
+            ranks = RanksRecord.model_validate(rank_check.verify(output, local, weights))
+        except UserError:
+            manifest.write_sections(run, train=train.model_copy(update={"status": "failed"}))
+            raise
+    final_ckpt = FinalCheckpoint(
+        path=rundir.relpath(output, run), file=weights.name, sha256=sha256_file(weights), bytes=weights.stat().st_size
+    )
+    train = train.model_copy(update={"status": "completed", "final_checkpoint": final_ckpt})
+    manifest.write_sections(run, train=train, **({"ranks": ranks} if ranks else {}))
+    rundir.mark_latest(run)
+    report_done(final.recipe.name, run, weights, train.summary)
+    return run
+
+
+def report_done(name: str, run: Path, weights: Path, t: TrainSummary | None) -> None:
+    t = t or TrainSummary()
+    trend = (
+        f"; held-out eval loss {t.first_eval_loss:.3f} -> {t.eval_loss:.3f}"
+        if t.eval_loss is not None and t.first_eval_loss is not None
+        else ""
+    )
+
+    def f3(x: float | None) -> str:
+        return "-" if x is None else f"{x:.3f}"
+
+    print(
+        f"\ntrained {name}: step {t.global_step}, train loss {f3(t.first_loss)} -> {f3(t.final_loss)} "
+        f"(single batches, noisy){trend}"
+    )
+    print(
+        f"adapter: {weights}\nrun:     {run}\nnext:    make merge RECIPE={name}   "
+        f"make gguf RECIPE={name}   make eval RECIPE={name}   make judge RECIPE={name}"
+    )

@@ -1,0 +1,32 @@
+"""`make check RECIPE=x`: the offline preflight (launch/preflight/checks.py); exit 2 when any check fails."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from core import cli, settings
+from launch.preflight.checks import run_checks
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("recipe", nargs="?")
+    parser.add_argument("--args", default=None, help="overrides, e.g. '--sequence_len=512' (default: ARGS)")
+    ns = parser.parse_args(argv)
+
+    def body() -> int:
+        s = settings.load()
+        _, findings = run_checks(ns.recipe or s.recipe_or_default, ns.args if ns.args is not None else s.args)
+        for f in findings:
+            print(f)
+        errors = sum(f.level == "error" for f in findings)
+        warnings = sum(f.level == "warning" for f in findings)
+        print(f"{'FAILED' if errors else 'OK'}: {errors} errors, {warnings} warnings")
+        return 2 if errors else 0
+
+    return cli.main(body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

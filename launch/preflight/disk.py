@@ -1,0 +1,73 @@
+"""Preflight: what a run, its merge and its GGUF files write under OUTPUTS, and the base model download under
+HF_HOME, against the free space there (the plan's formula, launch/preflight/estimate.py)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from core import settings
+from core.errors import UserError
+from launch.preflight.findings import Finding
+from launch.recipe.resolve import Resolved
+
+
+def free_bytes(path: Path) -> tuple[int, Path]:
+    """Free space on the volume that holds `path` (its nearest existing parent)."""
+    path = Path(path)
+    probe = next((p for p in [path, *path.parents] if p.exists()), Path("/"))
+    return shutil.disk_usage(probe).free, probe
+
+
+def disk_need(r: Resolved) -> tuple[dict[str, float], float]:
+    """(parts in GB, base download in GB): what this run and its merge + GGUF write under OUTPUTS, and the base
+    model download (into HF_HOME) when it is not local."""
+    from launch.preflight import estimate as est
+
+    cfg = r.config
+    local = os.path.exists(cfg["base_model"])
+    try:
+        m = est.model_facts(cfg, cfg["base_model"] if local else r.hub_base_model)
+    except UserError:  # an architecture without offline facts: parameters from meta, 2 % of them trained
+        params = int(r.recipe.meta.params_b * 1e9)
+        trained = int(params * 0.02) if cfg.get("adapter") in ("lora", "qlora") else params
+        m = est.Model(params, trained, 0, 0, 0, 0, 0, 0)
+    parts = est.disk(m, cfg, downloads_base=False).parts
+    download = 0.0 if local else m.params * 2.0 / 1e9
+    return parts, download
+
+
+def check_disk(r: Resolved) -> list[Finding]:
+    s = settings.load()
+    parts, download = disk_need(r)
+    need = sum(parts.values()) * 1e9
+    free, probe = free_bytes(s.outputs)
+    detail = ", ".join(f"{k} {v:.2f}" for k, v in parts.items())
+    msg = f"needs {need / 1e9:.2f} GB under OUTPUTS ({detail}); {free / 1e9:.1f} GB free at {probe}"
+    out = []
+    if need > free:
+        out.append(
+            Finding(
+                "error",
+                "disk",
+                msg,
+                r.recipe.where("save_total_limit"),
+                "free space, lower save_total_limit, or set OUTPUTS to a bigger volume",
+            )
+        )
+    else:
+        out.append(Finding("ok", "disk", msg))
+    if download:
+        hf_free, hf_probe = free_bytes(s.hf_home)
+        dl = f"base model download {download:.1f} GB; {hf_free / 1e9:.1f} GB free at {hf_probe} (HF_HOME)"
+        out.append(
+            Finding(
+                "error" if download * 1e9 > hf_free else "ok",
+                "disk",
+                dl,
+                None,
+                "point HF_HOME at a bigger volume" if download * 1e9 > hf_free else None,
+            )
+        )
+    return out

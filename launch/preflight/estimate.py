@@ -1,0 +1,240 @@
+"""The preflight estimate behind `make plan`: GPU memory per GPU, disk, time and dollars for a recipe.
+
+Memory per GPU (GiB), summed then padded: total = 1.05 x (weights + trainable state + activations + logits) + 1.
+  weights    bf16: 2 B/param. QLoRA: nf4 linears 0.5625 B/param (4 bits + an fp32 absmax per 64), the rest bf16.
+  trainable  LoRA: params counted on the real architecture (meta device), fp32 weight 4 + grad 4 + Adam 8 B.
+             full: grad 2 + fp32 master 4 + Adam 8 B on top of the bf16 weights.
+  sharding   ZeRO-1 divides the optimizer state by the number of GPUs, ZeRO-2 also the gradients, ZeRO-3
+             and FSDP also the weights; ZeRO-3 offload moves optimizer state and weights to CPU RAM.
+  activations t = micro_batch x sequence_len tokens; per layer and token 16h + 8i bytes (bf16: attention
+             inputs/outputs ~10h, norms 4h, gated MLP 2h + 8i; Korthikanti et al. 2022 adapted to SwiGLU).
+             Gradient checkpointing keeps 2h per layer and token plus one layer; eager attention adds
+             4 x heads x seq bytes per layer and token (scores and softmax; flash-attention stores none).
+  logits     t x vocab x 8 B (fp32 logits and their gradient), zero with Liger's fused linear cross-entropy.
+  the + 1 GiB and 5 %: CUDA context, cuBLAS workspaces, allocator fragmentation.
+Time: 2 x params FLOPs per token forward, 2 more backward (LoRA: no weight gradients of the base; full: 4),
+2 more with gradient checkpointing, divided by GPUs x bf16 peak x an assumed MFU, plus the base model's
+download. Tokens: characters / 3.7 of the training files x epochs (no tokenizer needed offline).
+Disk: base download + (save_total_limit + 1) checkpoints + final weights + merged model + GGUF f16/Q8_0/Q4_K_M.
+The error is honest only to about +-25 % on memory and a factor of 2 on time: README "How good is the plan".
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from core import settings
+from core.errors import UserError, Where
+
+GPU_TABLE = Path(__file__).with_name("gpus.yaml")
+GIB = 1024**3
+RESERVED_GIB = 0.5
+CHARS_PER_TOKEN = 3.7
+GGUF_BYTES_PER_PARAM = {"f16": 2.0, "Q8_0": 1.0625, "Q4_K_M": 0.606}  # Q4_K_M ~4.85 bits/weight
+SHARDED = {
+    "none": set(),
+    "ddp": set(),
+    "zero1": {"opt"},
+    "zero2": {"opt", "grad"},
+    "zero3": {"opt", "grad", "weights"},
+    "fsdp": {"opt", "grad", "weights"},
+    "zero3-offload": {"opt", "grad", "weights"},
+}
+
+
+def gpu_table(path: str | None = None) -> dict[str, Any]:
+    """launch/preflight/gpus.yaml, or GPU_TABLE=<your copy>."""
+    return _read_table(str(path or settings.load().gpu_table or GPU_TABLE))
+
+
+@lru_cache(maxsize=4)
+def _read_table(path: str) -> dict[str, Any]:
+    return yaml.safe_load(Path(path).read_text())
+
+
+def gpu(name: str) -> dict[str, Any]:
+    table = gpu_table()["gpus"]
+    key = {k.lower(): k for k in table}.get(name.strip().lower())
+    if key is None:
+        raise UserError(
+            f"GPU type '{name}' is not in the GPU table",
+            Where(GPU_TABLE.name),
+            f"known: {', '.join(table)}; add a row (vram_gib, bf16_tflops, usd_per_hour) for it",
+        )
+    row = dict(table[key], name=key)
+    price = settings.load().price_per_hour
+    if price is not None:
+        row["usd_per_hour"] = price
+        row["price_source"] = "PRICE_PER_HOUR"
+    return row
+
+
+@dataclass
+class Model:
+    params: int
+    trainable: int
+    quantizable: int  # Linear weights a 4-bit load quantizes (all but lm_head)
+    hidden: int
+    intermediate: int
+    layers: int
+    heads: int
+    vocab: int
+
+
+def model_facts(config: dict[str, Any], base_model: str) -> Model:
+    from launch.recipe import architecture as arch
+
+    facts = arch.facts_for(base_model)
+    if facts is None:
+        raise UserError(f"no offline facts for '{base_model}'", hint=f"add it to {arch.HUB_FACTS.name}")
+    raw = facts["config"]
+    text = raw.get("text_config") or raw
+    _, params, linears = arch.architecture(base_model)
+    if config.get("adapter") in ("lora", "qlora"):
+        target = ".*" if config.get("lora_target_linear") else config["lora_target_modules"]
+        trainable = arch.lora_param_count(base_model, target, int(config.get("lora_r") or 8))
+    else:
+        trainable = params
+    quantizable = sum(lin.in_features * lin.out_features for lin in linears if not lin.name.endswith("lm_head"))
+    return Model(
+        params,
+        trainable,
+        quantizable,
+        text["hidden_size"],
+        text["intermediate_size"],
+        text["num_hidden_layers"],
+        text["num_attention_heads"],
+        text["vocab_size"],
+    )
+
+
+@dataclass
+class Memory:
+    parts: dict[str, float]  # GiB per GPU, before padding
+    total: float
+    available: float
+    strategy: str
+    gpus: int
+
+    @property
+    def fits(self) -> bool:
+        return self.total <= self.available
+
+
+def memory(m: Model, config: dict[str, Any], strategy: str, world: int, vram_gib: float) -> Memory:
+    n = world if strategy in SHARDED and world > 1 else 1
+    shard = SHARDED.get(strategy, set())
+    lora = config.get("adapter") in ("lora", "qlora")
+    if config.get("adapter") == "qlora" or config.get("load_in_4bit"):
+        weights = m.quantizable * 0.5625 + (m.params - m.quantizable) * 2
+    else:
+        weights = m.params * 2.0
+    if lora:
+        trained_w, grad, opt = m.trainable * 4.0, m.trainable * 4.0, m.trainable * 8.0
+    else:
+        trained_w, grad, opt = 0.0, m.params * 2.0, m.params * 12.0
+    if "weights" in shard:
+        weights, trained_w = weights / n, trained_w / n
+    if "grad" in shard:
+        grad /= n
+    if "opt" in shard:
+        opt /= n
+    if strategy == "zero3-offload":
+        layer = weights * n / max(m.layers, 1)
+        weights, trained_w, opt = 2 * layer, 0.0, 0.0  # two layers gathered at a time stay on the GPU
+    seq = int(config.get("sequence_len") or 2048)
+    t = int(config.get("micro_batch_size") or 1) * seq
+    per_token_layer = 16 * m.hidden + 8 * m.intermediate
+    if config.get("attn_implementation") not in ("flash_attention_2", "flash_attention_3") and not config.get(
+        "flash_attention"
+    ):
+        per_token_layer += 4 * m.heads * seq
+    if config.get("gradient_checkpointing"):
+        acts = t * (2 * m.hidden * m.layers + per_token_layer)
+    else:
+        acts = t * per_token_layer * m.layers
+    logits = 0.0 if config.get("liger_fused_linear_cross_entropy") else t * m.vocab * 8.0
+    parts = {
+        "weights": weights,
+        "trainable": trained_w,
+        "gradients": grad,
+        "optimizer": opt,
+        "activations": float(acts),
+        "logits": logits,
+    }
+    parts = {k: v / GIB for k, v in parts.items()}
+    total = 1.05 * sum(parts.values()) + 1.0
+    return Memory(parts, total, vram_gib - RESERVED_GIB, strategy, world)
+
+
+def training_tokens(config: dict[str, Any]) -> tuple[int, int]:
+    """(tokens per epoch, rows) of the training files: characters / 3.7, rows truncated to sequence_len."""
+    from data.entries import dataset_file
+
+    seq = int(config.get("sequence_len") or 2048)
+    tokens = rows = 0
+    for ds in config.get("datasets") or []:
+        path = dataset_file(ds)
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                if line.strip():
+                    rows += 1
+                    tokens += min(seq, math.ceil(len(line) / CHARS_PER_TOKEN))
+    return tokens, rows
+
+
+def train_seconds(m: Model, config: dict[str, Any], world: int, row: dict[str, Any], tokens: int) -> float:
+    lora = config.get("adapter") in ("lora", "qlora")
+    flops_per_token = m.params * (4 if lora else 6) + (2 * m.params if config.get("gradient_checkpointing") else 0)
+    epochs = float(config.get("num_epochs") or 1)
+    max_steps = config.get("max_steps")
+    if max_steps:
+        per_step = (
+            int(config.get("micro_batch_size") or 1)
+            * int(config.get("gradient_accumulation_steps") or 1)
+            * int(config.get("sequence_len") or 2048)
+            * world
+        )
+        total = min(tokens * epochs, per_step * int(max_steps))
+    else:
+        total = tokens * epochs
+    if not config.get("sample_packing"):
+        total /= 0.74  # padding to the longest row in a batch: 26 % padding measured on the Brie data
+    mfu = float(gpu_table().get("mfu", 0.3))
+    return flops_per_token * total / (world * row["bf16_tflops"] * 1e12 * mfu)
+
+
+@dataclass
+class Disk:
+    parts: dict[str, float] = field(default_factory=dict)  # GB (1e9 bytes), as disks are sold
+
+    @property
+    def total(self) -> float:
+        return sum(self.parts.values())
+
+
+def disk(
+    m: Model, config: dict[str, Any], quants: tuple[str, ...] = ("Q8_0", "Q4_K_M"), downloads_base: bool = True
+) -> Disk:
+    lora = config.get("adapter") in ("lora", "qlora")
+    keep = int(config.get("save_total_limit") or 1) + 1  # a new checkpoint is written before the oldest goes
+    checkpoint = m.trainable * 12.0 if lora else m.params * 14.0
+    parts = {
+        "base model download": m.params * 2.0 if downloads_base else 0.0,
+        f"checkpoints ({keep} kept at peak)": checkpoint * keep,
+        "final weights": m.trainable * 4.0 if lora else m.params * 2.0,
+        "merged model": m.params * 2.0 if lora else 0.0,
+        "GGUF f16 + " + " + ".join(quants): m.params * sum(GGUF_BYTES_PER_PARAM[q] for q in ("f16", *quants)),
+    }
+    return Disk({k: v / 1e9 for k, v in parts.items() if v})
+
+
+def summary_json(obj: Any) -> str:
+    return json.dumps(obj, indent=2, default=lambda o: o.__dict__)

@@ -1,0 +1,200 @@
+"""`make plan RECIPE=x GPU=H100 GPUS=8 [NODES=2] [STRATEGY=zero3]`: does it fit, what it needs and costs,
+and the exact launch command, without running anything. Refuses (exit 2) a plan that does not fit and
+says what would."""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core import cli, settings
+from core.errors import UserError, Where
+from launch.dist import strategy as dist
+from launch.dist.topology import Topology
+from launch.preflight import estimate as est
+from launch.recipe.resolve import RUN_PLACEHOLDER, Resolved, resolve
+
+CONTAINER_DISK_GB = 40  # image layers are separate; this is pip/triton caches and /tmp
+
+
+@dataclass
+class Plan:
+    resolved: Resolved
+    gpu: dict[str, Any]
+    topology: Topology
+    launch: dist.Launch
+    model: est.Model
+    memory: est.Memory
+    disk: est.Disk
+    tokens_per_epoch: int
+    rows: int
+    train_s: float
+    download_s: float
+    alternatives: list[str]
+
+    @property
+    def hours(self) -> float:
+        return (self.train_s + self.download_s) / 3600
+
+    @property
+    def usd(self) -> float:
+        return self.hours * self.gpu["usd_per_hour"] * self.topology.world_size
+
+    @property
+    def volume_gb(self) -> int:
+        """Network volume to ask for: the disk estimate plus 20 %, in 10 GB steps."""
+        return int(math.ceil(self.disk.total * 1.2 / 10.0) * 10)
+
+
+def _memory(m: est.Model, config: dict, strategy: str, world: int, vram: float) -> est.Memory:
+    return est.memory(m, config, strategy, world, vram)
+
+
+def alternatives(m: est.Model, config: dict, gpu: dict, world: int, strategy: str) -> list[str]:
+    """Changes that would make a plan that does not fit, fit (each checked with the same formulas)."""
+    out = []
+    vram = gpu["vram_gib"]
+    if not config.get("gradient_checkpointing"):
+        c = {**config, "gradient_checkpointing": True}
+        if _memory(m, c, strategy, world, vram).fits:
+            out.append("gradient_checkpointing: true")
+    if (
+        world > 1
+        and strategy not in ("zero3", "fsdp", "zero3-offload")
+        and _memory(m, config, "zero3", world, vram).fits
+    ):
+        out.append(f"STRATEGY=zero3 on the same {world} GPUs")
+    for n in (2, 4, 8, 16):
+        if n > world and _memory(m, config, "zero3", n, vram).fits:
+            out.append(f"GPUS={n} (ZeRO-3 shards the model {n} ways)")
+            break
+    if config.get("adapter") == "lora":
+        c = {**config, "adapter": "qlora", "load_in_4bit": True}
+        if _memory(m, c, strategy, world, vram).fits:
+            out.append("QLoRA (extends: fragments/method/qlora.yaml): 4-bit base weights")
+    bigger = sorted((row["vram_gib"], name) for name, row in est.gpu_table()["gpus"].items() if row["vram_gib"] > vram)
+    for v, name in bigger:
+        if _memory(m, config, strategy, world, v).fits:
+            out.append(f"GPU={name} ({v} GiB)")
+            break
+    if world > 1 and strategy != "zero3-offload" and _memory(m, config, "zero3-offload", world, vram).fits:
+        out.append("STRATEGY=zero3-offload (optimizer and weights in CPU RAM; slower)")
+    return out
+
+
+def make_plan(
+    recipe: str,
+    gpu_name: str | None = None,
+    gpus: int | None = None,
+    nodes: int = 1,
+    strategy: str | None = None,
+    args: str | None = None,
+) -> Plan:
+    r = resolve(recipe, device="gpu", args=args)
+    meta = r.recipe.meta
+    gpu_name = gpu_name or meta.gpu.type
+    if gpu_name.upper() == "CPU":
+        raise UserError(
+            f"{r.recipe.name} is a CPU recipe; make plan sizes GPU runs",
+            Where(r.recipe.path, key="meta.gpu"),
+            "pass GPU=<type>, e.g. GPU=L4",
+        )
+    row = est.gpu(gpu_name)
+    per_node = gpus or max(meta.gpu.count, 1)
+    topo = Topology(
+        device="gpu",
+        nodes=nodes,
+        procs_per_node=per_node,
+        master_addr="$MASTER_ADDR" if nodes > 1 else None,
+        source="the plan's GPU/GPUS/NODES",
+    )
+    base = r.hub_base_model
+    m = est.model_facts(r.config, base)
+    replicated = est.memory(m, r.config, "ddp", 1, row["vram_gib"])
+    requested = strategy or dist.requested_strategy(meta.distributed)
+    config_path = Path(RUN_PLACEHOLDER.format(recipe=r.recipe.name)) / "config.yaml"
+    launch = dist.plan_launch(
+        r.config, config_path, topo, meta.method, requested, replicated.fits, r.recipe.where("meta.distributed")
+    )
+    config = copy.deepcopy(r.config)
+    config.update(launch.config_keys)
+    mem = est.memory(m, config, launch.strategy, topo.world_size, row["vram_gib"])
+    tokens, rows = est.training_tokens(config)
+    train_s = est.train_seconds(m, config, topo.world_size, row, tokens)
+    download_s = m.params * 2.0 / (float(est.gpu_table().get("download_gb_per_s", 0.5)) * 1e9)
+    alts = [] if mem.fits else alternatives(m, config, row, topo.world_size, launch.strategy)
+    return Plan(r, row, topo, launch, m, mem, est.disk(m, config), tokens, rows, train_s, download_s, alts)
+
+
+def report(p: Plan) -> str:
+    r, t, mem = p.resolved, p.topology, p.memory
+    epochs = r.config.get("num_epochs") or 1
+    lines = [
+        f"plan: {r.recipe.name} ({r.hub_base_model}, {r.recipe.meta.method}) on {t.nodes} node(s) x "
+        f"{t.procs_per_node} {p.gpu['name']} ({p.gpu['vram_gib']} GiB each)",
+        f"strategy: {p.launch.strategy} ({p.launch.why})",
+        f"params: {p.model.params / 1e9:.2f} B total, {p.model.trainable / 1e6:.1f} M trained",
+        "memory per GPU (GiB): "
+        + ", ".join(f"{k} {v:.1f}" for k, v in mem.parts.items() if v >= 0.05)
+        + f"; with overhead {mem.total:.1f} of {mem.available:.1f} usable -> "
+        + ("FITS" if mem.fits else "DOES NOT FIT"),
+        "disk (GB): "
+        + ", ".join(f"{k} {v:.1f}" for k, v in p.disk.parts.items())
+        + f"; total {p.disk.total:.1f} -> network volume {p.volume_gb} GB, container disk {CONTAINER_DISK_GB} GB",
+        f"data: {p.rows} rows, ~{p.tokens_per_epoch:,} tokens/epoch (characters / {est.CHARS_PER_TOKEN}) x {epochs} epochs",
+        f"time: ~{p.train_s / 60:.0f} min training + ~{p.download_s / 60:.0f} min model download "
+        f"(assumed MFU {est.gpu_table().get('mfu')}; trust to a factor of 2)",
+        f"cost: {t.world_size} x ${p.gpu['usd_per_hour']:.2f}/h x {p.hours:.2f} h = ${p.usd:.2f} "
+        f"(prices as of {est.gpu_table().get('as_of')}"
+        + (", PRICE_PER_HOUR" if p.gpu.get("price_source") else "")
+        + ")",
+        f"launch (node rank {t.node_rank}): {p.launch.shell()}",
+    ]
+    if not mem.fits:
+        lines.append(
+            "would fit: "
+            + (
+                "; ".join(p.alternatives)
+                if p.alternatives
+                else "nothing in the GPU table at this size; use more nodes or a smaller model"
+            )
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("recipe", nargs="?", help="(default: RECIPE, else the embedded recipe)")
+    parser.add_argument("--args", default=None, help="recipe overrides (default: ARGS)")
+    ns = parser.parse_args(argv)
+
+    def body() -> None:
+        s = settings.load()
+        if s.gpus == 0:
+            raise UserError("GPUS must be at least 1 for a plan, not 0", Where(key="GPUS"))
+        p = make_plan(
+            ns.recipe or s.recipe_or_default,
+            s.gpu,
+            s.gpus,
+            s.nodes or 1,
+            s.strategy,
+            ns.args if ns.args is not None else s.args,
+        )
+        print(report(p))
+        if not p.memory.fits:
+            raise UserError(
+                f"{p.resolved.recipe.name} needs ~{p.memory.total:.0f} GiB per GPU; "
+                f"{p.gpu['name']} has {p.memory.available:.1f} usable",
+                hint="see 'would fit' above",
+            )
+
+    return cli.main(body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

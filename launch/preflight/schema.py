@@ -1,0 +1,145 @@
+"""axolotl's own schema, used offline: known keys, and validate_config with explicit capabilities
+(no CUDA probe, no hub)."""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from launch.preflight.findings import Finding
+
+# compute capability of the GPU types recipes suggest (validation needs one; the values are public specs)
+COMPUTE_CAPABILITY = {
+    "H100": "sm_90",
+    "H200": "sm_90",
+    "A100": "sm_80",
+    "A100-80GB": "sm_80",
+    "A40": "sm_86",
+    "L4": "sm_89",
+    "L40S": "sm_89",
+    "RTX4090": "sm_89",
+    "RTX5090": "sm_120",
+    "A6000": "sm_86",
+}
+
+
+def _field_names(model: type[BaseModel]) -> set[str]:
+    names = set()
+    for name, field in model.model_fields.items():
+        names.add(name)
+        if field.alias:
+            names.add(field.alias)
+    return names
+
+
+def _config_classes(config: dict[str, Any]):
+    from axolotl.utils.config import prepare_plugins
+    from axolotl.utils.schemas.config import AxolotlConfigWCapabilities, AxolotlInputConfig
+
+    if config.get("plugins"):
+        from axolotl.utils.config import merge_input_args
+        from axolotl.utils.dict import DictDefault
+
+        prepare_plugins(DictDefault(copy.deepcopy(config)))
+        return merge_input_args()
+    return AxolotlConfigWCapabilities, AxolotlInputConfig
+
+
+def unknown_keys(config: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    """(dotted key, close matches) for every key axolotl's schema does not know (it drops them silently)."""
+    from axolotl.utils.schemas.datasets import SFTDataset
+
+    _, input_cls = _config_classes(config)
+    known = _field_names(input_cls)
+    ds_known = _field_names(SFTDataset)
+    found = []
+    for key in config:
+        if key not in known:
+            found.append((key, difflib.get_close_matches(key, sorted(known), n=3, cutoff=0.75)))
+    for i, ds in enumerate(config.get("datasets") or []):
+        for key in ds if isinstance(ds, dict) else []:
+            if key not in ds_known:
+                found.append(
+                    (f"datasets[{i}].{key}", difflib.get_close_matches(key, sorted(ds_known), n=3, cutoff=0.75))
+                )
+    return found
+
+
+def capabilities_for(device: str, gpu_type: str | None, gpus: int) -> tuple[dict, dict]:
+    import torch
+
+    env = {"torch_version": torch.__version__.split("+")[0]}
+    if device == "cpu":
+        return {"bf16": False, "fp8": False, "tf32": False, "n_gpu": 0, "n_node": 1}, env
+    cc = COMPUTE_CAPABILITY.get(gpu_type or "", "sm_80")
+    major_minor = compute_capability_number(cc)
+    bf16 = major_minor >= (8, 0)
+    return {
+        "bf16": bf16,
+        "fp8": major_minor >= (8, 9),
+        "tf32": bf16,
+        "n_gpu": max(gpus, 1),
+        "n_node": 1,
+        "compute_capability": cc,
+    }, env
+
+
+def compute_capability_number(cc: str) -> tuple[int, int]:
+    """'sm_90' -> (9, 0), 'sm_120' -> (12, 0): compared as numbers ('sm_120' < 'sm_80' as strings)."""
+    digits = cc.removeprefix("sm_")
+    return int(digits[:-1]), int(digits[-1])
+
+
+def validate(config: dict[str, Any], device: str, gpu_type: str | None = None, gpus: int = 1):
+    """axolotl's validate_config with explicit capabilities; returns the normalized config.
+
+    Raises ValueError/ValidationError from axolotl; callers map them to recipe keys."""
+    from axolotl.utils.config import validate_config
+    from axolotl.utils.dict import DictDefault
+
+    caps, env = capabilities_for(device, gpu_type, gpus)
+    return validate_config(DictDefault(copy.deepcopy(config)), capabilities=caps, env_capabilities=env)
+
+
+def first_error(exc: Exception) -> tuple[str | None, str]:
+    """(dotted key or None, message) of a validation failure."""
+    if isinstance(exc, ValidationError):
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
+        return (loc or None), err["msg"]
+    return None, str(exc)
+
+
+def check_schema(r) -> list[Finding]:
+    """Keys axolotl does not know (it drops them silently), then axolotl's own validate_config."""
+    findings = []
+    unknown = unknown_keys(r.config)
+    for key, close in unknown:
+        findings.append(
+            Finding(
+                "error",
+                "schema",
+                f"axolotl does not know the key '{key}' (it would be ignored)",
+                r.recipe.where(key),
+                f"did you mean {', '.join(close)}?" if close else None,
+            )
+        )
+    meta = r.recipe.meta
+    try:
+        validate(r.config, r.device, meta.gpu.type, meta.gpu.count)
+        if not unknown:
+            findings.append(Finding("ok", "schema", "accepted by axolotl's validate_config"))
+    except Exception as exc:  # noqa: BLE001 - axolotl raises ValueError and pydantic errors
+        key, msg = first_error(exc)
+        findings.append(
+            Finding(
+                "error",
+                "schema",
+                f"axolotl rejects the config: {msg}",
+                r.recipe.where(key) if key else r.recipe.where(""),
+            )
+        )
+    return findings

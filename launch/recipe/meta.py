@@ -1,0 +1,54 @@
+"""The recipe's `meta:` block, typed: what the repo needs to know about a recipe beyond axolotl's own keys
+(description, family, size, method, suggested GPUs, data format, evaluation suite, sampling, where a local
+base model comes from). Stripped before axolotl sees the config."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from core.settings import STRATEGIES
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class GpuSuggestion(_Strict):
+    type: str = Field(description="GPU model the recipe was sized for, e.g. A40, H100")
+    count: int = Field(1, ge=0, description="0 for CPU-only recipes")
+
+
+class LocalSource(_Strict):
+    """A base model shipped inside a PyPI wheel as GGUF, materialized once into an HF folder."""
+
+    package: str
+    file: str
+    eos_token: str | None = None
+    pad_token: str | None = None
+
+
+class Sampling(_Strict):
+    """Recommended generation settings (the Brie cards: temperature 0.75, no top_p)."""
+
+    temperature: float = 0.75
+    top_p: float | None = None
+    max_new_tokens: int = 512
+
+
+class Meta(_Strict):
+    description: str
+    family: Literal["llama", "mistral", "qwen2", "qwen3", "gemma3"]
+    params_b: float = Field(gt=0, description="parameter count in billions")
+    method: Literal["lora", "qlora", "full"]
+    gpu: GpuSuggestion
+    data_format: Literal["messages", "prompt-completion"]
+    eval_suite: str | None = None
+    hub_name: str | None = None
+    seed: str | None = Field(None, description="which seed document the settings come from")
+    local_source: LocalSource | None = None
+    sampling: Sampling = Sampling()
+    distributed: Literal[STRATEGIES] = Field(  # type: ignore[valid-type]
+        "auto", description="multi-GPU strategy; auto picks from the plan (launch/dist/strategy.py)"
+    )

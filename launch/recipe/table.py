@@ -1,0 +1,47 @@
+"""`make recipes`: prints the registry (launch/recipe/registry.py) as a table: every recipe with its family,
+size, method, data and suggested GPUs."""
+
+from __future__ import annotations
+
+import sys
+
+from rich.console import Console
+from rich.table import Table
+
+from core import cli
+from launch.recipe.registry import list_recipes, load_recipe
+
+
+def rows() -> list[dict]:
+    out = []
+    for name in list_recipes():
+        r = load_recipe(name)
+        m = r.meta
+        out.append(
+            {
+                "name": name,
+                "base_model": r.config.get("base_model"),
+                "family": m.family,
+                "params": f"{m.params_b:g}B",
+                "method": m.method + (f" r{r.config['lora_r']}" if r.config.get("lora_r") else ""),
+                "data": m.data_format,
+                "gpus": "CPU" if m.gpu.count == 0 else f"{m.gpu.count}x {m.gpu.type}",
+            }
+        )
+    return out
+
+
+def main() -> int:
+    def body() -> None:
+        table = Table(title="recipes (make train RECIPE=<name>)")
+        for col in ("name", "base_model", "family", "params", "method", "data", "gpus"):
+            table.add_column(col)
+        for row in rows():
+            table.add_row(*row.values())
+        Console(width=160).print(table)
+
+    return cli.main(body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,30 @@
+"""A node of rank > 0: it trains its ranks in a scratch folder under OUTPUTS/workers; the run directory, the
+manifest and pushes are node 0's alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from core import rundir
+from core.errors import UserError, Where
+from core.paths import outputs_dir
+from core.settings import Settings
+from core.yamlio import dump
+from launch.dist.topology import Topology
+from launch.execute import launch_for, run_config, run_logged
+from launch.recipe.resolve import Resolved, resolve
+
+
+def train_worker(r: Resolved, args: str | dict | None, topo: Topology, s: Settings) -> Path:
+    work = outputs_dir() / "workers" / r.recipe.name / f"{rundir.utc_now().replace(':', '')}-node{topo.node_rank}"
+    work.mkdir(parents=True)
+    final = resolve(r.recipe, device=r.device, args=args, run_dir=work, materialize=True)
+    launch = launch_for(final, work / "config.yaml", topo, s)
+    final.config = run_config(final.config, launch)
+    (work / "config.yaml").write_text(dump(final.config))
+    (work / "logs").mkdir()
+    rc = run_logged(launch, work / "logs" / "train.log", final)
+    if rc != 0:
+        raise UserError(f"axolotl exited with status {rc} on node {topo.node_rank}", Where(work / "logs" / "train.log"))
+    print(f"node {topo.node_rank} finished its ranks; the run directory, manifest and pushes are node 0's")
+    return work

@@ -1,0 +1,84 @@
+"""The environment is read once, typed (core/settings.py): a bad DEVICE, GPUS, NODES, CPU_PROCS or STRATEGY is the
+same clear error, naming the variable, exit status 2 and no traceback, in every command that reads it; a
+malformed ARGS override is one message too."""
+
+from __future__ import annotations
+
+import pytest
+
+from core import settings
+from core.errors import UserError
+from tests.conftest import run_cli
+
+# every command that reads the machine settings (directly, or through the recipe's device and topology)
+COMMANDS = [
+    ("launch.preflight", "smollm2-135m-cpu"),
+    ("launch.recipe.show", "smollm2-135m-cpu"),
+    ("launch.preflight.plan", "llama31-8b-instruct"),
+    ("launch.train", "smollm2-135m-cpu"),
+    ("launch.cloud.runpod.commands", "up"),
+    ("data.tools.data_check", "data/samples/philosophy_chat.val.jsonl"),
+    ("tools.export.merge",),
+    ("tools.export.gguf",),
+    ("eval.lmeval",),
+    ("eval.judge",),
+]
+BAD = [
+    ("DEVICE", "gpux", "DEVICE must be one of cpu, gpu, not 'gpux'"),
+    ("GPUS", "two", "GPUS must be a whole number >= 0, not 'two'"),
+    ("NODES", "0", "NODES must be a whole number >= 1, not '0'"),
+    ("CPU_PROCS", "2.5", "CPU_PROCS must be a whole number >= 1, not '2.5'"),
+    ("STRATEGY", "zero4", "STRATEGY: unknown distributed strategy 'zero4'"),
+]
+
+
+@pytest.mark.parametrize("name, value, message", BAD, ids=[b[0] for b in BAD])
+def test_settings_refuse_a_bad_value_naming_the_variable(name, value, message):
+    with pytest.raises(UserError) as exc:
+        settings.load({name: value})
+    assert message in str(exc.value)
+
+
+def test_settings_parse_what_is_given():
+    s = settings.load(
+        {
+            "DEVICE": "CPU",
+            "GPUS": "2",
+            "NODES": "3",
+            "STRATEGY": "zero3",
+            "FORCE": "1",
+            "RESUME": "0",
+            "HF_TOKEN": "hf_secret_value_for_the_test",
+            "OUTPUTS": "/tmp/x",
+        }
+    )
+    assert (s.device, s.gpus, s.nodes, s.strategy, s.force, s.resume) == ("cpu", 2, 3, "zero3", True, False)
+    assert s.hf_token.get_secret_value() == "hf_secret_value_for_the_test" and "hf_secret" not in repr(s)
+    assert str(s.outputs) == "/tmp/x" and s.recipe_or_default == settings.DEFAULT_RECIPE
+    with pytest.raises(UserError, match="FORCE must be 1 or 0"):
+        settings.load({"FORCE": "maybe"})
+
+
+@pytest.mark.parametrize("cmd", COMMANDS, ids=[c[0] for c in COMMANDS])
+def test_every_command_refuses_a_bad_device_and_gpu_count(cmd, tmp_path):
+    for name, value, message in (BAD[0], BAD[1]):
+        proc = run_cli(
+            *cmd, env={name: value, "OUTPUTS": str(tmp_path), "RECIPE": "", "RUNPOD_API_KEY": "x"}, timeout=300
+        )
+        assert proc.returncode == 2, (cmd, name, proc.stdout[-1500:] + proc.stderr[-1500:])
+        assert message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-1500:]
+
+
+@pytest.mark.parametrize(
+    "cmd",
+    [
+        ("launch.preflight", "smollm2-135m-cpu"),
+        ("launch.recipe.show", "smollm2-135m-cpu"),
+        ("launch.train", "smollm2-135m-cpu"),
+    ],
+    ids=lambda c: c[0],
+)
+def test_a_malformed_override_is_one_message(cmd, tmp_path):
+    proc = run_cli(*cmd, "--args=lora_r=8", env={"OUTPUTS": str(tmp_path)})
+    said = proc.stdout + proc.stderr
+    assert proc.returncode == 2 and "must look like --key=value" in said and "Traceback" not in said, said[-1500:]

