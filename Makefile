@@ -9,7 +9,7 @@ export PYTHONPATH := $(CURDIR)
 # are; nothing here exports empty ones (an empty MODEL= breaks llama_cpp.server's settings, for one).
 
 .DEFAULT_GOAL := help
-.PHONY: help setup train test test-fast lint recipes show plan check lock merge gguf push data-check data-split data-convert personas eval judge judge-report leaderboard bench image runpod-up runpod-status runpod-logs runpod-down runpod-template
+.PHONY: help setup train test test-fast lint recipes show plan check new lock merge gguf push data-check data-split data-convert personas eval judge judge-report leaderboard bench image runpod-up runpod-status runpod-logs runpod-down runpod-template
 
 help: ## list the targets
 	@grep -hE '^[a-z][a-z0-9_-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -40,8 +40,11 @@ show: setup ## print the exact axolotl config RECIPE will run with (DEVICE=gpu t
 plan: setup ## fits? VRAM/GPU, disk, time, $ and the exact launch command for RECIPE on GPU=<type> GPUS=<n> NODES=<n>
 	@$(PY) -m launch.preflight.plan $(RECIPE)
 
-check: setup ## offline preflight of RECIPE: schema, data, end-of-turn, LoRA targets, lengths, disk
+check: setup ## preflight of RECIPE or any axolotl config: model facts, schema, data, end of turn, LoRA targets, lengths, disk
 	@$(PY) -m launch.preflight $(RECIPE)
+
+new: setup ## write recipes/RECIPE.yaml from MODEL= and DATA= (METHOD=lora|qlora|full HELDOUT= TEMPLATE=), then check it
+	@$(PY) -m launch.new
 
 merge: setup ## merge RUN's adapter (default: LATEST of RECIPE) into <run>/merged, verified against peft
 	@$(PY) -m tools.export.merge

@@ -95,12 +95,18 @@ INTS = (
     ("judge_retries", "JUDGE_RETRIES", 0),
     ("volume_gb", "VOLUME_GB", 1),
     ("port", "PORT", 1),
+    ("bench_steps", "BENCH_STEPS", 1),
+    ("gen_batch", "GEN_BATCH", 1),
 )
 FLOATS = (
     ("max_cost", "MAX_COST", 0.0),
     ("price_per_hour", "PRICE_PER_HOUR", 0.0),
     ("judge_timeout_s", "JUDGE_TIMEOUT_S", 0.001),
     ("runpod_backoff_s", "RUNPOD_BACKOFF_S", 0.0),
+    ("temperature", "TEMPERATURE", 0.0),
+    ("top_p", "TOP_P", 0.0),
+    ("judge_min_consistency", "JUDGE_MIN_CONSISTENCY", 0.0),
+    ("study_poll_s", "STUDY_POLL_S", 0.0),
 )
 BOOLS = (
     ("force", "FORCE", False),
@@ -109,8 +115,14 @@ BOOLS = (
     ("follow", "FOLLOW", False),
     ("private", "PRIVATE", True),
     ("bench_quick", "BENCH_QUICK", False),
+    ("runpod", "RUNPOD", False),
+    ("hf_hub_offline", "HF_HUB_OFFLINE", False),
 )
 STRINGS = (
+    "SPLIT",
+    "METHOD",
+    "TEMPLATE",
+    "HELDOUT",
     "RECIPE",
     "RUN",
     "ARGS",
@@ -147,6 +159,20 @@ STRINGS = (
     "ON_FINISH",
     "CLOUD",
     "GGUF",
+    # pods and clusters (launch/cloud), generation backend, GPU bench (issue 17)
+    "SOURCE_CHECKOUT",
+    "SOURCE_ARCHIVE",
+    "RUNPOD_REST_URL",
+    "CLUSTER_NAME",
+    "DATA_CENTER",
+    "WHEELS",
+    "GEN_BACKEND",
+    "SYSTEM",
+    "JUDGE_GGUF",
+    "STUDY",
+    "STUDY_RUN",
+    "STUDY_REPO",
+    "STUDY_SPEC",
 )
 SECRETS = ("HF_TOKEN", "RUNPOD_API_KEY")
 
@@ -200,6 +226,11 @@ class Settings(BaseModel):
     dry_run: bool = False
     follow: bool = False
     volume_gb: int | None = None
+    source_checkout: str | None = None  # the checkout whose pushed commit a pod bootstraps (default: this one)
+    source_archive: str | None = None  # a `git archive` of that commit on the volume, instead of the git remote
+    runpod_rest_url: str | None = None  # RunPod's REST API v2 (clusters); tests point it at a local server
+    cluster_name: str | None = None  # set on the pods of a cluster runpod-up made: whom ON_FINISH deletes
+    data_center: str | None = None
     # export and publish
     quants: str | None = None
     outtype: str | None = None
@@ -222,7 +253,25 @@ class Settings(BaseModel):
     judge_timeout_s: float | None = None
     files: str | None = None
     port: int | None = None
-    # data tools
+    # chat, serve, ollama: the recipe's system prompt and sampling, overridden (SYSTEM=none: no system prompt)
+    system: str | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    judge_gguf: str | None = None
+    judge_min_consistency: float | None = None
+    # studies (eval/study): the study file, RUNPOD=1 for one pod per run, the results repo, and on a pod the
+    # run it works on (its key and its job, base64 JSON: pod env values cannot hold quotes)
+    study: str | None = None
+    runpod: bool = False
+    study_repo: str | None = None
+    study_run: str | None = None
+    study_spec: str | None = None
+    study_poll_s: float | None = None
+    # data tools and make new
+    split: str | None = None
+    method: str | None = None
+    template: str | None = None
+    heldout: str | None = None
     data: str | None = None
     format: str | None = None
     to: str | None = None
@@ -232,9 +281,14 @@ class Settings(BaseModel):
     generator: str | None = None
     endpoint: str | None = None
     model: str | None = None
+    gen_backend: str | None = None  # generation for judging: auto (default), hf or gguf
+    gen_batch: int | None = None
     # bench
     bench_quick: bool = False
     repeats: int | None = None
+    bench_steps: int | None = None
+    wheels: str | None = None
+    hf_hub_offline: bool = False
     # credentials (never printed)
     hf_token: SecretStr | None = None
     runpod_api_key: SecretStr | None = None

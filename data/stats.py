@@ -5,35 +5,43 @@ padding waste without packing vs first-fit-decreasing packing, and counts per pe
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from data.kinds import kind_of
+from data.sources import Row, local_rows
 from data.tokens import strategy_for
-from data.validate import checker, read_jsonl
 
 GROUP_FIELDS = ("persona", "source", "type")
 
 
-def tokenize_records(config: dict, ds: dict, path: Path, fmt: str, **fields: str) -> list[dict[str, Any]]:
-    """[{line, tokens, trained, record}] for every valid record, as axolotl tokenizes it."""
+def tokenize_rows(config: dict, ds: dict, rows: Iterable[Row]) -> list[dict[str, Any]]:
+    """[{line, tokens, trained, record}] for every valid row of a dataset entry (its type's validator,
+    data/kinds.py), as axolotl tokenizes it."""
     _, strategy = strategy_for(config, ds)
-    check = checker(fmt)
+    kind = kind_of(ds, rl=bool(config.get("rl")))
     out = []
-    for line, record, err in read_jsonl(path):
-        if err is None and check(record, **fields) is None:
-            tok = strategy.tokenize_prompt(record)
+    for row in rows:
+        if row.error is None and (kind.check is None or kind.check(row.record) is None):
+            tok = strategy.tokenize_prompt(row.record)
             labels = tok.get("labels", tok["input_ids"])
             out.append(
                 {
-                    "line": line,
+                    "line": row.line,
                     "tokens": len(tok["input_ids"]),
                     "trained": sum(1 for x in labels if x != -100),
-                    "record": record,
+                    "record": row.record,
                 }
             )
     return out
+
+
+def tokenize_records(config: dict, ds: dict, path: Path, fmt: str | None = None, **fields: str) -> list[dict[str, Any]]:
+    """tokenize_rows for a local file of the entry (fmt and fields: kept for callers that name the format)."""
+    return tokenize_rows(config, {**ds, "path": str(path)}, local_rows(Path(path)))
 
 
 def padding_efficiency(lengths: list[int], batch: int) -> float:

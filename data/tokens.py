@@ -7,6 +7,17 @@ from __future__ import annotations
 from typing import Any
 
 
+def normalized(ds: dict[str, Any]) -> dict[str, Any]:
+    """A dataset entry as axolotl's schema normalizes it (legacy message_field_role/content become
+    message_property_mappings, a chat_template entry gets its template), which is what its strategies read."""
+    from axolotl.utils.schemas.datasets import SFTDataset
+
+    try:
+        return SFTDataset.model_validate(ds).model_dump(exclude_none=True)
+    except Exception:  # noqa: BLE001 - the schema check reports an entry it refuses
+        return ds
+
+
 def strategy_for(config: dict[str, Any], ds: dict[str, Any]):
     """(tokenizer, axolotl's prompt tokenizing strategy) for one dataset entry of a resolved config."""
     from axolotl.loaders import load_tokenizer
@@ -19,6 +30,7 @@ def strategy_for(config: dict[str, Any], ds: dict[str, Any]):
         {**config, "tokenizer_config": config.get("tokenizer_config") or config["base_model"], "sequence_len": 1 << 20}
     )  # measure, never truncate
     tokenizer = load_tokenizer(cfg)
+    ds = normalized(ds)
     kind = ds.get("type")
     if isinstance(kind, dict):
         return tokenizer, load_user_defined(tokenizer, cfg, UserDefinedDatasetConfig(**kind))

@@ -35,7 +35,7 @@ def run_config(config: dict, launch: dist.Launch) -> dict:
 
 def launch_for(final: Resolved, config_path: Path, topo: Topology, s: Settings) -> dist.Launch:
     """The strategy and command for this topology; on GPUs `auto` asks the estimate whether a full copy fits."""
-    meta = final.recipe.meta
+    meta = final.meta
     fits = None
     if topo.device == "gpu" and topo.world_size > 1:
         try:
@@ -122,7 +122,17 @@ def run_logged(launch: dist.Launch, log_path: Path, final: Resolved) -> int:
     for note in final.notes:
         print(f"note: {note}")
     print(f"strategy: {launch.strategy} ({launch.why})\n$ {launch.shell()}", flush=True)
-    env = childenv.child_env(offline=Path(final.config["base_model"]).is_dir(), extra=launch.env)
+    from data.entries import dataset_entries
+    from data.sources import is_local
+    from launch.preflight.tracking import wants_wandb
+
+    # nothing to fetch when the model and every dataset are local: offline keeps axolotl from asking the Hub
+    offline = Path(final.config["base_model"]).is_dir() and all(
+        is_local(ds) for _, _, ds in dataset_entries(final.config)
+    )
+    env = childenv.child_env(offline=offline, extra=launch.env, tracking=wants_wandb(final.config))
+    if wants_wandb(final.config):
+        env.setdefault("WANDB_DIR", str(log_path.parent))  # W&B's own files (offline runs too) stay in the run
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     with open(log_path, "a") as log:
         proc = subprocess.Popen(

@@ -13,7 +13,7 @@ DEFAULT_SEED = 42  # the HF Trainer's own default
 
 
 class SeedPlugin(BasePlugin):
-    def pre_model_load(self, cfg):  # noqa: ANN001 (axolotl plugin API)
+    def pre_model_load(self, cfg):
         from transformers import set_seed
 
         set_seed(int(cfg.seed if cfg.seed is not None else DEFAULT_SEED))

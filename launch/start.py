@@ -38,7 +38,7 @@ def train_section(r: Resolved, topo: Topology, launch: dist.Launch, argv: list[s
             sha256=r.recipe.sha256,
             files=[repo_relative(f) for f in r.recipe.files],
         ),
-        meta=MetaRecord.model_validate(r.recipe.meta.model_dump()),
+        meta=MetaRecord.model_validate(r.meta.model_dump()),
         base_model=BaseModelRef(name=r.hub_base_model, path=r.config["base_model"]),
         device=r.device,
         overrides=r.overrides,

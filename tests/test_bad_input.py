@@ -109,10 +109,11 @@ def test_end_of_turn_that_is_never_trained():
 
 
 def test_bad_meta_names_the_key(tmp_path):
-    path = write_recipe(tmp_path / "meta.yaml", "meta:\n  family: falcon\n")
+    # the family is open (any transformers model_type); a parameter count must still be positive
+    path = write_recipe(tmp_path / "meta.yaml", "meta:\n  params_b: -3\n")
     with pytest.raises(UserError) as exc:
         load_recipe(str(path))
-    assert exc.value.where.key == "meta.family" and exc.value.where.line == 3
+    assert exc.value.where.key == "meta.params_b" and exc.value.where.line == 3
 
 
 def test_invalid_yaml_names_the_line(tmp_path):

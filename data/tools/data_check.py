@@ -1,10 +1,12 @@
-"""`make data-check DATA=file.jsonl [RECIPE=x]`: validate every record (file:line and reason for each bad
+"""`make data-check DATA=<file or org/dataset> [SPLIT=train] [RECIPE=x]`: validate every record (the first LIMIT
+rows, default 200, of a Hub dataset, streamed) (file:line and reason for each bad
 one, nothing dropped silently), then statistics with the recipe's tokenizer and template, printed as a
 table and saved as JSON + a histogram PNG under outputs/data/<file stem>/."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,8 +18,9 @@ from core import atomic, cli, settings
 from core.errors import UserError, Where
 from core.paths import outputs_dir
 from data.formats import FORMATS, detect
-from data.stats import histogram, summarize, tokenize_records
-from data.validate import read_jsonl, validate_file
+from data.sources import Row
+from data.stats import histogram, summarize, tokenize_rows
+from data.validate import checker, read_jsonl, validate_file
 
 
 def detect_format(path: Path) -> str:
@@ -43,7 +46,7 @@ def recipe_dataset(recipe: str, data: Path, fmt: str, args: str | None) -> tuple
     want, _ = dataset_format(ds)
     if want != fmt:
         raise UserError(
-            f"recipe '{recipe}' trains {want} data but {data.name} is {fmt}",
+            f"recipe '{recipe}' trains {want} data but {Path(str(data)).name} is {fmt}",
             Where(data),
             f"convert it first: make data-convert DATA={data} TO={want}",
         )
@@ -79,23 +82,69 @@ def print_stats(stats: dict[str, Any], name: str) -> None:
     Console(width=140).print(t)
 
 
-def run(data: Path, recipe: str | None, fmt: str | None, args: str | None) -> dict[str, Any]:
-    if not data.is_file():
-        raise UserError("dataset file not found", Where(data))
-    fmt = fmt or detect_format(data)
-    report = validate_file(data, fmt)
-    for problem in report.problems:
+def hub_rows(data: str, split: str | None, limit: int) -> list[Row]:
+    from data import sources
+
+    try:
+        return list(sources.hub_rows({"path": data, "split": split}, limit))
+    except Exception as exc:  # noqa: BLE001 - datasets/huggingface_hub raise many types for an unreadable dataset
+        raise UserError(
+            f"Hub dataset {data} cannot be read ({type(exc).__name__}: {str(exc)[:300]})",
+            Where(key="DATA"),
+            "check the id and SPLIT=; offline (HF_HUB_OFFLINE=1) only local files are checked",
+        ) from None
+
+
+def validate_rows(rows: list[Row], fmt: str) -> list[str]:
+    """'where: reason' for every unusable row (the same checks as for a local file), duplicates included."""
+    check, seen, problems = checker(fmt), {}, []
+    for row in rows:
+        reason = row.error or check(row.record)
+        if reason is None:
+            key = json.dumps(row.record, sort_keys=True, default=str)
+            reason = f"duplicate of row {seen[key]}" if key in seen else None
+            seen.setdefault(key, row.line)
+        if reason:
+            problems.append(f"{row.where}: {reason}")
+    return problems
+
+
+def run(
+    data: str, recipe: str | None, fmt: str | None, args: str | None, split: str | None = None, limit: int | None = None
+) -> dict[str, Any]:
+    from data import sources
+
+    local = sources.is_local({"path": data})
+    path = Path(data).expanduser()
+    if local and not path.is_file():
+        raise UserError("dataset file not found", Where(path))
+    if (
+        local
+        and path.suffix.lower() in (".jsonl", ".json")
+        and not (path.suffix == ".json" and path.read_bytes()[:1] == b"[")
+    ):
+        fmt = fmt or detect_format(path)
+        report = validate_file(path, fmt)
+        problems, count = [str(p) for p in report.problems], report.records
+        rows = None
+    else:
+        rows = list(sources.local_rows(path)) if local else hub_rows(data, split, limit or 200)
+        fmt = fmt or next((f for r in rows if r.error is None and (f := detect(r.record))), None)
+        if fmt is None:
+            raise UserError(
+                "cannot tell the dataset's format from its records", Where(data), f"pass FORMAT= ({', '.join(FORMATS)})"
+            )
+        problems, count = validate_rows(rows, fmt), len(rows)
+    for problem in problems:
         print(problem)
-    print(f"{data}: {report.records} records, {len(report.problems)} unusable ({fmt})")
-    result: dict[str, Any] = {
-        "file": str(data),
-        "format": fmt,
-        "records": report.records,
-        "problems": [str(p) for p in report.problems],
-    }
+    label = str(path) if local else f"{data} (split {split or 'train'}, first {count} rows)"
+    print(f"{label}: {count} records, {len(problems)} unusable ({fmt})")
+    result: dict[str, Any] = {"file": data, "format": fmt, "records": count, "problems": problems}
     if recipe:
-        config, ds = recipe_dataset(recipe, data, fmt, args)
-        items = tokenize_records(config, ds, data, fmt)
+        config, ds = recipe_dataset(recipe, path if local else data, fmt, args)
+        if split:
+            ds["split"] = split
+        items = tokenize_rows(config, ds, rows if rows is not None else sources.local_rows(path))
         stats = summarize(
             items,
             int(config.get("sequence_len") or 2048),
@@ -104,13 +153,16 @@ def run(data: Path, recipe: str | None, fmt: str | None, args: str | None) -> di
         )
         stats.update(recipe=recipe, tokenizer=str(config["tokenizer_config"]))
         result["stats"] = stats
-        out = outputs_dir() / "data" / data.stem
+        out = outputs_dir() / "data" / (path.stem if local else data.replace("/", "--"))
         out.mkdir(parents=True, exist_ok=True)
         histogram(
-            [it["tokens"] for it in items], stats["sequence_len"], f"{data.name} with {recipe}", out / "lengths.png"
+            [it["tokens"] for it in items],
+            stats["sequence_len"],
+            f"{Path(data).name} with {recipe}",
+            out / "lengths.png",
         )
         atomic.write_json(out / "stats.json", result)
-        print_stats(stats, data.name)
+        print_stats(stats, Path(data).name)
         print(f"saved: {out / 'stats.json'}  {out / 'lengths.png'}")
     return result
 
@@ -131,10 +183,12 @@ def main(argv: list[str] | None = None) -> int:
         if not data:
             raise UserError("no dataset given", Where(key="DATA"), "make data-check DATA=path.jsonl [RECIPE=name]")
         result = run(
-            Path(data),
+            str(data),
             ns.recipe or s.recipe_or_default,
             ns.format or s.format,
             ns.args if ns.args is not None else s.args,
+            split=s.split,
+            limit=s.limit or None,
         )
         return 2 if result["problems"] else 0
 

@@ -1,8 +1,12 @@
-"""Is each assistant turn's end-of-turn token really trained?
+"""Preflight: is each assistant turn's end of turn really trained? (EOS never trained exits 0 everywhere else; the
+seeds paid for that.)
 
-Two depths: with a local tokenizer, tokenize a sample through axolotl's own prompt strategy and look at
-the labels; offline for a hub model, render axolotl's named chat template and look at the text that
-follows the assistant's words. (EOS never trained exits 0 everywhere else; the seeds paid for that.)
+With the tokenizer at hand (a local model, the HF cache, or fetched by `make check`): every eot_token must be a
+token of the tokenizer and appear in the rendered template, the template's own turn terminator is read from
+the rendered probe conversation (launch/recipe/turns.py), and a probe turn is tokenized through axolotl's own prompt
+strategy: its last trained label must be an end-of-turn id (eos, eot_tokens, generation_config's eos ids).
+Without it: axolotl's named template is rendered and the text after the reply compared with the known eos and
+eot_tokens; with no eos known that is a warning naming the command that fetches the tokenizer, never a pass.
 """
 
 from __future__ import annotations
@@ -10,49 +14,34 @@ from __future__ import annotations
 from typing import Any
 
 from launch.preflight.findings import Finding
-from launch.recipe import architecture as arch
+from launch.recipe import facts
 from launch.recipe.resolve import Resolved
+from launch.recipe.turns import (
+    SAMPLE,
+    after_reply,
+    end_ids,
+    named_template,
+    render,
+    sample_record,
+    template_choice,
+    terminator,
+)
 
-SENTINEL = "Sentinel-reply-7Q"
-SAMPLE = [{"role": "user", "content": "Hello there"}, {"role": "assistant", "content": SENTINEL}]
-
-
-def template_choice(config: dict, ds: dict) -> str | None:
-    return ds.get("chat_template") or config.get("chat_template")
-
-
-def named_template(choice: str, config: dict) -> str:
-    from axolotl.utils.chat_templates import get_chat_template
-
-    return get_chat_template(choice, jinja_template=config.get("chat_template_jinja"))
-
-
-def render(template: str, messages: list[dict], eos: str = "", bos: str = "") -> str:
-    from jinja2.exceptions import TemplateError
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-    def raise_exception(message: str) -> None:
-        raise TemplateError(message)
-
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
-    env.globals.update(raise_exception=raise_exception, strftime_now=lambda fmt: "")
-    return env.from_string(template).render(
-        messages=messages, eos_token=eos, bos_token=bos, add_generation_prompt=False
-    )
-
-
-def terminator_after_reply(template: str, eos: str) -> str:
-    """The text the template puts right after the assistant's words (first 40 chars)."""
-    text = render(template, SAMPLE, eos=eos)
-    if SENTINEL not in text:
-        raise ValueError("the template dropped the assistant turn")
-    return text.split(SENTINEL, 1)[1][:40]
+__all__ = [
+    "check_end_of_turn",
+    "label_level_problem",
+    "named_template",
+    "render",
+    "template_choice",
+    "text_level_problem",
+    "SAMPLE",
+]
 
 
 def text_level_problem(template: str, eos: str | None, eot_tokens: list[str]) -> str | None:
     """Offline: does the assistant turn end with a token that axolotl will train?"""
     allowed = [t for t in [*eot_tokens, eos] if t]
-    after = terminator_after_reply(template, eos or "")
+    after = after_reply(template, eos or "")
     if not allowed:
         return "no eos token known for this base model, so the end of turn cannot be checked"
     if any(after.lstrip(" ").startswith(t) for t in allowed):
@@ -64,22 +53,45 @@ def text_level_problem(template: str, eos: str | None, eot_tokens: list[str]) ->
     )
 
 
-def label_level_problem(config: dict[str, Any], ds: dict[str, Any]) -> str | None:
-    """With the real tokenizer: tokenize a sample through axolotl and check the trained labels."""
+def _tokenizer(config: dict[str, Any]):
     from axolotl.loaders import load_tokenizer
+    from axolotl.utils.dict import DictDefault
+
+    return load_tokenizer(
+        DictDefault({**config, "tokenizer_config": config.get("tokenizer_config") or config["base_model"]})
+    )
+
+
+def eot_problems(config: dict[str, Any], tokenizer: Any, template: str) -> list[str]:
+    """eot_tokens the tokenizer lacks or the template never emits."""
+    problems = []
+    vocab = tokenizer.get_vocab()
+    text = render(template, SAMPLE, eos=tokenizer.eos_token or "", bos=tokenizer.bos_token or "")
+    for token in config.get("eot_tokens") or []:
+        if token not in vocab:
+            problems.append(f"eot_tokens names '{token}', which is not a token of this tokenizer")
+        elif token not in text:
+            problems.append(f"eot_tokens names '{token}', which the chat template never emits")
+    return problems
+
+
+def label_level_problem(
+    config: dict[str, Any], ds: dict[str, Any], generation_config: dict | None = None
+) -> str | None:
+    """With the real tokenizer: tokenize a probe turn through axolotl and check the trained labels."""
     from axolotl.prompt_strategies.chat_template import load as load_strategy
     from axolotl.utils.dict import DictDefault
 
+    from data.tokens import normalized
+
     cfg = DictDefault({**config, "tokenizer_config": config.get("tokenizer_config") or config["base_model"]})
-    tokenizer = load_tokenizer(cfg)
-    strategy = load_strategy(tokenizer, cfg, DictDefault(ds))
-    field = ds.get("field_messages", "messages")
-    out = strategy.tokenize_prompt({field: SAMPLE})
+    tokenizer = _tokenizer(config)
+    strategy = load_strategy(tokenizer, cfg, DictDefault(normalized(ds)))
+    out = strategy.tokenize_prompt(sample_record(ds))
     trained = [i for i, label in zip(out["input_ids"], out["labels"], strict=True) if label != -100]
     if not trained:
         return "the sample assistant turn has no trained tokens (check roles_to_train)"
-    ends = {tokenizer.convert_tokens_to_ids(t) for t in (config.get("eot_tokens") or [])}
-    ends.add(tokenizer.eos_token_id)
+    ends = end_ids(tokenizer, config.get("eot_tokens") or [], generation_config or {})
     if trained[-1] not in ends:
         last = tokenizer.convert_ids_to_tokens(trained[-1])
         return (
@@ -89,60 +101,98 @@ def label_level_problem(config: dict[str, Any], ds: dict[str, Any]) -> str | Non
     return None
 
 
+def _with_tokenizer(r: Resolved, ds: dict, choice: str, source: str, where) -> list[Finding]:
+    from launch.recipe.architecture import tokenizer_config
+
+    cfg = tokenizer_config(r.config, source)
+    tokenizer = _tokenizer(cfg)
+    template = named_template(choice, cfg, tokenizer)
+    problems = eot_problems(cfg, tokenizer, template)
+    if problems:
+        return [
+            Finding("error", "end of turn", p, r.recipe.where("eot_tokens"), "list tokens the template emits")
+            for p in problems
+        ]
+    found = facts.find(r.config["base_model"]) or facts.find(r.hub_base_model)
+    problem = label_level_problem(cfg, ds, found.generation_config() if found else {})
+    if problem:
+        return [
+            Finding(
+                "error",
+                "end of turn",
+                problem,
+                r.recipe.where("eot_tokens"),
+                "add the turn terminator to eot_tokens (and keep train_on_eos: turn)",
+            )
+        ]
+    end = terminator(tokenizer, template)
+    return [
+        Finding(
+            "ok",
+            "end of turn",
+            f"assistant turns end with {end or 'the eos'!r}, trained (template {choice}, tokenized through axolotl)",
+        )
+    ]
+
+
 def check_end_of_turn(r: Resolved) -> list[Finding]:
     cfg, out = r.config, []
-    facts = arch.facts_for(r.hub_base_model) or {}
-    eos = (cfg.get("special_tokens") or {}).get("eos_token") or facts.get("eos_token")
-    for ds in cfg.get("datasets") or []:
-        if isinstance(ds.get("type"), dict):
-            ok = r.tokenizer_source() or eos
+    source = r.tokenizer_source()
+    row = facts.find(r.hub_base_model)
+    eos = (cfg.get("special_tokens") or {}).get("eos_token") or (row.eos_token if row else None)
+    for i, ds in enumerate(cfg.get("datasets") or []):
+        where = r.recipe.where(f"datasets[{i}]")
+        if ds.get("type") != "chat_template":
+            known = source or eos
             out.append(
                 Finding(
-                    "ok" if ok else "warning",
+                    "ok" if known else "warning",
                     "end of turn",
-                    f"prompt/completion: axolotl appends the tokenizer's eos ({eos or 'unknown'}) to each completion",
+                    f"{ds.get('type') if isinstance(ds.get('type'), str) else 'user-defined'} data: axolotl appends "
+                    f"the tokenizer's eos ({eos or 'unknown here'}) to each completion",
+                    hint=None if known else facts.fetch_hint(r.hub_base_model),
                 )
             )
-            continue
-        if ds.get("type") != "chat_template":
             continue
         choice = template_choice(cfg, ds)
-        where = r.recipe.where("chat_template")
-        if not choice:
-            out.append(
-                Finding(
-                    "error",
-                    "end of turn",
-                    "chat template is not set",
-                    where,
-                    "set chat_template (e.g. chatml, llama3, qwen3, gemma3) or tokenizer_default",
-                )
-            )
-            continue
         try:
-            source = r.tokenizer_source()
             if source:
-                problem = label_level_problem({**cfg, "tokenizer_config": source}, ds)
-                depth = "tokenized through axolotl"
-            elif choice == "tokenizer_default":
+                out += _with_tokenizer(r, ds, choice, source, where)
+                continue
+            if choice == "tokenizer_default":
                 out.append(
                     Finding(
                         "warning",
                         "end of turn",
-                        "tokenizer_default needs the tokenizer, which is on the hub; not checked offline",
-                        where,
-                        "name the template instead (e.g. chatml)",
+                        f"tokenizer_default needs {r.hub_base_model}'s tokenizer, "
+                        "which is not available here: the end of turn is not checked",
+                        r.recipe.where("chat_template"),
+                        facts.fetch_hint(r.hub_base_model),
                     )
                 )
                 continue
-            else:
-                template = named_template(choice, cfg)
-                problem = text_level_problem(template, eos, cfg.get("eot_tokens") or [])
-                depth = f"rendered template '{choice}'"
+            problem = text_level_problem(named_template(choice, cfg), eos, cfg.get("eot_tokens") or [])
         except (ValueError, KeyError, OSError) as exc:
-            out.append(Finding("error", "end of turn", f"chat template '{choice}' could not be used: {exc}", where))
+            out.append(
+                Finding(
+                    "error",
+                    "end of turn",
+                    f"chat template '{choice}' could not be used: {exc}",
+                    r.recipe.where("chat_template"),
+                )
+            )
             continue
-        if problem:
+        if problem and problem.startswith("no eos token known"):
+            out.append(
+                Finding(
+                    "warning",
+                    "end of turn",
+                    problem,
+                    r.recipe.where("chat_template"),
+                    facts.fetch_hint(r.hub_base_model),
+                )
+            )
+        elif problem:
             out.append(
                 Finding(
                     "error",
@@ -153,5 +203,11 @@ def check_end_of_turn(r: Resolved) -> list[Finding]:
                 )
             )
         else:
-            out.append(Finding("ok", "end of turn", f"assistant turns end with a trained end-of-turn token ({depth})"))
+            out.append(
+                Finding(
+                    "ok",
+                    "end of turn",
+                    f"assistant turns end with a trained end-of-turn token (rendered template '{choice}')",
+                )
+            )
     return out

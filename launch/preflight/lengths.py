@@ -1,10 +1,16 @@
-"""Preflight: how many records exceed sequence_len (axolotl drops them), with the recipe's own tokenizer."""
+"""Preflight: how many records exceed sequence_len (axolotl drops them), measured with the recipe's own tokenizer
+and template through axolotl's prompt strategy, for local files and the first rows of Hub datasets."""
 
 from __future__ import annotations
 
-from data.entries import dataset_entries, dataset_file, dataset_format
+from data import sources
+from data.entries import dataset_entries, dataset_file
+from data.kinds import kind_of
 from launch.preflight.findings import Finding
+from launch.recipe import facts
 from launch.recipe.resolve import Resolved
+
+HUB_ROWS = 200
 
 
 def check_lengths(r: Resolved) -> list[Finding]:
@@ -14,32 +20,42 @@ def check_lengths(r: Resolved) -> list[Finding]:
             Finding(
                 "warning",
                 "sequence length",
-                "the tokenizer is not cached here; lengths not measured offline",
-                hint="run make check once the model is in the HF cache (hf download <model>)",
+                f"the tokenizer of {r.hub_base_model} is not available here; lengths not measured",
+                hint=facts.fetch_hint(r.hub_base_model),
             )
         ]
-    from data.stats import tokenize_records
+    from data.stats import tokenize_rows
     from launch.recipe.architecture import tokenizer_config
 
     config = tokenizer_config(r.config, source)
     seq = int(r.config.get("sequence_len") or 2048)
     out = []
-    for _, _, ds in dataset_entries(r.config):
-        path = dataset_file(ds)
-        if not path.is_file():
+    for section, i, ds in dataset_entries(r.config):
+        local = sources.is_local(ds)
+        kind = kind_of(ds, rl=bool(r.config.get("rl")))
+        if kind.error or (local and not dataset_file(ds).is_file()) or (not local and not facts.online()):
+            continue  # the data check reports these
+        label = dataset_file(ds).name if local else sources.hub_label(ds)
+        try:
+            lengths = [it["tokens"] for it in tokenize_rows(config, ds, sources.rows(ds, None if local else HUB_ROWS))]
+        except Exception as exc:  # noqa: BLE001 - axolotl's strategies raise many types on data they cannot read
+            out.append(
+                Finding(
+                    "warning",
+                    "sequence length",
+                    f"{label}: axolotl's {kind.name} strategy could not "
+                    f"tokenize it here ({type(exc).__name__}: {str(exc)[:200]})",
+                    r.recipe.where(f"{section}[{i}]"),
+                )
+            )
             continue
-        fmt, fields = dataset_format(ds)
-        if fmt == "other":
-            continue
-        lengths = [it["tokens"] for it in tokenize_records(config, ds, path, fmt, **fields)]
         if not lengths:
             continue
         over = sum(n > seq for n in lengths)
-        msg = f"{path.name}: max {max(lengths)} tokens, {over} of {len(lengths)} over sequence_len {seq}"
-        level = "warning" if over else "ok"
+        msg = f"{label}: max {max(lengths)} tokens, {over} of {len(lengths)} over sequence_len {seq}"
         out.append(
             Finding(
-                level,
+                "warning" if over else "ok",
                 "sequence length",
                 msg + (" (axolotl drops them)" if over else ""),
                 r.recipe.where("sequence_len") if over else None,

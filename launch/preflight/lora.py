@@ -43,7 +43,7 @@ def check_lora_targets(r: Resolved) -> list[Finding]:
         hits = arch.lora_targets(base, target)
     if not hits:
         return [Finding("error", "lora targets", f"pattern {target!r} matches no Linear module of {cls}", where)]
-    vision = [h.name for h in hits if arch.is_vision(h.name)]
+    vision = [h.name for h in hits if arch.in_tower(base, h.name)]
     if vision:
         return [
             Finding(

@@ -116,20 +116,44 @@ def first_error(exc: Exception) -> tuple[str | None, str]:
 def check_schema(r) -> list[Finding]:
     """Keys axolotl does not know (it drops them silently), then axolotl's own validate_config."""
     findings = []
-    unknown = unknown_keys(r.config)
-    for key, close in unknown:
-        findings.append(
-            Finding(
-                "error",
-                "schema",
-                f"axolotl does not know the key '{key}' (it would be ignored)",
-                r.recipe.where(key),
-                f"did you mean {', '.join(close)}?" if close else None,
-            )
-        )
-    meta = r.recipe.meta
     try:
-        validate(r.config, r.device, meta.gpu.type, meta.gpu.count)
+        unknown = unknown_keys(r.config)
+    except (ImportError, AttributeError) as exc:  # a plugin whose package is not installed here
+        plugins = ", ".join(r.config.get("plugins") or [])
+        return [
+            Finding(
+                "warning",
+                "schema",
+                f"the config's plugins ({plugins}) cannot be loaded here ({exc}): axolotl's "
+                "schema is not checked on this machine",
+                r.recipe.where("plugins"),
+                "install the plugin's package, or check on the machine that will train",
+            )
+        ]
+    for key, close in unknown:
+        if close:  # a near miss of a known key is a typo: training would silently use the default
+            findings.append(
+                Finding(
+                    "error",
+                    "schema",
+                    f"axolotl does not know the key '{key}' (it would be ignored)",
+                    r.recipe.where(key),
+                    f"did you mean {', '.join(close)}?",
+                )
+            )
+        else:
+            findings.append(
+                Finding(
+                    "warning",
+                    "schema",
+                    f"axolotl does not know the key '{key}': it is ignored",
+                    r.recipe.where(key),
+                    "remove it if it was meant for another tool",
+                )
+            )
+    meta = r.meta
+    try:
+        validate(r.config, r.device, meta.gpu.type if meta.gpu else None, meta.gpu.count if meta.gpu else 1)
         if not unknown:
             findings.append(Finding("ok", "schema", "accepted by axolotl's validate_config"))
     except Exception as exc:  # noqa: BLE001 - axolotl raises ValueError and pydantic errors

@@ -1,86 +1,176 @@
-"""What a base model looks like, without its weights or the network.
-
-The architecture is built on torch's meta device from config.json (a local model folder) or from the
-offline facts table launch/hub_models.yaml, so LoRA targets and parameter counts are checked against
-the real transformers class.
+"""What a base model looks like, without its weights: its transformers class built on torch's meta device from its
+config.json (launch/recipe/facts.py), read as a module tree. From the tree, never from a table per family: every
+Linear with its shape (LoRA targets), the parameter count, the repeated decoder block class (what FSDP wraps), the
+language model's prefix and the towers beside it (a vision or audio encoder and its projector: what text-only LoRA
+must not touch), and the text sizes the estimator needs.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
+from core.errors import UserError, Where
+from launch.recipe import facts as model_facts
 
-from core.errors import UserError
-
-HUB_FACTS = Path(__file__).with_name("hub_models.yaml")
-VISION_MARKERS = ("vision_tower", "vision_model", "multi_modal_projector", "visual")
-
-
-@lru_cache(maxsize=1)
-def hub_facts() -> dict[str, Any]:
-    return yaml.safe_load(HUB_FACTS.read_text())
+HUB_FACTS = model_facts.SHIPPED
+LM_HEADS = ("lm_head", "embed_out", "output")
 
 
-def facts_for(base_model: str) -> dict[str, Any] | None:
-    """Facts for a hub id, or read from a local folder's config.json."""
-    local = Path(base_model)
-    if (local / "config.json").is_file():
-        config = json.loads((local / "config.json").read_text())
-        arch = (config.get("architectures") or ["AutoModelForCausalLM"])[0]
-        return {"architecture": arch, "config": config, "local": True}
-    return hub_facts().get(base_model)
-
-
-@dataclass
+@dataclass(frozen=True)
 class Linear:
     name: str
     in_features: int
     out_features: int
 
 
-@lru_cache(maxsize=32)
-def _linears(base_model: str) -> tuple[str, int, tuple[Linear, ...], str | None]:
-    import torch
-    import transformers
+@dataclass(frozen=True)
+class Tree:
+    architecture: str
+    params: int
+    linears: tuple[Linear, ...]
+    block_class: str | None  # the decoder layer class
+    language_prefix: str  # dotted path of the text decoder ("model", "model.language_model", ...)
+    towers: tuple[str, ...]  # dotted paths of modules beside the language model (vision/audio encoders, projectors)
+    text: dict[str, Any]  # hidden_size, intermediate_size, num_hidden_layers, num_attention_heads, vocab_size
+
+
+def facts_for(base_model: str) -> dict[str, Any] | None:
+    """The facts available offline as a plain dict (architecture, config, local, eos_token, license), or None."""
+    f = model_facts.find(base_model)
+    if f is None:
+        return None
+    return {
+        "architecture": f.architecture,
+        "config": f.config,
+        "local": f.source == "local",
+        "eos_token": f.eos_token,
+        "license": f.license,
+        "source": f.source,
+        "folder": str(f.folder) if f.folder else None,
+    }
+
+
+def _config(f: model_facts.ModelFacts):
     from transformers import AutoConfig
 
-    facts = facts_for(base_model)
-    if facts is None:
-        raise UserError(
-            f"no offline facts for base model '{base_model}'",
-            hint=f"add it to {HUB_FACTS.name} (numbers from its config.json) or use a local folder",
-        )
-    raw = dict(facts["config"])
-    model_type = raw.pop("model_type")
-    config = AutoConfig.for_model(model_type, **raw)
-    cls = getattr(transformers, facts["architecture"], None)
+    if f.folder is not None:
+        return AutoConfig.from_pretrained(f.folder)
+    raw = dict(f.config)
+    raw.pop("architectures", None)
+    return AutoConfig.for_model(raw.pop("model_type"), **raw)
+
+
+def _model_class(arch: str):
+    import transformers
+
+    cls = getattr(transformers, arch, None)
     if cls is None:
-        raise UserError(f"transformers has no class {facts['architecture']}")
-    with torch.device("meta"):
-        model = cls._from_config(config)
-    params = sum(p.numel() for p in model.parameters())
+        raise UserError(
+            f"transformers {transformers.__version__} has no model class {arch}",
+            hint="the config's `architectures` names a class of a newer transformers, or of trust_remote_code "
+            "code, which this repo does not run",
+        )
+    return cls
+
+
+def _decoder_prefix(model, named: dict[int, str]) -> str:
+    """The text decoder's dotted path: transformers' get_decoder() where the class has one, else the module that
+    holds the longest ModuleList of identical blocks."""
+    import torch
+
+    try:
+        decoder = model.get_decoder()
+        if decoder is not None and id(decoder) in named:
+            return named[id(decoder)]
+    except (AttributeError, NotImplementedError):
+        pass
+    lists = [(len(m), n) for n, m in model.named_modules() if isinstance(m, torch.nn.ModuleList) and len(m)]
+    if not lists:
+        return ""
+    _, name = max(lists)
+    return name.rsplit(".", 1)[0] if "." in name else ""
+
+
+@lru_cache(maxsize=32)
+def tree(base_model: str) -> Tree:
+    import torch
+
+    f = model_facts.find(base_model)
+    if f is None:
+        raise UserError(
+            f"no facts for base model '{base_model}' here (not a local folder, not in the HF cache)",
+            hint=model_facts.fetch_hint(base_model),
+        )
+    config = _config(f)
+    try:
+        cls = _model_class(f.architecture)
+    except UserError as exc:
+        raise UserError(
+            exc.message, Where(f.folder / "config.json" if f.folder else HUB_FACTS, key="architectures"), exc.hint
+        ) from None
+    try:
+        with torch.device("meta"):
+            model = cls._from_config(config)
+    except Exception as exc:  # noqa: BLE001 - whatever the class raises on a config it cannot take
+        where = f.folder / "config.json" if f.folder else HUB_FACTS
+        raise UserError(
+            f"transformers cannot build {f.architecture} from this config: {type(exc).__name__}: {exc}",
+            Where(where),
+            "the config.json is inconsistent (or for another transformers version)",
+        ) from None
+    named = {id(m): n for n, m in model.named_modules()}
+    prefix = _decoder_prefix(model, named)
+    decoder = model.get_submodule(prefix) if prefix else model
+    blocks = [m for m in decoder.modules() if isinstance(m, torch.nn.ModuleList) and len(m)]
+    block = type(max(blocks, key=len)[0]).__name__ if blocks else None
+    ancestors = {".".join(prefix.split(".")[:i]) for i in range(1, len(prefix.split(".")) + 1)} if prefix else set()
+    parent = prefix.rsplit(".", 1)[0] if "." in prefix else ""
+    siblings = [n for n, _ in (model.get_submodule(parent) if parent else model).named_children()]
+    towers = (
+        ()
+        if not prefix
+        else tuple(
+            f"{parent}.{n}" if parent else n
+            for n in siblings
+            if (f"{parent}.{n}" if parent else n) not in ancestors
+            and n not in LM_HEADS
+            and not _is_embedding(model.get_submodule(f"{parent}.{n}" if parent else n))
+        )
+    )
     linears = tuple(
         Linear(n, m.in_features, m.out_features) for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)
     )
-    blocks = [type(m).__name__ for m in model.modules() if type(m).__name__.endswith("DecoderLayer")]
-    return facts["architecture"], params, linears, blocks[0] if blocks else None
+    text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    hidden = getattr(text_config, "hidden_size", 0)
+    text = {
+        "hidden_size": hidden,
+        "num_hidden_layers": getattr(text_config, "num_hidden_layers", 0),
+        "num_attention_heads": getattr(text_config, "num_attention_heads", 0),
+        "vocab_size": getattr(text_config, "vocab_size", 0),
+        "intermediate_size": getattr(text_config, "intermediate_size", None) or 4 * hidden,
+    }
+    return Tree(f.architecture, sum(p.numel() for p in model.parameters()), linears, block, prefix, towers, text)
+
+
+def _is_embedding(module) -> bool:
+    import torch
+
+    return isinstance(module, torch.nn.Embedding)
 
 
 def architecture(base_model: str) -> tuple[str, int, list[Linear]]:
     """(class name, parameter count, every nn.Linear with its shape)."""
-    arch, params, linears, _ = _linears(base_model)
-    return arch, params, list(linears)
+    t = tree(base_model)
+    return t.architecture, t.params, list(t.linears)
 
 
 def block_class(base_model: str) -> str:
     """The repeated transformer block's class name (what FSDP wraps), e.g. LlamaDecoderLayer."""
-    block = _linears(base_model)[3]
+    block = tree(base_model).block_class
     if block is None:
         raise UserError(
             f"cannot find the decoder layer class of {base_model}", hint="FSDP needs it; use a ZeRO strategy"
@@ -96,18 +186,30 @@ def matches(target: str | list[str], name: str) -> bool:
 
 
 def lora_targets(base_model: str, target: str | list[str]) -> list[Linear]:
-    _, _, linears = architecture(base_model)
-    return [lin for lin in linears if matches(target, lin.name)]
+    return [lin for lin in tree(base_model).linears if matches(target, lin.name)]
 
 
 def missing_targets(base_model: str, target: list[str]) -> list[str]:
     """List entries that match no Linear module at all."""
-    _, _, linears = architecture(base_model)
+    linears = tree(base_model).linears
     return [t for t in target if not any(matches([t], lin.name) for lin in linears)]
 
 
-def is_vision(name: str) -> bool:
-    return any(marker in name for marker in VISION_MARKERS)
+def in_tower(base_model: str, name: str) -> bool:
+    """Whether a module lives in a vision/audio tower or projector beside the language model."""
+    return any(name == t or name.startswith(t + ".") for t in tree(base_model).towers)
+
+
+def language_linear_names(base_model: str) -> list[str]:
+    """The distinct last names of the language model's Linear layers, lm_head excluded: LoRA on all of them is
+    axolotl's lora_target_linear, limited to the text model."""
+    t = tree(base_model)
+    inside = [
+        lin.name for lin in t.linears if lin.name.split(".")[-1] not in LM_HEADS and not in_tower(base_model, lin.name)
+    ]
+    return sorted(
+        {n.split(".")[-1] for n in inside}, key=lambda n: next(i for i, x in enumerate(inside) if x.endswith(n))
+    )
 
 
 def lora_param_count(base_model: str, target: str | list[str], rank: int) -> int:
@@ -115,20 +217,17 @@ def lora_param_count(base_model: str, target: str | list[str], rank: int) -> int
 
 
 def offline_model_config(base_model: str) -> str | None:
-    """A folder with config.json for a hub model, written from the facts table (axolotl's tokenizer loader
-    reads the model config too, which would otherwise need the hub). None for a local model."""
-    from transformers import AutoConfig
-
+    """A folder with config.json for a hub model known only from a facts table (axolotl's tokenizer loader reads
+    the model config too, which would otherwise need the hub). None when the model has a folder of its own."""
     from core.paths import cache_dir
 
-    facts = facts_for(base_model)
-    if facts is None or facts.get("local"):
-        return None
+    f = model_facts.find(base_model)
+    if f is None or f.folder is not None:
+        return str(f.folder) if f is not None and f.folder else None
     folder = cache_dir() / "configs" / base_model.replace("/", "--")
     if not (folder / "config.json").is_file():
-        raw = dict(facts["config"])
-        config = AutoConfig.for_model(raw.pop("model_type"), **raw)
-        config.architectures = [facts["architecture"]]
+        config = _config(f)
+        config.architectures = [f.architecture]
         config.save_pretrained(folder)
     return str(folder)
 

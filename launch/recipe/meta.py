@@ -1,6 +1,6 @@
 """The recipe's `meta:` block, typed: what the repo needs to know about a recipe beyond axolotl's own keys
 (description, family, size, method, suggested GPUs, data format, evaluation suite, sampling, where a local
-base model comes from). Stripped before axolotl sees the config."""
+base model comes from). Optional: a plain axolotl config has none. Stripped before axolotl sees the config."""
 
 from __future__ import annotations
 
@@ -38,12 +38,17 @@ class Sampling(_Strict):
 
 
 class Meta(_Strict):
-    description: str
-    family: Literal["llama", "mistral", "qwen2", "qwen3", "gemma3"]
-    params_b: float = Field(gt=0, description="parameter count in billions")
-    method: Literal["lora", "qlora", "full"]
-    gpu: GpuSuggestion
-    data_format: Literal["messages", "prompt-completion"]
+    """Every field is optional: what a recipe does not say is derived from the config and the model's own files
+    (launch/recipe/derive.py); what it says overrides and documents."""
+
+    description: str | None = None
+    family: str | None = Field(
+        None, description="the model's config.json model_type (open: whatever transformers knows)"
+    )
+    params_b: float | None = Field(None, gt=0, description="parameter count in billions")
+    method: Literal["lora", "qlora", "full"] | None = None
+    gpu: GpuSuggestion | None = None
+    data_format: str | None = Field(None, description="messages, prompt-completion, alpaca, completion, ...")
     eval_suite: str | None = None
     hub_name: str | None = None
     seed: str | None = Field(None, description="which seed document the settings come from")

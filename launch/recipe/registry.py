@@ -69,16 +69,18 @@ def recipe_path(name: str) -> Path:
 
 
 def load_recipe(name: str) -> Recipe:
+    """A recipe of ours or any axolotl config file; a `meta` block is optional (launch/recipe/derive.py fills in what
+    it does not say when the recipe is resolved)."""
     path = recipe_path(name)
     data, origins, files = compose(path)
     data = strip_nulls(data)
-    meta_raw = data.pop("meta", None)
+    meta_raw = data.pop("meta", None) or {}
     rec_name = path.stem
-    if meta_raw is None:
+    if not isinstance(meta_raw, dict):
         raise UserError(
-            "recipe has no 'meta' block",
+            "meta must be a mapping of fields",
             Where(repo_relative(path), key="meta"),
-            "add meta: {description, family, params_b, method, gpu, data_format}",
+            "see the Meta fields in launch/recipe/meta.py",
         )
     try:
         meta = Meta.model_validate(meta_raw)

@@ -9,8 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from core import settings
+from core.errors import UserError
 from launch.recipe import overrides as ov
 from launch.recipe import profiles
+from launch.recipe.derive import derive
+from launch.recipe.meta import Meta
 from launch.recipe.registry import Recipe, load_recipe
 
 RUN_PLACEHOLDER = "outputs/runs/{recipe}/<UTC timestamp>"
@@ -23,6 +26,8 @@ class Resolved:
     config: dict[str, Any]
     notes: list[str] = field(default_factory=list)
     overrides: dict[str, Any] = field(default_factory=dict)
+    meta: Meta | None = None  # the recipe's meta with every derivable field filled (launch/recipe/derive.py)
+    derived: list[str] = field(default_factory=list)
 
     @property
     def hub_base_model(self) -> str:
@@ -41,6 +46,10 @@ class Resolved:
             return self.config["base_model"]
         from huggingface_hub import try_to_load_from_cache
 
+        from launch.recipe.facts import is_path
+
+        if is_path(self.hub_base_model):
+            return None
         cached = try_to_load_from_cache(self.hub_base_model, "tokenizer_config.json")
         return str(Path(cached).parent) if isinstance(cached, str) else None
 
@@ -59,6 +68,12 @@ def resolve(
     ov.apply(config, user)
     if user:
         notes.append("overrides (ARGS): " + ", ".join(f"{k}={v}" for k, v in user.items()))
+    if not isinstance(config.get("base_model"), str) or not config["base_model"].strip():
+        raise UserError(
+            "the config names no base_model",
+            recipe.where("base_model"),
+            "set base_model: <hub id or local folder> (axolotl's key)",
+        )
     src = recipe.meta.local_source
     if src is not None and "base_model" not in user:
         from launch.recipe import local_models
@@ -72,4 +87,5 @@ def resolve(
     base = Path(run_dir) if run_dir else Path(RUN_PLACEHOLDER.format(recipe=recipe.name))
     config["output_dir"] = str(base / "output")
     config["dataset_prepared_path"] = str(base / "prepared")
-    return Resolved(recipe, device, config, notes, user)
+    meta, derived = derive(recipe.meta, config, config["base_model"], recipe.path.name)
+    return Resolved(recipe, device, config, notes, user, meta, derived)

@@ -1,0 +1,142 @@
+"""Preflight: the base model's facts (config.json and tokenizer, fetched into the HF cache when the Hub can be
+reached, launch/recipe/facts.py), what was derived from them, the kind of training the config asks for, and
+whether llama.cpp's converter supports the architecture (so `make gguf` does not fail after the GPU hours)."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from functools import lru_cache
+from pathlib import Path
+
+from core.errors import UserError
+from launch.preflight.findings import Finding
+from launch.recipe import facts
+from launch.recipe.resolve import Resolved
+
+CONVERTER_MAP = Path(sys.prefix) / "llama.cpp" / "conversion" / "__init__.py"
+SFT_ONLY_RL = ("grpo", "gdpo", "ebft")  # axolotl rl: values this repo does not train
+SOURCE_WORDS = {"local": "a local folder", "hf-cache": "the HF cache", "table": "the offline facts table"}
+
+
+def ensure_facts(r: Resolved) -> list[Finding]:
+    """Fetch the model's small files when they are not here and the Hub can be reached; say what is missing."""
+    base = r.config["base_model"]
+    if facts.is_path(base) and not Path(base).expanduser().exists():
+        src = r.recipe.meta.local_source
+        if src is not None:
+            return [
+                Finding(
+                    "ok",
+                    "model",
+                    f"{r.hub_base_model}: materialized from the {src.package} wheel when it first "
+                    "trains (offline facts until then)",
+                )
+            ]
+        return [
+            Finding(
+                "error",
+                "model",
+                f"base_model folder not found: {base}",
+                r.recipe.where("base_model"),
+                "a local model is a folder with config.json; a Hub model is org/name",
+            )
+        ]
+    found = facts.find(base)
+    if found is not None and found.folder is not None:
+        ok = Finding(
+            "ok",
+            "model",
+            f"{r.hub_base_model}: {found.architecture} ({found.model_type}), files from {SOURCE_WORDS[found.source]}",
+        )
+        return [buildable(r, base) or ok]
+    if facts.online():
+        try:
+            got = facts.fetch(base)
+        except UserError as exc:
+            return [Finding("error", "model", exc.message, r.recipe.where("base_model"), exc.hint)]
+        return [
+            Finding(
+                "ok",
+                "model",
+                f"{base}: {got.architecture} ({got.model_type}), config and tokenizer fetched into the HF cache",
+            )
+        ]
+    if found is not None:
+        return [
+            Finding(
+                "warning",
+                "model",
+                f"{base}: only the offline facts table knows it (no tokenizer here): the "
+                "end of turn is checked on the named template and lengths are not measured",
+                r.recipe.where("base_model"),
+                facts.fetch_hint(base),
+            )
+        ]
+    return [
+        Finding(
+            "warning",
+            "model",
+            f"no facts for {base} here (not a local folder, not in the HF cache, not in "
+            "the facts tables) and HF_HUB_OFFLINE=1: family, size, LoRA targets, end of turn and lengths are "
+            "not checked",
+            r.recipe.where("base_model"),
+            facts.fetch_hint(base),
+        )
+    ]
+
+
+def buildable(r: Resolved, base: str) -> Finding | None:
+    """An error when transformers cannot build the architecture config.json names (nothing would train)."""
+    from launch.recipe import architecture
+
+    try:
+        architecture.tree(base)
+    except UserError as exc:
+        return Finding("error", "model", exc.message, exc.where or r.recipe.where("base_model"), exc.hint)
+    return None
+
+
+def check_kind(r: Resolved) -> list[Finding]:
+    rl = r.config.get("rl")
+    if rl in SFT_ONLY_RL:
+        return [
+            Finding(
+                "error",
+                "kind",
+                f"rl: {rl} is not trained by this repo (SFT and preference tuning only)",
+                r.recipe.where("rl"),
+            )
+        ]
+    return []
+
+
+@lru_cache(maxsize=1)
+def converter_architectures() -> frozenset[str] | None:
+    """The architectures llama.cpp's converter (from the pinned llama-cpp-python sdist) registers."""
+    if not CONVERTER_MAP.is_file():
+        return None
+    for node in ast.walk(ast.parse(CONVERTER_MAP.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.AnnAssign | ast.Assign) and isinstance(node.value, ast.Dict):
+            targets = [node.target] if isinstance(node, ast.AnnAssign) else node.targets
+            if any(getattr(t, "id", "") == "TEXT_MODEL_MAP" for t in targets):
+                return frozenset(k.value for k in node.value.keys if isinstance(k, ast.Constant))
+    return None
+
+
+def check_gguf_support(r: Resolved) -> list[Finding]:
+    found = facts.find(r.config["base_model"]) or facts.find(r.hub_base_model)
+    known = converter_architectures()
+    if found is None or known is None:
+        return []
+    if found.architecture in known:
+        return [Finding("ok", "gguf", f"llama.cpp's converter supports {found.architecture}")]
+    return [
+        Finding(
+            "warning",
+            "gguf",
+            f"llama.cpp's converter (llama-cpp-python's) does not support "
+            f"{found.architecture}: make gguf will refuse this model (training, merge and eval work)",
+            r.recipe.where("base_model"),
+        )
+    ]
