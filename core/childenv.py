@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+from core.paths import REPO
+
 HYGIENE = {
     "AXOLOTL_DO_NOT_TRACK": "1",
     "TOKENIZERS_PARALLELISM": "false",
@@ -25,6 +27,11 @@ def child_env(offline: bool = False, extra: Mapping[str, str] | None = None, tra
             continue
         env.setdefault(key, value)
     env["AXOLOTL_DO_NOT_TRACK"] = "1"
+    # the repo's axolotl plugins (launch.seed_plugin, launch.rank_plugin) must import in the child: axolotl logs a
+    # plugin that fails to import and trains without it. `make` exports PYTHONPATH; `python -m` and tests do not.
+    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if str(REPO) not in paths:
+        env["PYTHONPATH"] = os.pathsep.join([str(REPO), *paths])
     if offline:
         env.update(OFFLINE)
     env.update(extra or {})

@@ -8,7 +8,7 @@ keep both sections. Manifests written before the schema had a version (flat keys
 lm-eval results and judging) are read through `migrate`.
 
 Records keep fields they do not declare (extra="allow"), so a manifest written by a newer version of a step
-loses nothing when an older one rewrites another section.
+loses nothing when an older one rewrites another section. The sections after training live in core/sections.py.
 """
 
 from __future__ import annotations
@@ -17,18 +17,29 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from core import atomic
 from core.errors import UserError, Where
 
+# the section models are part of this module's interface: steps name them as manifest.<Section>
+from core.sections import EvalResult as EvalResult
+from core.sections import GgufFile as GgufFile
+from core.sections import GgufQuality as GgufQuality
+from core.sections import (
+    GgufSection,
+    JudgeSection,
+    LmEvalSection,
+    MergeSection,
+    PrefsSection,
+    PushSection,
+    Record,
+)
+from core.sections import PushedRepo as PushedRepo
+
 SCHEMA_VERSION = 2
 MANIFEST = "manifest.json"
-SECTIONS = ("train", "resumes", "ranks", "merge", "gguf", "lm_eval", "judge", "push")
-
-
-class Record(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+SECTIONS = ("train", "resumes", "ranks", "merge", "gguf", "lm_eval", "judge", "judge_origin", "push", "prefs")
 
 
 class RecipeRef(Record):
@@ -91,6 +102,10 @@ class TrainSummary(Record):
     first_eval_loss: float | None = None
     eval_loss: float | None = None
     log_history: str | None = None
+    # preference runs: rewards/margins (chosen minus rejected reward, beta-scaled log-probability ratios)
+    first_margin: float | None = None
+    final_margin: float | None = None
+    eval_margin: float | None = None
 
 
 class FinalCheckpoint(Record):
@@ -98,6 +113,24 @@ class FinalCheckpoint(Record):
     file: str
     sha256: str
     bytes: int | None = None
+
+
+class StartFrom(Record):
+    """The run a preference (or any continued) run started from: its merged weights are this run's base model."""
+
+    run: str
+    recipe: str
+    checkpoint_sha256: str | None = None  # that run's final adapter, as its manifest recorded it
+    merged: str | None = None  # the merged folder used as base_model
+    prefs: str | None = None  # that run's `make prefs` pairs, when this run trains on them
+
+
+class PreferenceRecord(Record):
+    """How a preference run was set up: the method and what plays the reference model."""
+
+    rl: str
+    beta: float | None = None
+    reference: str  # "adapter-disabled policy" (LoRA: no second copy) or "second model copy" (full fine-tune)
 
 
 class TrainSection(Record):
@@ -121,6 +154,8 @@ class TrainSection(Record):
     launch: LaunchRecord | None = None
     summary: TrainSummary | None = None
     final_checkpoint: FinalCheckpoint | None = None
+    start_from: StartFrom | None = None
+    preference: PreferenceRecord | None = None
 
 
 class ResumeRecord(Record):
@@ -137,83 +172,6 @@ class RanksRecord(Record):
     saved_adapter_matches: bool | None = None
 
 
-class MergeSection(Record):
-    path: str
-    dtype: str | None = None
-    lora_modules: int | None = None
-    changed_tensors: int | None = None
-    logits_max_abs_diff: float | None = None
-    chat_template: bool | None = None
-    eos_token: str | None = None
-    files: dict[str, str] = {}
-    adapter_sha256: str | None = None
-    merged_at: str | None = None
-
-
-class GgufFile(Record):
-    file: str
-    bytes: int | None = None
-    sha256: str | None = None
-    agreement: float | None = None
-    prompt_ids_match: bool | None = None
-
-
-class GgufSection(Record):
-    path: str
-    outtype: str = "f16"
-    files: dict[str, GgufFile] = {}
-    parity: str | None = None
-    problems: list[str] = []
-    chat_template: bool | None = None
-    eos_token_id: int | None = None
-    at: str | None = None
-
-
-class EvalResult(Record):
-    task: str
-    backend: str
-    dataset: str | None = None
-    metrics: dict[str, float]
-
-
-class LmEvalSection(Record):
-    results: list[EvalResult] = []
-    version: str | None = None
-    task: str | None = None
-    task_files: dict[str, str] = {}
-    docs: int | None = None
-    limit: int | None = None
-    chat_template: bool | None = None
-    sampling: dict[str, Any] = {}
-    seed: int | None = None
-    at: str | None = None
-
-
-class JudgeSection(Record):
-    suite: str | None = None
-    seed: int | None = None
-    baseline: str = "base model"
-    files: list[str] = []
-    agreement: dict[str, Any] | None = None
-    judges: dict[str, dict[str, Any]] = {}
-    at: str | None = None
-
-
-class PushedRepo(Record):
-    repo_id: str
-    commit: str | None = None
-    url: str | None = None
-    files: list[str] = []
-
-
-class PushSection(Record):
-    repo: str
-    private: bool = True
-    complete: bool = False
-    repos: dict[str, PushedRepo] = {}
-    at: str | None = None
-
-
 class Manifest(Record):
     schema_version: int = SCHEMA_VERSION
     train: TrainSection
@@ -223,7 +181,9 @@ class Manifest(Record):
     gguf: GgufSection | None = None
     lm_eval: LmEvalSection | None = None
     judge: JudgeSection | None = None
+    judge_origin: JudgeSection | None = None  # a chained run vs its chain's root base model (eval/chain.py)
     push: PushSection | None = None
+    prefs: PrefsSection | None = None
 
     @property
     def recipe_name(self) -> str:

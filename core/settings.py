@@ -119,6 +119,9 @@ BOOLS = (
     ("hf_hub_offline", "HF_HUB_OFFLINE", False),
 )
 STRINGS = (
+    # preference runs (issue 14): the run a recipe starts from, and make prefs' agreement rule
+    "FROM_RUN",
+    "AGREE",
     "SPLIT",
     "METHOD",
     "TEMPLATE",
@@ -267,6 +270,9 @@ class Settings(BaseModel):
     study_run: str | None = None
     study_spec: str | None = None
     study_poll_s: float | None = None
+    # preference runs and make prefs
+    from_run: str | None = None
+    agree: str | None = None
     # data tools and make new
     split: str | None = None
     method: str | None = None

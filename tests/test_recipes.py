@@ -71,7 +71,7 @@ def test_show_output_is_accepted_by_axolotl(name, device, monkeypatch):
     elif recipe.meta.gpu.count > 0:
         assert (
             config["attn_implementation"] == "flash_attention_2"
-            and config["sample_packing"]
+            and (config["sample_packing"] or config.get("rl"))  # TRL's preference trainers do not pack
             and config["bf16"] == "auto"
         )
         assert "axolotl.integrations.liger.LigerPlugin" in config["plugins"]

@@ -53,6 +53,10 @@ def ensure_facts(r: Resolved) -> list[Finding]:
     if facts.online():
         try:
             got = facts.fetch(base)
+        except facts.HubUnreachable as exc:
+            if found is None:
+                return [Finding("error", "model", exc.message, r.recipe.where("base_model"), exc.hint)]
+            return [_table_only(r, base, found, "the Hub could not be reached and ")]
         except UserError as exc:
             return [Finding("error", "model", exc.message, r.recipe.where("base_model"), exc.hint)]
         return [
@@ -63,16 +67,7 @@ def ensure_facts(r: Resolved) -> list[Finding]:
             )
         ]
     if found is not None:
-        return [
-            Finding(
-                "warning",
-                "model",
-                f"{base}: only the offline facts table knows it (no tokenizer here): the "
-                "end of turn is checked on the named template and lengths are not measured",
-                r.recipe.where("base_model"),
-                facts.fetch_hint(base),
-            )
-        ]
+        return [_table_only(r, base, found)]
     return [
         Finding(
             "warning",
@@ -140,3 +135,14 @@ def check_gguf_support(r: Resolved) -> list[Finding]:
             r.recipe.where("base_model"),
         )
     ]
+
+
+def _table_only(r: Resolved, base: str, found: facts.ModelFacts, why: str = "") -> Finding:
+    return Finding(
+        "warning",
+        "model",
+        f"{base}: {why}only the offline facts table knows it (no tokenizer here): the "
+        "end of turn is checked on the named template and lengths are not measured",
+        r.recipe.where("base_model"),
+        facts.fetch_hint(base),
+    )

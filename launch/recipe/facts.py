@@ -154,6 +154,11 @@ def find(model: str) -> ModelFacts | None:
     return _from_table(model, row) if row else None
 
 
+class HubUnreachable(UserError):
+    """The Hub could not be reached at all (no network, DNS, proxy): callers that have the offline facts table
+    fall back to it instead of failing."""
+
+
 def online(s: settings.Settings | None = None) -> bool:
     """Whether to try the Hub: not with HF_HUB_OFFLINE=1 (an unreachable Hub then fails in fetch, clearly)."""
     return not (s or settings.load()).hf_hub_offline
@@ -193,6 +198,12 @@ def fetch(model: str, s: settings.Settings | None = None) -> ModelFacts:
             f"fetching {model}'s config.json failed: HTTP {status}",
             Where(key="base_model"),
             "try again, or work offline with HF_HUB_OFFLINE=1",
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - huggingface_hub raises httpx/OS/runtime errors when offline
+        raise HubUnreachable(
+            f"the Hub could not be reached for {model}'s config.json ({type(exc).__name__}: {exc})",
+            Where(key="base_model"),
+            "check the network (HF_ENDPOINT), or work offline with HF_HUB_OFFLINE=1",
         ) from None
     for name in SMALL_FILES[1:]:
         try:

@@ -1,0 +1,133 @@
+"""The manifest's sections written after training, one per step (merge, gguf, lm_eval, judge, push, prefs), and
+the base every manifest record shares. core/manifest.py assembles them into the Manifest and reads/writes it."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+class MergeSection(Record):
+    path: str
+    dtype: str | None = None
+    lora_modules: int | None = None
+    changed_tensors: int | None = None
+    logits_max_abs_diff: float | None = None
+    chat_template: bool | None = None
+    eos_token: str | None = None
+    files: dict[str, str] = {}
+    adapter_sha256: str | None = None
+    merged_at: str | None = None
+
+
+class GgufFile(Record):
+    file: str
+    bytes: int | None = None
+    sha256: str | None = None
+    agreement: float | None = None  # greedy tokens equal to the HF model's, up to the first difference
+    prompt_ids_match: bool | None = None
+    # vs the reference (f16) file on the held-out text (tools/export/quality.py); ppl for the reference too
+    mean_kl: float | None = None  # nats per token
+    kl_p99: float | None = None
+    top1: float | None = None  # share of positions with the same most likely next token
+    ppl: float | None = None
+    kl_limit: float | None = None  # the quant type's limit above which the file is broken
+    broken: bool | None = None
+
+
+class GgufQuality(Record):
+    """How the quant quality figures were measured (llama-perplexity's method)."""
+
+    text: str = ""  # which file's conversations, rendered through the chat template
+    reference: str = ""
+    n_ctx: int
+    chunks: int
+    tokens: int
+    positions: int  # scored next-token positions (the second half of each chunk)
+    reference_ppl: float | None = None
+
+
+class GgufSection(Record):
+    path: str
+    outtype: str = "f16"
+    files: dict[str, GgufFile] = {}
+    parity: str | None = None
+    problems: list[str] = []
+    chat_template: bool | None = None
+    eos_token_id: int | None = None
+    quality: GgufQuality | None = None
+    at: str | None = None
+
+
+class EvalResult(Record):
+    task: str
+    backend: str
+    dataset: str | None = None
+    metrics: dict[str, float]
+
+
+class LmEvalSection(Record):
+    results: list[EvalResult] = []
+    version: str | None = None
+    task: str | None = None
+    task_files: dict[str, str] = {}
+    docs: int | None = None
+    limit: int | None = None
+    chat_template: bool | None = None
+    sampling: dict[str, Any] = {}
+    seed: int | None = None
+    at: str | None = None
+    # the base model on the same documents (the row every result is compared with), and per-document
+    # scores: backend -> a JSONL file in the run directory (the statistics resample documents)
+    base: EvalResult | None = None
+    samples: dict[str, str] = {}
+
+
+class JudgeSection(Record):
+    suite: str | None = None
+    seed: int | None = None
+    baseline: str = "base model"
+    files: list[str] = []
+    agreement: dict[str, Any] | None = None
+    judges: dict[str, dict[str, Any]] = {}
+    at: str | None = None
+    # both models' answers per prompt (a JSONL file in the run directory) and the position-consistency floor
+    generations: str | None = None
+    min_consistency: float | None = None
+    backends: dict[str, str] = {}  # how each side's answers were generated (eval/generate.py backend_key)
+
+
+class PushedRepo(Record):
+    repo_id: str
+    commit: str | None = None
+    url: str | None = None
+    files: list[str] = []
+
+
+class PushSection(Record):
+    repo: str
+    private: bool = True
+    complete: bool = False
+    repos: dict[str, PushedRepo] = {}
+    at: str | None = None
+
+
+class PrefsSection(Record):
+    """`make prefs`: preference pairs built from this run's judged generations (eval/prefs.py)."""
+
+    path: str  # pairs-messages JSONL in the run directory, one provenance record per pair
+    val_path: str | None = None
+    sha256: str | None = None
+    judges: list[str] = []
+    agree: Literal["any", "all"] = "any"
+    pairs: int = 0
+    val_pairs: int = 0
+    dropped: dict[str, int] = {}
+    chosen_longer_share: float | None = None
+    forced: bool = False
+    at: str | None = None
