@@ -146,8 +146,13 @@ def _segments(record: Any) -> str | None:
     return None
 
 
-def kind_of(ds: dict, rl: bool = False) -> Kind:
-    """How records of this dataset entry are read and checked."""
+def kind_of(ds: dict, rl: str | bool | None = None) -> Kind:
+    """How records of this dataset entry are read and checked; `rl` is the config's rl: value (dpo, ipo, simpo,
+    orpo, kto), whose dataset types are preference formats (data/preference_kinds.py)."""
+    if rl:
+        from data.preference_kinds import preference_kind
+
+        return preference_kind(ds, str(rl))
     kind = ds.get("type")
     if isinstance(kind, dict):
         instruction = kind.get("field_instruction", "instruction")

@@ -22,7 +22,7 @@ def tokenize_rows(config: dict, ds: dict, rows: Iterable[Row]) -> list[dict[str,
     """[{line, tokens, trained, record}] for every valid row of a dataset entry (its type's validator,
     data/kinds.py), as axolotl tokenizes it."""
     _, strategy = strategy_for(config, ds)
-    kind = kind_of(ds, rl=bool(config.get("rl")))
+    kind = kind_of(ds, rl=config.get("rl"))
     out = []
     for row in rows:
         if row.error is None and (kind.check is None or kind.check(row.record) is None):

@@ -42,10 +42,11 @@ def launch_for(final: Resolved, config_path: Path, topo: Topology, s: Settings) 
             import torch
 
             from launch.preflight import estimate as est
+            from launch.preflight import preference_cost
 
             vram = torch.cuda.get_device_properties(0).total_memory / est.GIB
             m = est.model_facts(final.config, final.hub_base_model)
-            fits = est.memory(m, final.config, "ddp", 1, vram).fits
+            fits = preference_cost.memory(m, final.config, "ddp", 1, vram).fits
         except UserError:
             fits = None  # unknown model: auto falls back to ZeRO-3, which fits whenever anything does
     return dist.plan_launch(
@@ -90,8 +91,11 @@ def training_summary(output_dir: Path) -> TrainSummary | None:
             continue
     else:
         return None
-    losses = [h["loss"] for h in state.get("log_history", []) if "loss" in h]
-    evals = [h["eval_loss"] for h in state.get("log_history", []) if "eval_loss" in h]
+    history = state.get("log_history", [])
+    losses = [h["loss"] for h in history if "loss" in h]
+    evals = [h["eval_loss"] for h in history if "eval_loss" in h]
+    margins = [h["rewards/margins"] for h in history if "rewards/margins" in h]
+    eval_margins = [h["eval_rewards/margins"] for h in history if "eval_rewards/margins" in h]
     return TrainSummary(
         global_step=state.get("global_step"),
         first_loss=losses[0] if losses else None,
@@ -99,7 +103,23 @@ def training_summary(output_dir: Path) -> TrainSummary | None:
         first_eval_loss=evals[0] if evals else None,
         eval_loss=evals[-1] if evals else None,
         log_history=rundir.relpath(path, output_dir.parent),
+        first_margin=margins[0] if margins else None,
+        final_margin=margins[-1] if margins else None,
+        eval_margin=eval_margins[-1] if eval_margins else None,
     )
+
+
+def drop_base_copy(output_dir: Path, config: dict) -> list[str]:
+    """axolotl 0.19 also saves the untouched base model beside an rl: LoRA run's adapter (save_pretrained of the
+    unwrapped base): gigabytes nothing reads, and a second 'final weights' candidate. Removed once the adapter
+    is there; returns the names removed."""
+    if not (config.get("rl") and config.get("adapter") and (output_dir / WEIGHTS[0]).is_file()):
+        return []
+    removed = []
+    for path in sorted(output_dir.glob("model*.safetensors*")):
+        path.unlink()
+        removed.append(path.name)
+    return removed
 
 
 def ran_out_of_disk(log: Path) -> bool:
@@ -192,6 +212,11 @@ def execute(final: Resolved, run: Path, launch: dist.Launch, topo: Topology) -> 
     if rc != 0:
         raise _fail(run, m, rc)
     output = Path(final.config["output_dir"])
+    removed = drop_base_copy(output, final.config)
+    if removed:
+        print(
+            f"note: removed the unchanged base model axolotl saves beside a preference adapter ({', '.join(removed)})"
+        )
     weights = final_weights(output)
     train = m.train.model_copy(
         update={"ended": rundir.utc_now(), "returncode": rc, "summary": training_summary(output)}
@@ -230,6 +255,9 @@ def report_done(name: str, run: Path, weights: Path, t: TrainSummary | None) -> 
         if t.eval_loss is not None and t.first_eval_loss is not None
         else ""
     )
+    if t.final_margin is not None:
+        trend += f"; reward margin {t.first_margin:.3f} -> {t.final_margin:.3f}"
+        trend += f" (held-out {t.eval_margin:.3f})" if t.eval_margin is not None else ""
 
     def f3(x: float | None) -> str:
         return "-" if x is None else f"{x:.3f}"

@@ -27,7 +27,9 @@ def find_unfinished(r: Resolved) -> Path | None:
         m = manifest.read(run)
         if m.train.status == "completed":
             return None
-        if m.train.recipe.sha256 == r.recipe.sha256 and m.train.overrides == r.overrides:
+        started_from = m.train.start_from.run if m.train.start_from else None
+        same_start = started_from == (str(r.start.run) if r.start else None)
+        if m.train.recipe.sha256 == r.recipe.sha256 and m.train.overrides == r.overrides and same_start:
             return run if last_complete(run / "output") is not None else None
     return None
 

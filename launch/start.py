@@ -8,7 +8,17 @@ from pathlib import Path
 
 from core import atomic, manifest, provenance, rundir
 from core.hashing import sha256_file
-from core.manifest import BaseModelRef, DatasetRef, LaunchRecord, MetaRecord, RecipeRef, TopologyRecord, TrainSection
+from core.manifest import (
+    BaseModelRef,
+    DatasetRef,
+    LaunchRecord,
+    MetaRecord,
+    PreferenceRecord,
+    RecipeRef,
+    StartFrom,
+    TopologyRecord,
+    TrainSection,
+)
 from core.paths import repo_relative
 from core.settings import Settings
 from core.yamlio import dump
@@ -17,6 +27,28 @@ from launch.dist import strategy as dist
 from launch.dist.topology import Topology
 from launch.execute import launch_for, run_config
 from launch.recipe.resolve import Resolved, resolve
+
+
+def start_from(r: Resolved) -> StartFrom | None:
+    if r.start is None:
+        return None
+    return StartFrom(
+        run=str(r.start.run),
+        recipe=r.start.recipe,
+        checkpoint_sha256=r.start.checkpoint_sha256,
+        merged=str(r.start.weights) if r.start.weights else None,
+        prefs=str(r.start.prefs) if r.start.prefs else None,
+    )
+
+
+def preference(config: dict) -> PreferenceRecord | None:
+    """The method and the reference model of an rl: run, as the plan states them (launch/preflight/preference.py)."""
+    from launch.preflight.preference import beta_of, reference_of
+
+    rl = config.get("rl")
+    if not rl:
+        return None
+    return PreferenceRecord(rl=str(rl), beta=beta_of(config), reference=reference_of(config))
 
 
 def train_section(r: Resolved, topo: Topology, launch: dist.Launch, argv: list[str]) -> TrainSection:
@@ -52,6 +84,8 @@ def train_section(r: Resolved, topo: Topology, launch: dist.Launch, argv: list[s
         started=rundir.utc_now(),
         topology=TopologyRecord.model_validate({**topo.model_dump(), "world_size": topo.world_size}),
         launch=LaunchRecord(strategy=launch.strategy, why=launch.why, argv=launch.argv, env=launch.env),
+        start_from=start_from(r),
+        preference=preference(r.config),
     )
 
 

@@ -14,6 +14,7 @@ from core.settings import Settings
 from launch.dist import strategy as dist
 from launch.dist import topology as topology_mod
 from launch.execute import execute
+from launch.preflight import kernels
 from launch.preflight.checks import errors_of, run_checks
 from launch.recipe.resolve import resolve
 from launch.resume import find_unfinished, resume
@@ -37,25 +38,37 @@ def train(
         recorded = manifest.read(rundir.resolve(run_dir)).train
         recipe = recorded.recipe.name if not Path(recipe).suffix else recipe
         args = args if args is not None else (recorded.overrides or None)
-    errors = errors_of(run_checks(recipe, args)[1])
+    findings = run_checks(recipe, args)[1]
+    errors = errors_of(findings)
+    for f in findings:  # what the preflight could not check, and where the run logs to, before training starts
+        if f.level == "warning" or f.check == "tracking":
+            print(f"preflight: {f}")
     if errors:
         raise UserError(
             "preflight failed:\n  " + "\n  ".join(str(f) for f in errors), hint=f"make check RECIPE={recipe}"
         )
     r = resolve(recipe, args=args, materialize=True)
-    if r.device == "cpu" and r.recipe.meta.params_b > CPU_MAX_PARAMS_B and not force:
+    if r.start is not None and r.start.needs_merge:  # its adapter into its base, verified, once per start run
+        merge_start(r.start.run, s)
+        r = resolve(recipe, args=args, materialize=True)
+    if r.device == "cpu" and (r.meta.params_b or 0) > CPU_MAX_PARAMS_B and not force:
         raise UserError(
-            f"{r.recipe.name} is a {r.recipe.meta.params_b:g}B model and this machine has no GPU",
+            f"{r.recipe.name} is a {r.meta.params_b:g}B model and this machine has no GPU",
             Where(r.recipe.path, key="meta.params_b"),
             "train on a GPU box or RunPod; FORCE=1 trains on CPU anyway (days)",
         )
+    # on a CUDA machine: what the config asks for imports and fits the GPUs, before any run directory exists
+    checked = kernels.require(r, args)
+    if checked is not args:
+        args = checked
+        r = resolve(recipe, args=args, materialize=True)
     topo = topology_mod.detect(r.device, s)
     print(f"topology: {topo.describe()}")
     # refuse an impossible strategy before any run directory exists (the real choice comes with the config)
     dist.choose_strategy(
-        dist.requested_strategy(r.recipe.meta.distributed, s),
+        dist.requested_strategy(r.meta.distributed, s),
         topo,
-        r.recipe.meta.method,
+        r.meta.method,
         None,
         r.recipe.where("meta.distributed"),
     )
@@ -72,6 +85,21 @@ def train(
     else:
         final, run, launch = start(r, args, topo, s, argv)
     return execute(final, run, launch, topo)
+
+
+def merge_start(run: Path, s: Settings) -> None:
+    """Merge the run this one starts from (tools/export/merge.py, recorded in that run's manifest). Only the first
+    node merges: others would write the same folder at once; they find it merged, or are told to wait for it."""
+    if (s.node_rank or 0) > 0:
+        raise UserError(
+            f"the start run {run} is not merged yet",
+            Where(run / manifest.MANIFEST),
+            f"start node 0 first (it merges), or run make merge RUN={run} once before launching every node",
+        )
+    from tools.export.merge import merge
+
+    print(f"merging the start run {run} (its adapter becomes part of this run's base model)")
+    merge(run)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,7 @@
-"""`make data-convert DATA=x.jsonl TO=messages|prompt-completion|sharegpt`: convert every record, keeping
-extra fields (persona, type, ...). If any record cannot be converted faithfully, nothing is written and
-each one is named by line."""
+"""`make data-convert DATA=x.jsonl TO=messages|prompt-completion|sharegpt` (chat data) or
+`TO=pairs|pairs-messages|pairs-chat|kto` (preference data): convert every record, keeping extra fields
+(persona, type, ...) of chat data. If any record cannot be converted faithfully, nothing is written and each one
+is named by line."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from pathlib import Path
 from core import atomic, cli, settings
 from core.errors import UserError, Where
 from data.formats import FORMATS, FormatError, convert
+from data.preferences import FORMATS as PREFERENCE
+from data.tools import preference_data
 from data.validate import read_jsonl, validate_file
 
 
@@ -40,8 +43,8 @@ def convert_file(path: Path, src: str, dst: str, out: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", nargs="?", help="a JSONL dataset (default: DATA)")
-    parser.add_argument("--to", default=None, choices=FORMATS, help="(default: TO)")
-    parser.add_argument("--format", default=None, choices=FORMATS, help="(default: FORMAT, else detected)")
+    parser.add_argument("--to", default=None, choices=FORMATS + PREFERENCE, help="(default: TO)")
+    parser.add_argument("--format", default=None, choices=FORMATS + PREFERENCE, help="(default: FORMAT, else detected)")
     parser.add_argument("--out", default=None, help="(default: OUT, else <stem>.<TO>.jsonl beside the input)")
     ns = parser.parse_args(argv)
 
@@ -55,9 +58,18 @@ def main(argv: list[str] | None = None) -> int:
         path = Path(ns.data)
         if not path.is_file():
             raise UserError("dataset file not found", Where(path))
-        src = ns.format or detect_format(path)
+        src = ns.format or preference_data.detect_file(path) or detect_format(path)
         out = Path(ns.out) if ns.out else path.with_name(f"{path.stem}.{ns.to}.jsonl")
-        n = convert_file(path, src, ns.to, out)
+        if src in PREFERENCE:
+            n = preference_data.convert(path, src, ns.to, out)
+        elif ns.to in PREFERENCE:
+            raise UserError(
+                f"{path.name} is {src} chat data, not preference pairs",
+                Where(path),
+                "make prefs RUN=<run> JUDGES=... builds pairs from a run's judged generations",
+            )
+        else:
+            n = convert_file(path, src, ns.to, out)
         print(f"{n} records {src} -> {ns.to}: {out}")
 
     return cli.main(body)

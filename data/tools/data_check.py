@@ -1,7 +1,8 @@
 """`make data-check DATA=<file or org/dataset> [SPLIT=train] [RECIPE=x]`: validate every record (the first LIMIT
 rows, default 200, of a Hub dataset, streamed) (file:line and reason for each bad
 one, nothing dropped silently), then statistics with the recipe's tokenizer and template, printed as a
-table and saved as JSON + a histogram PNG under outputs/data/<file stem>/."""
+table and saved as JSON + a histogram PNG under outputs/data/<file stem>/. Preference files (pairs,
+pairs-messages, pairs-chat, kto) get per-side statistics instead (data/tools/preference_data.py)."""
 
 from __future__ import annotations
 
@@ -18,8 +19,10 @@ from core import atomic, cli, settings
 from core.errors import UserError, Where
 from core.paths import outputs_dir
 from data.formats import FORMATS, detect
+from data.preferences import FORMATS as PREFERENCE
 from data.sources import Row
 from data.stats import histogram, summarize, tokenize_rows
+from data.tools import preference_data
 from data.validate import checker, read_jsonl, validate_file
 
 
@@ -58,6 +61,20 @@ def recipe_dataset(recipe: str, data: Path, fmt: str, args: str | None) -> tuple
             "download it once (hf download <model>) or pass ARGS=--tokenizer_config=<dir>",
         )
     return tokenizer_config(r.config, source), ds
+
+
+def recipe_tokenizer(recipe: str | None, args: str | None) -> tuple[Any, str]:
+    """(tokenizer, its folder) of the recipe when it is available offline, else (None, '')."""
+    if not recipe:
+        return None, ""
+    from launch.recipe.resolve import resolve
+
+    source = resolve(recipe, device="cpu", args=args, materialize=True).tokenizer_source()
+    if not source:
+        return None, ""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(source), source
 
 
 def print_stats(stats: dict[str, Any], name: str) -> None:
@@ -118,6 +135,8 @@ def run(
     path = Path(data).expanduser()
     if local and not path.is_file():
         raise UserError("dataset file not found", Where(path))
+    if local and path.suffix.lower() == ".jsonl" and (pref := fmt or preference_data.detect_file(path)) in PREFERENCE:
+        return preference_data.check(path, pref, *recipe_tokenizer(recipe, args))
     if (
         local
         and path.suffix.lower() in (".jsonl", ".json")
@@ -173,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--recipe", default=None, help="tokenize with this recipe (default: RECIPE, else the embedded one)"
     )
-    parser.add_argument("--format", default=None, choices=FORMATS, help="(default: FORMAT, else detected)")
+    parser.add_argument("--format", default=None, choices=FORMATS + PREFERENCE, help="(default: FORMAT, else detected)")
     parser.add_argument("--args", default=None, help="recipe overrides (default: ARGS)")
     ns = parser.parse_args(argv)
 

@@ -16,7 +16,7 @@ SHOWN = 5
 
 def check_entry(r: Resolved, section: str, i: int, ds: dict, online: bool) -> list[Finding]:
     key = f"{section}[{i}]"
-    kind = kind_of(ds, rl=bool(r.config.get("rl")))
+    kind = kind_of(ds, rl=r.config.get("rl"))
     if kind.error:
         return [Finding("error", "data", kind.error, r.recipe.where(f"{key}.type"))]
     local = sources.is_local(ds)

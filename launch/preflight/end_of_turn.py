@@ -137,6 +137,8 @@ def _with_tokenizer(r: Resolved, ds: dict, choice: str, source: str, where) -> l
 
 def check_end_of_turn(r: Resolved) -> list[Finding]:
     cfg, out = r.config, []
+    if cfg.get("rl"):
+        return []  # preference data: both sides are checked by launch/preflight/preference.py
     source = r.tokenizer_source()
     row = facts.find(r.hub_base_model)
     eos = (cfg.get("special_tokens") or {}).get("eos_token") or (row.eos_token if row else None)

@@ -14,6 +14,8 @@ HUB_ROWS = 200
 
 
 def check_lengths(r: Resolved) -> list[Finding]:
+    if r.config.get("rl"):
+        return []  # prompt + each side, measured by launch/preflight/preference.py
     source = r.tokenizer_source()
     if not source:
         return [
@@ -32,7 +34,7 @@ def check_lengths(r: Resolved) -> list[Finding]:
     out = []
     for section, i, ds in dataset_entries(r.config):
         local = sources.is_local(ds)
-        kind = kind_of(ds, rl=bool(r.config.get("rl")))
+        kind = kind_of(ds, rl=r.config.get("rl"))
         if kind.error or (local and not dataset_file(ds).is_file()) or (not local and not facts.online()):
             continue  # the data check reports these
         label = dataset_file(ds).name if local else sources.hub_label(ds)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,9 +16,19 @@ from core.errors import UserError, Where
 from launch.dist import strategy as dist
 from launch.dist.topology import Topology
 from launch.preflight import estimate as est
+from launch.preflight import preference_cost as cost
 from launch.recipe.resolve import RUN_PLACEHOLDER, Resolved, resolve
 
 CONTAINER_DISK_GB = 40  # image layers are separate; this is pip/triton caches and /tmp
+SUITES = Path(__file__).resolve().parents[2] / "eval" / "suites"
+LMEVAL_TOKENS = 128  # eval/lmeval.py's max_gen_toks
+# Where each strategy has really run (the tests); the rest waits for a GPU. README "What has run where".
+TESTED = {
+    "none": "ran here: one process, CPU end to end (make test); on a GPU not yet measured",
+    "ddp": "ran here: 2 CPU processes on gloo (tests/test_ddp_cpu.py); on GPUs (NCCL) not yet measured",
+    "zero3": "ran here: 2 CPU processes on gloo (tests/test_distributed_cpu.py); on GPUs (NCCL) not yet measured",
+}
+UNTESTED = "UNTESTED here: it does not run on CPU (launch/dist/strategy.py CPU_BROKEN) and no GPU has run it yet"
 
 
 @dataclass
@@ -36,6 +45,8 @@ class Plan:
     train_s: float
     download_s: float
     alternatives: list[str]
+    evaluation: est.Evaluation | None = None
+    eval_counts: tuple[int, int, int] = (0, 0, 0)  # suite prompts, held-out docs, max_new_tokens
 
     @property
     def hours(self) -> float:
@@ -48,11 +59,11 @@ class Plan:
     @property
     def volume_gb(self) -> int:
         """Network volume to ask for: the disk estimate plus 20 %, in 10 GB steps."""
-        return int(math.ceil(self.disk.total * 1.2 / 10.0) * 10)
+        return est.volume_gb(self.disk.total)
 
 
 def _memory(m: est.Model, config: dict, strategy: str, world: int, vram: float) -> est.Memory:
-    return est.memory(m, config, strategy, world, vram)
+    return cost.memory(m, config, strategy, world, vram)
 
 
 def alternatives(m: est.Model, config: dict, gpu: dict, world: int, strategy: str) -> list[str]:
@@ -87,6 +98,21 @@ def alternatives(m: est.Model, config: dict, gpu: dict, world: int, strategy: st
     return out
 
 
+def suggest_gpu(m: est.Model, config: dict) -> tuple[str, int]:
+    """The cheapest GPU type in the table that holds one full copy (then 2, 4, 8 of the cheapest that fit with
+    ZeRO-3): what a recipe without meta.gpu is planned for, and what `make new` writes."""
+    table = est.gpu_table()["gpus"]
+    for count, strategy in ((1, "ddp"), (2, "zero3"), (4, "zero3"), (8, "zero3")):
+        fitting = [
+            (row["usd_per_hour"] * count, name)
+            for name, row in table.items()
+            if _memory(m, config, strategy, count, row["vram_gib"]).fits
+        ]
+        if fitting:
+            return min(fitting)[1], count
+    return max(table, key=lambda n: table[n]["vram_gib"]), 8
+
+
 def make_plan(
     recipe: str,
     gpu_name: str | None = None,
@@ -96,7 +122,12 @@ def make_plan(
     args: str | None = None,
 ) -> Plan:
     r = resolve(recipe, device="gpu", args=args)
-    meta = r.recipe.meta
+    meta = r.meta
+    if meta.gpu is None:  # a config without meta.gpu: the plan suggests one
+        from launch.recipe.meta import GpuSuggestion
+
+        name, count = suggest_gpu(est.model_facts(r.config, r.hub_base_model), r.config)
+        meta = meta.model_copy(update={"gpu": GpuSuggestion(type=name, count=count)})
     gpu_name = gpu_name or meta.gpu.type
     if gpu_name.upper() == "CPU":
         raise UserError(
@@ -115,7 +146,7 @@ def make_plan(
     )
     base = r.hub_base_model
     m = est.model_facts(r.config, base)
-    replicated = est.memory(m, r.config, "ddp", 1, row["vram_gib"])
+    replicated = _memory(m, r.config, "ddp", 1, row["vram_gib"])
     requested = strategy or dist.requested_strategy(meta.distributed)
     config_path = Path(RUN_PLACEHOLDER.format(recipe=r.recipe.name)) / "config.yaml"
     launch = dist.plan_launch(
@@ -123,19 +154,59 @@ def make_plan(
     )
     config = copy.deepcopy(r.config)
     config.update(launch.config_keys)
-    mem = est.memory(m, config, launch.strategy, topo.world_size, row["vram_gib"])
-    tokens, rows = est.training_tokens(config)
-    train_s = est.train_seconds(m, config, topo.world_size, row, tokens)
+    mem = _memory(m, config, launch.strategy, topo.world_size, row["vram_gib"])
+    tokens, rows = cost.training_tokens(config)
+    train_s = cost.train_seconds(m, config, topo.world_size, row, tokens)
     download_s = m.params * 2.0 / (float(est.gpu_table().get("download_gb_per_s", 0.5)) * 1e9)
     alts = [] if mem.fits else alternatives(m, config, row, topo.world_size, launch.strategy)
-    return Plan(r, row, topo, launch, m, mem, est.disk(m, config), tokens, rows, train_s, download_s, alts)
+    counts = eval_counts(r, meta)
+    evaluation = est.evaluation(m, row, counts[0], counts[1], counts[2], LMEVAL_TOKENS)
+    return Plan(
+        r, row, topo, launch, m, mem, est.disk(m, config), tokens, rows, train_s, download_s, alts, evaluation, counts
+    )
+
+
+def _lines(path: Path) -> int:
+    try:
+        return sum(1 for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+    except OSError:
+        return 0
+
+
+def eval_counts(r: Resolved, meta) -> tuple[int, int, int]:
+    """(judging prompts in the recipe's suite, held-out docs for lm-eval, the recipe's max_new_tokens)."""
+    from data.entries import dataset_file
+
+    prompts = _lines(SUITES / f"{meta.eval_suite}.jsonl") if meta.eval_suite else 0
+    docs = 0
+    for ds in r.config.get("test_datasets") or []:
+        try:
+            docs += _lines(dataset_file(ds))
+        except UserError:
+            continue
+    return prompts, docs, meta.sampling.max_new_tokens
+
+
+def _duration(seconds: float) -> str:
+    return f"~{seconds:.0f} s" if seconds < 120 else f"~{seconds / 60:.0f} min"
+
+
+def evaluation_line(p: Plan) -> str:
+    e, (prompts, docs, max_new) = p.evaluation, p.eval_counts
+    fits = "fits" if e.memory_gib <= p.gpu["vram_gib"] else "DOES NOT FIT one GPU: evaluate on a bigger one"
+    return (
+        f"evaluation (after training, on one {p.gpu['name']}, bf16): ~{e.memory_gib:.1f} GiB ({fits}); judging "
+        f"{prompts} prompts x 2 models x {max_new} tokens {_duration(e.judge_s)} (batches of {e.batch}), lm-eval "
+        f"{docs} docs x {LMEVAL_TOKENS} tokens {_duration(e.lmeval_s)} (decoding bound by {e.bandwidth:.0f} GB/s); "
+        "on a CPU box: llama.cpp on the run's parity-checked GGUF"
+    )
 
 
 def report(p: Plan) -> str:
     r, t, mem = p.resolved, p.topology, p.memory
     epochs = r.config.get("num_epochs") or 1
     lines = [
-        f"plan: {r.recipe.name} ({r.hub_base_model}, {r.recipe.meta.method}) on {t.nodes} node(s) x "
+        f"plan: {r.recipe.name} ({r.hub_base_model}, {r.meta.method}) on {t.nodes} node(s) x "
         f"{t.procs_per_node} {p.gpu['name']} ({p.gpu['vram_gib']} GiB each)",
         f"strategy: {p.launch.strategy} ({p.launch.why})",
         f"params: {p.model.params / 1e9:.2f} B total, {p.model.trainable / 1e6:.1f} M trained",
@@ -154,7 +225,12 @@ def report(p: Plan) -> str:
         + (", PRICE_PER_HOUR" if p.gpu.get("price_source") else "")
         + ")",
         f"launch (node rank {t.node_rank}): {p.launch.shell()}",
+        f"tested: {p.launch.strategy}: {TESTED.get(p.launch.strategy, UNTESTED)}",
     ]
+    if (preference := cost.plan_line(r.config)) is not None:
+        lines.append(preference)
+    if p.evaluation is not None:
+        lines.append(evaluation_line(p))
     if not mem.fits:
         lines.append(
             "would fit: "

@@ -50,22 +50,28 @@ def _config_classes(config: dict[str, Any]):
 
 def unknown_keys(config: dict[str, Any]) -> list[tuple[str, list[str]]]:
     """(dotted key, close matches) for every key axolotl's schema does not know (it drops them silently)."""
-    from axolotl.utils.schemas.datasets import SFTDataset
-
     _, input_cls = _config_classes(config)
     known = _field_names(input_cls)
-    ds_known = _field_names(SFTDataset)
+    ds_known = _field_names(dataset_class(config.get("rl")))
     found = []
     for key in config:
         if key not in known:
             found.append((key, difflib.get_close_matches(key, sorted(known), n=3, cutoff=0.75)))
-    for i, ds in enumerate(config.get("datasets") or []):
-        for key in ds if isinstance(ds, dict) else []:
-            if key not in ds_known:
-                found.append(
-                    (f"datasets[{i}].{key}", difflib.get_close_matches(key, sorted(ds_known), n=3, cutoff=0.75))
-                )
+    for section in ("datasets", "test_datasets"):
+        for i, ds in enumerate(config.get(section) or []):
+            for key in ds if isinstance(ds, dict) else []:
+                if key not in ds_known:
+                    close = difflib.get_close_matches(key, sorted(ds_known), n=3, cutoff=0.75)
+                    found.append((f"{section}[{i}].{key}", close))
     return found
+
+
+def dataset_class(rl: str | None) -> type[BaseModel]:
+    """The schema axolotl validates a dataset entry with: DPO's for dpo/ipo/simpo (it keeps only path, split,
+    type, data_files, revision and field_messages/chosen/rejected), KTO's for kto, SFT's otherwise (ORPO too)."""
+    from axolotl.utils.schemas.datasets import DPODataset, KTODataset, SFTDataset
+
+    return {"dpo": DPODataset, "ipo": DPODataset, "simpo": DPODataset, "kto": KTODataset}.get(str(rl), SFTDataset)
 
 
 def capabilities_for(device: str, gpu_type: str | None, gpus: int) -> tuple[dict, dict]:

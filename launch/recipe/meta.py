@@ -1,6 +1,7 @@
 """The recipe's `meta:` block, typed: what the repo needs to know about a recipe beyond axolotl's own keys
-(description, family, size, method, suggested GPUs, data format, evaluation suite, sampling, where a local
-base model comes from). Optional: a plain axolotl config has none. Stripped before axolotl sees the config."""
+(description, family, size, method, suggested GPUs, data format, evaluation suite, sampling, system prompt,
+where a local base model comes from). Optional: a plain axolotl config has none. Stripped before axolotl sees the
+config."""
 
 from __future__ import annotations
 
@@ -37,6 +38,17 @@ class Sampling(_Strict):
     max_new_tokens: int = 512
 
 
+class StartFromSpec(_Strict):
+    """Start from another recipe's latest completed run (FROM_RUN= names a run instead): its adapter is merged
+    into its base (verified, tools/export/merge.py) and that merged model is this run's base_model, so a
+    preference run's reference model is the SFT model itself."""
+
+    recipe: str
+    prefs: bool = Field(
+        False, description="train on that run's `make prefs` pairs (its manifest's prefs section), not datasets:"
+    )
+
+
 class Meta(_Strict):
     """Every field is optional: what a recipe does not say is derived from the config and the model's own files
     (launch/recipe/derive.py); what it says overrides and documents."""
@@ -54,6 +66,12 @@ class Meta(_Strict):
     seed: str | None = Field(None, description="which seed document the settings come from")
     local_source: LocalSource | None = None
     sampling: Sampling = Sampling()
+    system: str | None = Field(
+        None,
+        description="the system prompt chat, serve and the Ollama Modelfile use "
+        "(default: the one the training conversations use most)",
+    )
+    start_from: StartFromSpec | None = None
     distributed: Literal[STRATEGIES] = Field(  # type: ignore[valid-type]
         "auto", description="multi-GPU strategy; auto picks from the plan (launch/dist/strategy.py)"
     )

@@ -15,6 +15,8 @@ from launch.recipe import profiles
 from launch.recipe.derive import derive
 from launch.recipe.meta import Meta
 from launch.recipe.registry import Recipe, load_recipe
+from launch.recipe.start_from import StartRun, locate
+from launch.recipe.start_from import apply as apply_start
 
 RUN_PLACEHOLDER = "outputs/runs/{recipe}/<UTC timestamp>"
 
@@ -28,10 +30,13 @@ class Resolved:
     overrides: dict[str, Any] = field(default_factory=dict)
     meta: Meta | None = None  # the recipe's meta with every derivable field filled (launch/recipe/derive.py)
     derived: list[str] = field(default_factory=list)
+    start: StartRun | None = None  # the run this one starts from (meta.start_from / FROM_RUN=)
 
     @property
     def hub_base_model(self) -> str:
         """The model's hub id: what the recipe (or an override) names, not the local materialized copy."""
+        if self.start is not None and "base_model" not in self.overrides:
+            return self.start.hub_model
         if self.recipe.meta.local_source is not None and "base_model" not in self.overrides:
             return self.recipe.config["base_model"]
         return self.config["base_model"]
@@ -60,9 +65,11 @@ def resolve(
     args: str | dict | None = None,
     run_dir: Path | None = None,
     materialize: bool = False,
+    need_start: bool | None = None,
 ) -> Resolved:
     recipe = name_or_recipe if isinstance(name_or_recipe, Recipe) else load_recipe(name_or_recipe)
-    device = device or profiles.detect_device(settings.load())
+    s = settings.load()
+    device = device or profiles.detect_device(s)
     config, notes = profiles.apply(copy.deepcopy(recipe.config), device)
     user = args if isinstance(args, dict) else ov.parse(args)
     ov.apply(config, user)
@@ -74,8 +81,26 @@ def resolve(
             recipe.where("base_model"),
             "set base_model: <hub id or local folder> (axolotl's key)",
         )
+    start = (
+        None
+        if "base_model" in user
+        else locate(
+            recipe.meta.start_from,
+            s.from_run,
+            recipe.where("meta.start_from"),
+            recipe.config.get("base_model"),
+            required=materialize if need_start is None else need_start,
+        )
+    )
+    if start is None and recipe.meta.start_from is not None and "base_model" not in user:
+        notes.append(
+            f"no completed run of {recipe.meta.start_from.recipe} yet: checked with this recipe's own base model "
+            "and datasets; make train needs that run"
+        )
     src = recipe.meta.local_source
-    if src is not None and "base_model" not in user:
+    if start is not None:
+        apply_start(config, start, notes)
+    elif src is not None and "base_model" not in user:
         from launch.recipe import local_models
 
         local = local_models.materialize(src) if materialize else local_models.target_dir(src)
@@ -88,4 +113,4 @@ def resolve(
     config["output_dir"] = str(base / "output")
     config["dataset_prepared_path"] = str(base / "prepared")
     meta, derived = derive(recipe.meta, config, config["base_model"], recipe.path.name)
-    return Resolved(recipe, device, config, notes, user, meta, derived)
+    return Resolved(recipe, device, config, notes, user, meta, derived, start)
