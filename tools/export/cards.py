@@ -92,7 +92,7 @@ def training_rows(m: Manifest, config: dict[str, Any]) -> list[tuple[str, Any]]:
     ]
 
 
-def usage(m: Manifest, kind: str, repo_id: str) -> str:
+def usage(m: Manifest, kind: str, repo_id: str, modelfile: bool = False) -> str:
     s = m.train.meta.sampling
     extra = f", top_p={s.top_p}" if s.top_p else ""
     base = m.train.base_model.name
@@ -100,9 +100,16 @@ def usage(m: Manifest, kind: str, repo_id: str) -> str:
         files = m.gguf.files if m.gguf else {}
         quant = next((k for k in ("Q4_K_M", "Q8_0") if k in files), "f16")
         top_p = f" --top-p {s.top_p}" if s.top_p else ""
+        ollama = (
+            "\n\nOllama: download the repo, then `ollama create "
+            f"{m.train.meta.hub_name or m.recipe_name} -f Modelfile` (the Modelfile's template was generated from the "
+            "GGUF's chat template and checked against it; its stop tokens and parameters are the recipe's)."
+            if modelfile
+            else ""
+        )
         return (
             f"```bash\nllama-cli -hf {repo_id}:{quant} --temp {s.temperature}{top_p} -n {s.max_new_tokens} -cnv\n```\n"
-            f"The chat template and end-of-turn token are inside the GGUF (checked by the parity report)."
+            f"The chat template and end-of-turn token are inside the GGUF (checked by the parity report).{ollama}"
         )
     if kind == "adapter":
         load = (
@@ -134,19 +141,41 @@ def eval_section(m: Manifest) -> str:
     return "\n".join(lines)
 
 
+def _num(x: float | None, fmt: str) -> str:
+    return "-" if x is None else fmt.format(x)
+
+
 def gguf_section(m: Manifest) -> list[str]:
     g = m.gguf
     if g is None:
         return []
-    out = ["## Files", "", "| type | file | MB | sha256 | greedy agreement with HF |", "|---|---|---|---|---|"]
+    out = [
+        "## Files",
+        "",
+        f"| type | file | MB | sha256 | mean KL vs {g.outtype} | top-1 agreement | perplexity | greedy agreement with HF |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     out += [
-        f"| {t} | {i.file} | {(i.bytes or 0) / 1e6:.1f} | `{(i.sha256 or '')[:16]}` | {(i.agreement or 0):.0%} |"
+        f"| {t} | {i.file} | {(i.bytes or 0) / 1e6:.1f} | `{(i.sha256 or '')[:16]}` | "
+        f"{_num(i.mean_kl, '{:.4f}')}{' (broken)' if i.broken else ''} | {_num(i.top1, '{:.1%}')} | "
+        f"{_num(i.ppl, '{:.2f}')} | {(i.agreement or 0):.0%} |"
         for t, i in g.files.items()
     ]
-    return out + ["", f"Parity of the {g.outtype} file with the merged HF model: **{g.parity}**.", ""]
+    out += ["", f"Parity of the {g.outtype} file with the merged HF model: **{g.parity}**."]
+    q = g.quality
+    if q is not None:
+        out += [
+            "",
+            f"KL divergence (nats per token) of each quant's next-token distribution from the {g.outtype} file's, "
+            f"top-1 agreement and perplexity, measured the way llama.cpp's llama-perplexity does: {q.text}, "
+            f"rendered through the chat template, {q.tokens} tokens in {q.chunks} chunks of {q.n_ctx}, the second "
+            f"half of each chunk scored ({q.positions} positions). Greedy agreement counts every token after the "
+            "first difference from the HF model as wrong, so it understates a quant.",
+        ]
+    return out + [""]
 
 
-def render(m: Manifest, config: dict[str, Any], kind: str, repo_id: str) -> str:
+def render(m: Manifest, config: dict[str, Any], kind: str, repo_id: str, modelfile: bool = False) -> str:
     t = m.train
     recipe_cfg = {k: v for k, v in config.items() if k not in DROP_FROM_RECIPE}
     recipe_cfg["base_model"] = t.base_model.name
@@ -181,7 +210,7 @@ def render(m: Manifest, config: dict[str, Any], kind: str, repo_id: str) -> str:
     parts += [
         "## Usage",
         "",
-        usage(m, kind, repo_id),
+        usage(m, kind, repo_id, modelfile),
         "",
         "## Recipe",
         "",

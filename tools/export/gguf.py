@@ -1,5 +1,7 @@
 """`make gguf RUN=... QUANTS="Q8_0 Q4_K_M"`: merged model -> f16 GGUF (llama.cpp's own converter from the
-pinned llama-cpp-python sdist) -> quantized files (llama-cpp-python's llama_model_quantize) -> parity report.
+pinned llama-cpp-python sdist) -> quantized files (llama-cpp-python's llama_model_quantize) -> parity report
+(greedy tokens vs the HF model; each quant's KL divergence, top-1 agreement and perplexity vs the f16 file on the
+held-out split: tools/export/quality.py).
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from core import atomic, cli, manifest, rundir, settings
 from core.errors import UserError, Where
 from core.hashing import sha256_file
 from core.manifest import GgufSection
-from tools.export import parity
+from tools.export import parity, quality
 
 CONVERTER = Path(sys.prefix) / "llama.cpp" / "convert_hf_to_gguf.py"
 OUTTYPES = ("f16", "bf16", "f32")
@@ -64,8 +68,18 @@ def quantize(src: Path, dst: Path, quant: str) -> None:
         raise UserError(f"quantizing to {quant} failed (llama_model_quantize returned {rc})", Where(src))
 
 
-def export(merged: Path, out: Path, name: str, quants: list[str], outtype: str = "f16", log=print) -> dict[str, Any]:
-    """Convert + quantize `merged` into the folder `out` (atomically) and compare each file with it."""
+def export(
+    merged: Path,
+    out: Path,
+    name: str,
+    quants: list[str],
+    outtype: str = "f16",
+    log=print,
+    conversations: list[list[dict]] | None = None,
+    source: str = "",
+) -> dict[str, Any]:
+    """Convert + quantize `merged` into the folder `out` (atomically) and compare each file with it; with
+    `conversations` (the held-out split), each quant's KL divergence, top-1 agreement and perplexity too."""
     for q in quants:
         ftype(q)  # refuse an unknown quant before any work
     if outtype not in OUTTYPES:
@@ -83,10 +97,23 @@ def export(merged: Path, out: Path, name: str, quants: list[str], outtype: str =
             files[q] = {"file": target.name}
         log("parity: HF merged model vs each GGUF, greedy")
         report = parity.compare(merged, {k: tmp / v["file"] for k, v in files.items()}, reference=outtype)
+        if conversations and quants:
+            log(f"quality: KL divergence, top-1 agreement and perplexity vs {outtype} on {source}")
+            q = quality.compare(
+                base_file, {k: tmp / files[k]["file"] for k in quants}, quality.render_text(merged, conversations)
+            )
+            q["text"] = source
+            report["quality"] = q
+            report["problems"] += quality.problems(q)
+            report["verdict"] = "fail" if report["problems"] else "pass"
+            files[outtype].update(ppl=q["reference_ppl"])
+            for k in quants:
+                files[k].update(q["files"][k])
         for kind, info in files.items():
             path = tmp / info["file"]
             info.update(bytes=path.stat().st_size, sha256=sha256_file(path), **report["files"][kind])
             info.pop("generated", None)
+            info.pop("nonfinite", None)
         atomic.write_json(tmp / "parity.json", report)
     return {
         "outtype": outtype,
@@ -95,6 +122,7 @@ def export(merged: Path, out: Path, name: str, quants: list[str], outtype: str =
         "problems": report["problems"],
         "chat_template": report.get("chat_template"),
         "eos_token_id": report.get("eos_token_id"),
+        "quality": {k: v for k, v in report["quality"].items() if k != "files"} if "quality" in report else None,
     }
 
 
@@ -117,7 +145,8 @@ def build(run: Path, quants: list[str], outtype: str = "f16", log=print) -> Gguf
             Where(run / manifest.MANIFEST, key="merge.files"),
             f"re-run make merge RUN={run}",
         )
-    result = export(merged, run / "gguf", m.recipe_name, quants, outtype, log)
+    conversations, source = quality.held_out_conversations(yaml.safe_load((run / "config.yaml").read_text()) or {})
+    result = export(merged, run / "gguf", m.recipe_name, quants, outtype, log, conversations, source)
     section = GgufSection.model_validate({"path": "gguf", **result, "at": rundir.utc_now()})
     manifest.write_sections(run, gguf=section)
     if result["parity"] != "pass":
@@ -137,7 +166,9 @@ def main(argv: list[str] | None = None) -> int:
         run = cli.run_from(ns, s)
         section = build(run, (ns.quants or s.quants or "Q8_0 Q4_K_M").split(), ns.outtype or s.outtype or "f16")
         for kind, info in section.files.items():
-            print(f"{kind:8s} {info.bytes / 1e6:8.1f} MB  agree {info.agreement:.0%}  {info.file}")
+            kl = f"KL {info.mean_kl:.4f}  top-1 {info.top1:.1%}" if info.mean_kl is not None else " " * 23
+            ppl = f"PPL {info.ppl:7.2f}" if info.ppl is not None else " " * 11
+            print(f"{kind:8s} {info.bytes / 1e6:8.1f} MB  {kl}  {ppl}  greedy {info.agreement:.0%}  {info.file}")
         print(f"parity: {section.parity} (report: {run / 'gguf' / 'parity.json'})")
 
     return cli.main(body)

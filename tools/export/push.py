@@ -1,5 +1,5 @@
 """`make push RUN=... REPO=me/name`: upload the adapter (REPO), merged model (REPO-merged) and GGUF files
-(REPO-GGUF) that the run's manifest lists, each with a generated model card, through huggingface_hub.
+(REPO-GGUF, with make ollama's Modelfile when there is one) that the run's manifest lists, each with a generated model card, through huggingface_hub.
 
 Private by default (PRIVATE=0 for public). The token comes only from HF_TOKEN or huggingface_hub's own
 login store and is never written anywhere. Re-running is idempotent (exist_ok repos, same files).
@@ -55,6 +55,8 @@ def targets(run: Path, repo: str) -> list[tuple[str, str, list[Path]]]:
     if m.gguf is not None:
         folder = run / m.gguf.path
         files = [folder / i.file for i in m.gguf.files.values()] + [folder / "parity.json"]
+        if (folder / "Modelfile").is_file():  # make ollama's, beside the GGUF it names (FROM ./<file>)
+            files.append(folder / "Modelfile")
         out.append(("gguf", f"{repo}-GGUF", files))
     return out
 
@@ -97,7 +99,7 @@ def push(run: Path, repo: str, private: bool = True, log=print) -> PushSection:
         if kind in section.repos:
             log(f"{kind}: pushed to {repo_id} by the interrupted push (commit {section.repos[kind].commit}); skipped")
             continue
-        card = cards.render(m, config, kind, repo_id)
+        card = cards.render(m, config, kind, repo_id, modelfile=any(f.name == "Modelfile" for f in files))
         log(f"pushing {kind}: {len(files)} files + model card -> {repo_id} ({'private' if private else 'public'})")
         _with_retries(
             lambda repo_id=repo_id: api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model"),
