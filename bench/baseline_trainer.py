@@ -1,9 +1,11 @@
-"""The seeds' way of training, as a baseline: a plain TRL SFTTrainer + peft script (no packing, eager
-attention, padded batches), with the recipe's model, data, LoRA and batch settings and the same steps.
+"""The seeds' way of training, as a baseline: a plain TRL SFTTrainer + peft script (no packing, eager attention,
+padded batches, no fused kernels), given the same recipe settings as ours by the bench (model, data and its
+format, LoRA r/alpha/dropout/targets, micro batch, accumulation, sequence length, learning rate, scheduler,
+warmup, gradient checkpointing, seed, steps): what differs is only how it trains, which is what is compared.
 
-Run as its own process (`python -m bench.baseline_trainer --spec spec.json`) so its start-up, peak memory
-and wall time are measured like axolotl's. Prints one JSON line of results.
-"""
+Run as its own process (`python -m bench.baseline_trainer --spec spec.json`) so its start-up, peak memory and wall
+time are measured like axolotl's. Real tokens and step times come from bench/probe.py, counted from the batches
+the training steps receive, exactly as for ours. Prints one JSON line of results."""
 
 from __future__ import annotations
 
@@ -13,83 +15,100 @@ import resource
 import time
 from pathlib import Path
 
+from bench.probe import PROBE_FILE, Probe, instrument, steady
 
-class CountingCollator:
-    """Wraps the trainer's collator to count real (attention) tokens and padded positions per batch."""
 
-    def __init__(self, inner):
-        self.inner, self.real, self.padded = inner, 0, 0
+def dataset(spec: dict):
+    """The recipe's training file in TRL's terms: conversational `messages`, or prompt/completion with the
+    recipe's prompt format (the completion is the loss, as axolotl's train_on_inputs: false)."""
+    from datasets import load_dataset
 
-    def __call__(self, features):
-        batch = self.inner(features)
-        mask = batch.get("attention_mask")
-        if mask is not None:
-            self.real += int(mask.sum())
-            self.padded += int(mask.numel())
-        else:
-            self.real += int(batch["input_ids"].numel())
-            self.padded += int(batch["input_ids"].numel())
-        return batch
+    data = load_dataset("json", data_files=spec["data"], split="train")
+    if spec.get("format", "messages") == "messages":
+        return data.select_columns(["messages"])
+    fields = spec.get("fields") or {"prompt": "prompt", "completion": "completion"}
+    template = spec.get("prompt_template") or "{instruction}"
+
+    def pc(row):
+        return {
+            "prompt": template.format(instruction=row[fields["prompt"]]),
+            "completion": row[fields["completion"]],
+        }
+
+    return data.map(pc, remove_columns=data.column_names)
 
 
 def run(spec: dict) -> dict:
     import torch
-    from datasets import load_dataset
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
-    torch.manual_seed(spec.get("seed", 42))
+    seed = spec.get("seed", 42)
+    torch.manual_seed(seed)
     gpu = torch.cuda.is_available()
-    dtype = torch.bfloat16 if gpu else torch.float32
+    bf16 = gpu and torch.cuda.is_bf16_supported()
+    dtype = torch.bfloat16 if bf16 else (torch.float16 if gpu else torch.float32)
     tok = AutoTokenizer.from_pretrained(spec["model"])
-    model = AutoModelForCausalLM.from_pretrained(spec["model"], dtype=dtype, attn_implementation="eager")
-    data = load_dataset("json", data_files=spec["data"], split="train").select_columns(["messages"])
+    model = AutoModelForCausalLM.from_pretrained(
+        spec["model"], dtype=dtype, attn_implementation="eager", device_map={"": 0} if gpu else None
+    )
+    warmup = {"warmup_ratio": spec["warmup_ratio"]} if spec.get("warmup_ratio") else {}
     args = SFTConfig(
         output_dir=spec["output_dir"],
         max_steps=spec["steps"],
         per_device_train_batch_size=spec["micro_batch"],
         gradient_accumulation_steps=spec["accum"],
         learning_rate=spec["lr"],
-        lr_scheduler_type="linear",
-        warmup_steps=0,
+        lr_scheduler_type=spec.get("scheduler", "linear"),
+        warmup_steps=int(spec.get("warmup_steps") or 0),
+        **warmup,
         max_length=spec["sequence_len"],
         packing=False,
         logging_steps=1,
         save_strategy="no",
         report_to=[],
-        bf16=gpu,
+        bf16=bf16,
+        fp16=gpu and not bf16,
         use_cpu=not gpu,
+        gradient_checkpointing=bool(spec.get("gradient_checkpointing")),
         assistant_only_loss=False,
-        seed=spec.get("seed", 42),
+        seed=seed,
         dataloader_num_workers=0,
     )
     peft = LoraConfig(
         r=spec["lora_r"],
         lora_alpha=spec["lora_alpha"],
-        lora_dropout=0.05,
+        lora_dropout=spec.get("lora_dropout", 0.05),
         target_modules=spec["targets"],
         task_type="CAUSAL_LM",
     )
-    trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tok, peft_config=peft)
-    counter = CountingCollator(trainer.data_collator)
-    trainer.data_collator = counter
+    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset(spec), processing_class=tok, peft_config=peft)
+    probe = Probe(Path(spec["output_dir"]) / PROBE_FILE)
+    probe.loaded()
+    instrument(trainer, probe.out, probe)
     if gpu:
         torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
     out = trainer.train()
     seconds = time.perf_counter() - start
+    record = json.loads(probe.out.read_text())
+    timed = steady(record)
     return {
         "steps": out.global_step,
         "train_seconds": seconds,
         "s_per_step": seconds / max(out.global_step, 1),
-        "real_tokens": counter.real,
-        "padded_tokens": counter.padded,
-        "tokens_per_s": counter.real / seconds,
-        "padding_real_share": counter.real / max(counter.padded, 1),
+        "real_tokens": record["tokens"],
+        "padded_tokens": record["slots"],
+        "tokens_per_s": record["tokens"] / seconds,
+        "steady": timed,
+        "padding_real_share": record["tokens"] / max(record["slots"], 1),
         "final_loss": out.training_loss,
         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
         "peak_gpu_gb": torch.cuda.max_memory_allocated() / 1e9 if gpu else None,
+        "memory": record["memory"],
+        "probe": record,
+        "dtype": str(dtype).removeprefix("torch."),
     }
 
 

@@ -1,14 +1,13 @@
-"""The CPU part of `make bench` (every machine): the default recipe vs the seed-style baseline, padding vs
-packing on the Brie data, preflight latency, pipeline stage times, GGUF throughput, judge throughput."""
+"""The CPU part of `make bench` (every machine): the default recipe vs the seed-style baseline, preflight latency,
+pipeline stage times, GGUF throughput, judge throughput. Padding vs packing on the Brie data is bench/packing.py
+(axolotl's own tokenization and multipack sampler)."""
 
 from __future__ import annotations
 
 import json
 import re
 import sys
-import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,6 @@ from core import childenv
 from core.paths import REPO
 from core.settings import DEFAULT_RECIPE
 
-SHARED_BRIE = REPO.parent / "shared" / "brie"
 DEFAULT = DEFAULT_RECIPE
 
 
@@ -105,34 +103,8 @@ def train_vs_baseline(steps: int, work: Path) -> dict[str, Any]:
             "tokens_per_s": b["tokens_per_s"],
             "peak_rss_gb": base["peak_rss_gb"],
             "padding_real_share": b["padding_real_share"],
-            "tokens_method": "counted in the collator",
+            "tokens_method": "counted from the batches its training steps receive (bench/probe.py)",
         },
-    }
-
-
-def packing(micro_batch: int = 2, sequence_len: int = 2048) -> dict[str, Any]:
-    """Real-token share padded (seed: batch 2, no packing) vs first-fit-decreasing packing, on the Brie data."""
-    from data.stats import summarize, tokenize_records
-    from data.tools.data_check import recipe_dataset
-
-    files = [SHARED_BRIE / "sft.val.jsonl", SHARED_BRIE / "sft.train.sample.jsonl"]
-    source = "../shared/brie (75 conversations)"
-    if not all(f.is_file() for f in files):
-        files, source = [REPO / "data/samples/philosophy_chat.train.jsonl"], "repo sample (../shared absent)"
-    merged = Path(tempfile.mkdtemp()) / "data.jsonl"
-    merged.write_text("".join(f.read_text() for f in files))
-    config, ds = recipe_dataset(
-        DEFAULT, merged, "messages", f"--sequence_len={sequence_len} --micro_batch_size={micro_batch}"
-    )
-    s = summarize(tokenize_records(config, ds, merged, "messages"), sequence_len, micro_batch)
-    return {
-        "source": source,
-        "sequence_len": sequence_len,
-        "micro_batch": micro_batch,
-        "records": s["records"],
-        "padded_real_share": s["padding_efficiency"]["real_token_share"],
-        "packed_real_share": s["packing_efficiency"]["real_token_share"],
-        "dropped_over_length": s["over_sequence_len"]["count"],
     }
 
 
@@ -192,40 +164,43 @@ def pipeline(run: Path, quants: list[str], eval_limit: int, work: Path) -> dict[
     }
 
 
-def judge_throughput(concurrencies: list[int], requests: int, repeats: int, work: Path) -> dict[str, Any]:
-    """Requests/s of the judge harness against a local llama.cpp server at several concurrency levels."""
-    from eval.judge import TEMPLATE, Judge
-    from launch.recipe.local_models import gguf_file
-    from launch.recipe.registry import load_recipe
-    from tools.serve.llama_server import serve
+def judge_throughput(
+    concurrencies: list[int], requests: int, repeats: int, work: Path, latency_s: float = 0.2
+) -> dict[str, Any]:
+    """Requests/s of the judge harness (eval.judge.judge_all: threads, retries, the cache file) against a local
+    OpenAI-compatible server that answers each request after `latency_s`, as an API judge does; the ideal at
+    concurrency c is c / latency_s, so the figure shows what the harness loses."""
+    from bench.latency_server import LatencyServer
+    from eval.judge import Judge, judge_all
 
-    model = gguf_file(load_recipe(DEFAULT).meta.local_source)
-    text = TEMPLATE.format(
-        prompt="What is wonder?", a="Wonder is surprise at the ordinary.", b="Wonder is when you are amazed."
-    )
-    out: dict[str, Any] = {"requests": requests}
-    with serve(model, work / "server.log") as url:
-        judge = Judge(
-            "local",
-            {
-                "base_url": url,
-                "model": "local",
-                "key_env": None,
-                "structured": "llama_cpp",
-                "price": {"input": 0, "output": 0},
-            },
-        )
-        judge.ask(text)  # warm-up
+    items = [
+        {"item": f"q{i}", "suite": "bench", "config": "latency", "prompt": f"What is wonder? ({i})"}
+        for i in range(max(1, requests // 2))  # each item is asked in both orders
+    ]
+    texts = {it["item"]: ("Wonder is surprise at the ordinary.", "Wonder is when you are amazed.") for it in items}
+    out: dict[str, Any] = {"requests": 2 * len(items), "latency_s": latency_s, "server": "fixed-latency API stand-in"}
+    with LatencyServer(latency_s) as server:
+        spec = {"base_url": server.url, "model": "latency", "key_env": None, "structured": "json_schema"}
+        judge = Judge("bench", {**spec, "price": {"input": 0, "output": 0}})
+        judge.ask("warm-up")
         for c in concurrencies:
+            runs = iter(range(repeats))
 
-            def once(c=c) -> float:
+            def once(c=c, runs=runs) -> float:
+                cache = work / f"judge-c{c}-{next(runs)}.jsonl"  # a fresh cache: every request is asked
                 t = time.perf_counter()
-                with ThreadPoolExecutor(max_workers=c) as pool:
-                    list(pool.map(lambda _: judge.ask(text), range(requests)))
-                return requests / (time.perf_counter() - t)
+                counts = judge_all(judge, items, texts, cache, "bench", c)
+                seconds = time.perf_counter() - t
+                if counts["asked"] != 2 * len(items) or counts["failed"]:
+                    raise RuntimeError(f"judge harness at concurrency {c}: {counts}")
+                return counts["asked"] / seconds
 
             out[f"concurrency_{c}"] = repeat(once, repeats)
+        out["peak_in_flight"] = server.peak
+    low = min(concurrencies)
+    for c in concurrencies:
+        out[f"speedup_{c}"] = out[f"concurrency_{c}"]["median"] / out[f"concurrency_{low}"]["median"]
     return out
 
 
-__all__ = ["train_vs_baseline", "packing", "preflight", "pipeline", "judge_throughput", "spread"]
+__all__ = ["train_vs_baseline", "preflight", "pipeline", "judge_throughput", "spread"]

@@ -1,11 +1,15 @@
 """`make eval RUN=...`: the held-out generation task through lm-eval, on the HF model (merged, or base +
-adapter) and on each GGUF file of the run (in-process llama.cpp backend). Metrics (the persona seed's):
-exact match, Jaccard, ROUGE-1/2/L/Lsum, corpus BLEU. The task is built from the recipe's held-out split
-(test_datasets) with the chat template applied as in training (none for prompt/completion recipes)."""
+adapter), on each GGUF file of the run (in-process llama.cpp backend) and on the base model alone (the row
+every result is compared with). Metrics (the persona seed's): exact match, Jaccard, ROUGE-1/2/L/Lsum, corpus
+BLEU. The task is built from the recipe's held-out split (test_datasets) with the chat template applied as in
+training (none for prompt/completion recipes). Per-document scores (lm-eval's logged samples) are kept in
+<run>/eval/samples/<backend>.jsonl and named in the manifest's lm_eval section: intervals and paired tests
+resample documents (eval/stats.py)."""
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.metadata as md
 import json
 import shutil
@@ -24,17 +28,22 @@ from data.formats import to_messages
 from data.validate import read_jsonl
 
 TASK = "affinage_heldout"
+BACKENDS = ("hf", "gguf", "base")
 UTILS = Path(__file__).with_name("tasks") / "utils.py"
 
 
 def heldout_docs(run: Path) -> tuple[list[dict[str, str]], bool, str]:
-    """(docs with prompt/reference, apply chat template?, held-out file) from the run's resolved config."""
-    config = yaml.safe_load((run / "config.yaml").read_text())
+    """(docs with prompt/reference, apply chat template?, held-out file) from the run's resolved config; a
+    preference run started from an SFT run is scored on that run's held-out split, as the whole chain is."""
+    from eval.chain import heldout_run
+
+    source = heldout_run(run)
+    config = yaml.safe_load((source / "config.yaml").read_text())
     entries = config.get("test_datasets") or []
     if not entries:
         raise UserError(
             "the run has no held-out split (test_datasets)",
-            Where(run / "config.yaml", key="test_datasets"),
+            Where(source / "config.yaml", key="test_datasets"),
             "give the recipe a test_datasets file (make data-split) and train again",
         )
     ds = entries[0]
@@ -87,6 +96,14 @@ metadata: {{version: 1.0}}
 
 
 def score(model: Any, model_args: str | None, folder: Path, chat: bool, limit: int | None) -> dict[str, float]:
+    return score_docs(model, model_args, folder, chat, limit)[0]
+
+
+def score_docs(
+    model: Any, model_args: str | None, folder: Path, chat: bool, limit: int | None
+) -> tuple[dict[str, float], list[dict[str, Any]]]:
+    """(aggregate metrics, one row per document: its key, prompt, reference, prediction and per-document
+    metrics) from lm-eval's logged samples; the statistics resample the rows (eval/stats.py)."""
     from lm_eval import simple_evaluate
     from lm_eval.tasks import TaskManager
 
@@ -101,10 +118,42 @@ def score(model: Any, model_args: str | None, folder: Path, chat: bool, limit: i
         numpy_random_seed=0,
         torch_random_seed=0,
         device="cuda" if _cuda() else "cpu",
-        batch_size=1,
+        batch_size=batch_size(model),
+        log_samples=True,
     )
     raw = res["results"][TASK]
-    return {k.split(",")[0]: float(v) for k, v in raw.items() if "," in k and "stderr" not in k}
+    scores = {k.split(",")[0]: float(v) for k, v in raw.items() if "," in k and "stderr" not in k}
+    per_doc = [m.name for m in metrics.per_document()]
+    rows = [
+        {
+            "doc": doc_key(s["doc"]),
+            "doc_id": s["doc_id"],
+            "prompt": s["doc"]["prompt"],
+            "reference": s["doc"]["reference"],
+            "prediction": s["filtered_resps"][0],
+            "metrics": {k: float(s[k]) for k in per_doc if k in s},
+        }
+        for s in sorted(res.get("samples", {}).get(TASK, []), key=lambda s: s["doc_id"])
+    ]
+    return scores, rows
+
+
+def doc_key(doc: dict[str, str]) -> str:
+    """A document's identity across runs and backends: the same prompt and reference are the same document."""
+    return hashlib.sha256(f"{doc['prompt']}\x00{doc['reference']}".encode()).hexdigest()[:16]
+
+
+def write_samples(run: Path, backend: str, rows: list[dict[str, Any]]) -> str:
+    path = run / "eval" / "samples" / (backend.replace(":", "-") + ".jsonl")
+    atomic.write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    return rundir.relpath(path, run)
+
+
+def read_samples(run: Path, rel: str) -> list[dict[str, Any]]:
+    path = Path(run) / rel
+    if not path.is_file():
+        raise UserError("per-document scores are missing", Where(path), f"run make eval RUN={run} again")
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def _cuda() -> bool:
@@ -113,25 +162,51 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
+def batch_size(model: Any) -> int | str:
+    """lm-eval's HF backend on a GPU finds the largest batch that fits ("auto"); elsewhere one document at a time."""
+    return "auto" if model == "hf" and _cuda() else 1
+
+
+def hf_dtype(run: Path) -> str:
+    """The HF backend's dtype: the recipe's on a GPU (bf16 where the recipe and the GPU have it, else fp16), so a
+    27B/32B model fits and runs at speed; float32 on CPU, where bf16 matmuls are slow."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return "float32"
+    config = yaml.safe_load((Path(run) / "config.yaml").read_text()) or {}
+    return "bfloat16" if config.get("bf16") in (True, "auto") and torch.cuda.is_bf16_supported() else "float16"
+
+
 def evaluate(
     run: Path, backends: list[str], limit: int | None = None, max_gen_toks: int = 128, log=print
 ) -> LmEvalSection:
+    """Score the run's model on its held-out documents with each backend: hf (the fine-tune), gguf (each GGUF
+    file) and base (the base model alone: the row every result is compared with)."""
+    unknown = sorted(set(backends) - set(BACKENDS))
+    if unknown:
+        raise UserError(
+            f"unknown backend(s): {', '.join(unknown)}", Where(key="BACKENDS"), f"one of: {', '.join(BACKENDS)}"
+        )
     m = manifest.read(run)
     docs, chat, source = heldout_docs(run)
     folder = run / "eval" / "task"
     hashes = write_task(folder, docs, max_gen_toks)
-    results = []
+    results, samples, base = [], {}, None
+
+    def scored(backend: str, model: Any, args: str | None) -> dict[str, float]:
+        scores, rows = score_docs(model, args, folder, chat, limit)
+        samples[backend] = write_samples(run, backend, rows)
+        return scores
+
+    dtype = hf_dtype(run)
     if "hf" in backends:
         if m.merge is not None:
-            args = f"pretrained={run / m.merge.path},dtype=float32"
+            args = f"pretrained={run / m.merge.path},dtype={dtype}"
         else:
-            args = f"pretrained={m.train.base_model.path},peft={rundir.final_adapter(run)},dtype=float32"
+            args = f"pretrained={m.train.base_model.path},peft={rundir.final_adapter(run)},dtype={dtype}"
         log(f"lm-eval (hf): {args}")
-        results.append(
-            EvalResult(
-                task=f"{TASK} (hf)", backend="hf", dataset=source, metrics=score("hf", args, folder, chat, limit)
-            )
-        )
+        results.append(EvalResult(task=f"{TASK} (hf)", backend="hf", dataset=source, metrics=scored("hf", "hf", args)))
     if "gguf" in backends and m.gguf is not None:
         from eval.gguf_lm import GGUFLM
 
@@ -139,12 +214,21 @@ def evaluate(
             lm = GGUFLM(run / m.gguf.path / info.file)
             log(f"lm-eval (gguf {kind}): {info.file}")
             try:
-                scores = score(lm, None, folder, chat, limit)
+                scores = scored(f"gguf:{kind}", lm, None)
             finally:
                 lm.close()
             results.append(
                 EvalResult(task=f"{TASK} (gguf {kind})", backend=f"gguf:{kind}", dataset=source, metrics=scores)
             )
+    if "base" in backends:
+        from eval.chain import origin_base
+
+        # the chain's root model: for a DPO run on an SFT run, the original base, not the SFT weights it loads
+        args = f"pretrained={origin_base(run)[1]},dtype={dtype}"
+        log(f"lm-eval (base model, same documents): {args}")
+        base = EvalResult(task=f"{TASK} (base)", backend="base", dataset=source, metrics=scored("base", "hf", args))
+    elif m.lm_eval and m.lm_eval.base and m.lm_eval.task_files == hashes and m.lm_eval.limit == limit:
+        base, samples["base"] = m.lm_eval.base, m.lm_eval.samples.get("base", "")  # same documents: still valid
     section = LmEvalSection(
         results=results,
         version=md.version("lm_eval"),
@@ -156,6 +240,8 @@ def evaluate(
         sampling={"do_sample": False, "max_gen_toks": max_gen_toks},
         seed=0,
         at=rundir.utc_now(),
+        base=base,
+        samples={k: v for k, v in samples.items() if v},
     )
     manifest.write_sections(run, lm_eval=section)
     return section
@@ -164,7 +250,7 @@ def evaluate(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     cli.add_run_arguments(parser)
-    parser.add_argument("--backends", default=None, help="hf,gguf (default: BACKENDS, else both)")
+    parser.add_argument("--backends", default=None, help="hf,gguf,base (default: BACKENDS, else all three)")
     parser.add_argument("--limit", type=int, default=None, help="documents to score (default: LIMIT, else all)")
     parser.add_argument("--max-gen-toks", type=int, default=None, help="(default: MAX_NEW_TOKENS, else 128)")
     ns = parser.parse_args(argv)
@@ -174,11 +260,11 @@ def main(argv: list[str] | None = None) -> int:
         run = cli.run_from(ns, s)
         section = evaluate(
             run,
-            (ns.backends or s.backends or "hf,gguf").split(","),
+            [b.strip() for b in (ns.backends or s.backends or "hf,gguf,base").split(",") if b.strip()],
             ns.limit or s.limit or None,
             ns.max_gen_toks or s.max_new_tokens or 128,
         )
-        for r in section.results:
+        for r in [*section.results, *([section.base] if section.base else [])]:
             print(f"{r.task:32s} " + "  ".join(f"{m.label} {m.show(r.metrics.get(m.name))}" for m in metrics.METRICS))
 
     return cli.main(body)

@@ -7,6 +7,11 @@ without this every rank got process_index 0 and num_processes 1, wrote the same 
 the whole dataset. (Measured alternatives: ACCELERATE_USE_CPU=true turns DeepSpeed off; a pre-built
 PartialState(backend="gloo") with accelerator_config.use_configured_state is accepted, but the Trainer then saves
 as one process and the adapter's sharded tensors come out empty.) GPUs never take this path.
+load_datasets (the last hook that sees axolotl's normalized config before the model loader reads it): on CPU ranks
+of a plain DDP run, drop the device map. axolotl's normalize_config gives every multi-process run
+device_map {"": LOCAL_RANK}, a CUDA device index, even after its own choose_device() cleared it for accelerate
+(ACCELERATE_USE_CPU=true, which DDP on CPU needs to join a gloo group); rank 1 then asks for cuda:1. Without a
+device map the model loads on the CPU and the Trainer's DDP wraps it. ZeRO-3 and FSDP set no device map.
 post_trainer_create: checks that the Trainer sees the real ranks, so a broken backend is an error, not a guess.
 on_train_end: every rank writes a fingerprint of its (ZeRO-3-gathered) trainable weights.
 """
@@ -79,9 +84,26 @@ class _WriteFingerprint(TrainerCallback):
         os.replace(tmp, out / f"rank{rank}.json")
 
 
+def cpu_device_map(cfg) -> bool:
+    """Clear the CUDA device map axolotl sets for a multi-process run when the ranks are CPU processes (plain
+    DDP: ZeRO-3 and FSDP place the model themselves). Returns whether it applied."""
+    import torch
+
+    if torch.cuda.is_available() or (cfg.world_size or 1) <= 1 or cfg.deepspeed or cfg.fsdp_config:
+        return False
+    if isinstance(cfg.device_map, dict) and all(isinstance(v, int) for v in cfg.device_map.values()):
+        cfg.device_map = None
+        return True
+    return False
+
+
 class RankFingerprintPlugin(BasePlugin):
     def register(self, cfg):
         name_gloo_for_cpu_ranks()
+
+    def load_datasets(self, cfg, preprocess=False):
+        cpu_device_map(cfg)
+        return None  # axolotl loads the datasets itself
 
     def post_trainer_create(self, cfg, trainer):
         s = settings.load()

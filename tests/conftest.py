@@ -1,4 +1,10 @@
-"""Shared test set-up: offline, no telemetry, outputs in a temp dir, helpers to run our CLIs."""
+"""Shared test set-up: offline, no telemetry, outputs in a temp dir, helpers to run our CLIs.
+
+The CPU tests run on the CPU on every machine: CUDA is hidden (CUDA_VISIBLE_DEVICES="") before anything imports
+torch, and the launch variables of the machine (DEVICE, GPUS, NODES, a RunPod cluster's env) are dropped, so
+`make test` on a GPU workstation or a pod takes the same path as on a laptop. Tests that need CUDA are marked
+`gpu`; they are skipped, with the reason printed, where torch sees no CUDA device with the machine's own
+visibility, and run their GPU work in a child process given that visibility back (`gpu_env`)."""
 
 from __future__ import annotations
 
@@ -19,8 +25,123 @@ OFFLINE = {
     "TOKENIZERS_PARALLELISM": "false",
     "HF_HUB_DISABLE_PROGRESS_BARS": "1",
 }
+# what this machine would make a command train on; the CPU tests must not inherit it
+MACHINE_VARS = (
+    "DEVICE",
+    "GPUS",
+    "NODES",
+    "NODE_RANK",
+    "NUM_NODES",
+    "NUM_TRAINERS",
+    "PRIMARY_ADDR",
+    "PRIMARY_PORT",
+    "MASTER_ADDR",
+    "MASTER_PORT",
+    "WORLD_SIZE",
+    "RANK",
+    "LOCAL_RANK",
+    "CPU_PROCS",
+    "STRATEGY",
+)
+REAL_CUDA_VISIBLE = os.environ.get("CUDA_VISIBLE_DEVICES")  # None: every device
+for _name in MACHINE_VARS:
+    os.environ.pop(_name, None)
+os.environ["CUDA_VISIBLE_DEVICES"] = ""  # before torch is imported: torch.cuda.is_available() is False
 os.environ.update(OFFLINE)
 SHARED = REPO.parent / "shared"
+CUDA_PROBE = "import torch, json; print(json.dumps([torch.cuda.is_available(), torch.cuda.device_count()]))"
+
+
+def gpu_env(**extra: str) -> dict[str, str]:
+    """The environment for a GPU test's child process: this one with the machine's own CUDA visibility."""
+    env = {**os.environ, **OFFLINE, "PYTHONPATH": str(REPO), **extra}
+    env.pop("CUDA_VISIBLE_DEVICES")
+    if REAL_CUDA_VISIBLE is not None:
+        env["CUDA_VISIBLE_DEVICES"] = REAL_CUDA_VISIBLE
+    return env
+
+
+def cuda_probe() -> tuple[bool, str]:
+    """(whether torch sees a CUDA device with the machine's own visibility, what it saw), in a child process:
+    this process has CUDA hidden for good once torch is imported."""
+    import json
+
+    proc = subprocess.run(
+        [sys.executable, "-c", CUDA_PROBE], env=gpu_env(), capture_output=True, text=True, timeout=300
+    )
+    if proc.returncode != 0:
+        return False, f"torch did not start: {proc.stderr.strip().splitlines()[-1:]}"
+    available, count = json.loads(proc.stdout.strip().splitlines()[-1])
+    shown = "all" if REAL_CUDA_VISIBLE is None else repr(REAL_CUDA_VISIBLE)
+    return bool(available and count), f"torch sees {count} CUDA device(s) (CUDA_VISIBLE_DEVICES={shown})"
+
+
+def gpu_skip_reason(probe=cuda_probe) -> str | None:
+    """Why the GPU tests cannot run here, or None when they can."""
+    available, seen = probe()
+    return None if available else f"GPU test: no CUDA device here ({seen})"
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "gpu: needs a CUDA device; skipped with the reason printed where there is none")
+
+
+def pytest_report_header(config):
+    return (
+        "CPU tests: CUDA hidden (CUDA_VISIBLE_DEVICES=''), DEVICE/GPUS/NODES/... of this machine dropped; "
+        "GPU tests are marked gpu"
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    gpu_items = [i for i in items if i.get_closest_marker("gpu")]
+    if not gpu_items:
+        return
+    reason = gpu_skip_reason()
+    print(f"\nGPU tests ({len(gpu_items)}): " + (reason or "CUDA present, they run"))
+    if reason:
+        for item in gpu_items:
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def git(cwd: Path, *args: str) -> str:
+    cmd = [
+        "git",
+        "-c",
+        "user.name=affinage tests",
+        "-c",
+        "user.email=tests@affinage.invalid",
+        "-c",
+        "init.defaultBranch=main",
+    ]
+    return subprocess.run([*cmd, *args], cwd=cwd, check=True, capture_output=True, text=True, timeout=60).stdout.strip()
+
+
+def pushed_checkout(root: Path, files: dict[str, str] | None = None) -> tuple[Path, Path]:
+    """(a clean checkout whose commit is on its remote, that remote: a bare repo in `root`)."""
+    remote, work = root / "remote.git", root / "checkout"
+    root.mkdir(parents=True, exist_ok=True)
+    git(root, "init", "-q", "--bare", str(remote))
+    git(root, "init", "-q", str(work))
+    for name, text in (files or {"README.md": "a checkout for the tests\n"}).items():
+        (work / name).parent.mkdir(parents=True, exist_ok=True)
+        (work / name).write_text(text)
+    git(work, "add", "-A")
+    git(work, "commit", "-q", "-m", "tests")
+    git(work, "remote", "add", "origin", str(remote))
+    git(work, "push", "-q", "-u", "origin", "HEAD:main")
+    return work, remote
+
+
+@pytest.fixture(scope="session", autouse=True)
+def clean_source_checkout(tmp_path_factory):
+    """make runpod-up bootstraps a pod from the checkout's pushed commit and refuses a dirty or unpushed checkout;
+    this working tree is neither while it is being worked on, so the commands under test (and their child
+    processes) take a clean clone of a local bare remote instead (SOURCE_CHECKOUT). tests/test_bootstrap.py covers
+    the refusals and the bootstrap against a local remote."""
+    work, _ = pushed_checkout(tmp_path_factory.mktemp("source"))
+    os.environ["SOURCE_CHECKOUT"] = str(work)
+    return work
 
 
 @pytest.fixture

@@ -38,7 +38,11 @@ def test_bench_quick_smoke(outputs):
     o, b = report["training"]["ours"], report["training"]["baseline"]
     assert o["s_per_step"]["median"] > 0 and b["s_per_step"]["median"] > 0
     assert o["peak_rss_gb"]["median"] > 0.1 and b["peak_rss_gb"]["median"] > 0.1
-    assert 0 < report["packing"]["padded_real_share"] < report["packing"]["packed_real_share"] <= 1
+    packing = report["packing"]
+    if str(packing.get("status", "")).startswith("not measured"):  # a clone without ../shared/brie
+        print(f"packing: {packing['status']}")
+    else:
+        assert 0 < packing["padded_real_share"] < packing["packed_real_share"] <= 1
     assert set(report["pipeline"]["stages"]) == {"merge_s", "gguf_convert_s", "gguf_quantize_s", "eval_s"}
     assert report["pipeline"]["stages"]["merge_s"]["n"] == 1 and report["meta"]["repeats"] == 1
     assert report["judge"]["concurrency_1"]["median"] > 0

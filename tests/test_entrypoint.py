@@ -129,3 +129,27 @@ def test_a_new_pod_on_the_same_volume_resumes_the_run(tiny_model, tmp_path):
     assert f"resuming the unfinished run {run}" in second.stdout
     m = run_manifest.read(run)
     assert m.status == "completed" and m.resumes[-1].step == 2 and m.train.summary.global_step == 6
+
+
+@pytest.mark.parametrize("rank, deleted", [("0", True), ("1", False)])
+def test_on_a_cluster_node_0_deletes_the_cluster_and_the_others_leave_it(tmp_path, rank, deleted):
+    """A cluster cannot stop: ON_FINISH deletes it (REST API v2), from node 0 only; no pod is stopped."""
+    outputs = tmp_path / "volume"
+    with RunPodServer() as server:
+        serve_pod(server)
+        server.state.clusters["c1"] = {"id": "c1", "name": "affinage-x-20261201-000000-abcd"}
+        server.state.cluster_pods["c1"] = []
+        env = pod_env(
+            server,
+            outputs,
+            RECIPE="",  # fails before training, so the end is reached at once
+            RUNPOD_REST_URL=server.url,
+            CLUSTER_NAME="affinage-x-20261201-000000-abcd",
+            NODE_RANK=rank,
+            ON_FINISH="terminate",
+        )
+        proc = run_cli(ENTRYPOINT, env=env, timeout=120)
+        assert proc.returncode == 2 and "RECIPE is not set" in proc.stdout
+        assert ("c1" not in server.state.clusters) == deleted and not server.state.ops("podStop")
+        said = "cluster c1 (affinage-x-20261201-000000-abcd): delete requested" if deleted else "node 0 deletes cluster"
+        assert said in proc.stdout

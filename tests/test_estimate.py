@@ -120,3 +120,35 @@ def test_make_plan_prints_the_launch_and_refuses_what_does_not_fit():
 
     unknown = run_cli("launch.preflight.plan", "qwen3-32b", env={"GPU": "Z100"})
     assert unknown.returncode == 2 and "gpus.yaml" in unknown.stderr and "Traceback" not in unknown.stderr
+
+
+def test_the_plan_says_where_its_strategy_has_run_and_what_evaluation_needs():
+    from launch.preflight.plan import TESTED, UNTESTED, make_plan, report
+
+    ddp = make_plan("llama31-8b-instruct", "H100", 2)
+    text = report(ddp)
+    assert ddp.launch.strategy == "ddp" and f"tested: ddp: {TESTED['ddp']}" in text and "NCCL) not yet measured" in text
+    fsdp = report(make_plan("llama31-8b-instruct", "H100", 2, strategy="fsdp"))
+    assert f"tested: fsdp: {UNTESTED}" in fsdp
+    e = ddp.evaluation
+    kv = 16 * (256 + 256) * 2 * 32 * (8 * 128) * 2  # batch x tokens x (k, v) x layers x (8 kv heads x 128) x bf16
+    assert ddp.model.kv_dim == 1024
+    assert e.memory_gib == pytest.approx(1.05 * (ddp.model.params * 2 + kv) / GIB + 1)
+    prompts, docs, max_new = ddp.eval_counts
+    assert (prompts, max_new) == (9, 256) and docs > 0  # the personas suite, the recipe's sampling
+    step = ddp.model.params * 2 / (3350 * 1e9)  # H100: a decode step reads the weights once
+    assert e.judge_s == pytest.approx(2 * 1 * max_new * step) and e.lmeval_s == pytest.approx(docs * 128 * step)
+    assert "evaluation (after training, on one H100, bf16)" in text and "llama.cpp" in text
+
+
+def test_the_volume_is_the_disk_estimate_plus_a_fifth_in_tens():
+    assert est.volume_gb(8.0) == 10 and est.volume_gb(8.4) == 20 and est.volume_gb(150) == 180
+
+
+def test_memory_bandwidth_comes_from_the_gpu_table():
+    rows = est.gpu_table()["gpus"]
+    assert all(row["hbm_gb_per_s"] > 0 for row in rows.values()) and rows["H200"]["hbm_gb_per_s"] == 4800
+    m = est.Model(params=8e9, trainable=0, quantizable=0, hidden=4096, intermediate=1, layers=32, heads=32, vocab=1)
+    assert est.evaluation(m, rows["L4"], 10, 10, 256).bandwidth == 300
+    older = {k: v for k, v in rows["L4"].items() if k != "hbm_gb_per_s"}  # a GPU_TABLE copy without the column
+    assert est.evaluation(m, older, 10, 10, 256).bandwidth == est.DEFAULT_HBM_GB_PER_S

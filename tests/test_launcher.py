@@ -212,8 +212,15 @@ def test_bad_topology_is_a_clear_error(env, gpus_found, device, message):
 
 def test_strategies_that_cannot_run_on_cpu_are_refused():
     cpu = topology.detect("cpu", settings.load({"CPU_PROCS": "2"}), 0)
-    for name in ("ddp", "zero2", "fsdp"):
+    for name in ("zero1", "zero2", "fsdp"):
         with pytest.raises(UserError, match="cannot run on CPU"):
             dist.choose_strategy(name, cpu, "lora", None)
+    # DDP runs on CPU (tests/test_ddp_cpu.py): accelerate joins gloo, the rank plugin drops the CUDA device map
+    lc = dist.plan_launch({"base_model": "x"}, CFG, cpu, "lora", "ddp", None)
+    assert (
+        lc.strategy == "ddp"
+        and lc.env["ACCELERATE_USE_CPU"] == "true"
+        and dist.RANK_PLUGIN in lc.config_keys["plugins"]
+    )
     with pytest.raises(UserError, match="unknown distributed strategy 'zero4'"):
         dist.choose_strategy("zero4", cpu, "lora", None)

@@ -1,10 +1,13 @@
 """make runpod-* through the real runpod SDK, pointed (RUNPOD_API_BASE_URL) at a local GraphQL server on
-127.0.0.1: what the SDK sends (image, GPU type/count, disks from the plan, env without secrets, what happens
-when training ends), retries on gateway errors and dropped connections, clear errors; and the Dockerfile,
-runpod.toml, gpus.yaml and the plan agree with each other."""
+127.0.0.1: what the SDK sends (axolotl's image with the bootstrap of the checkout's pushed commit, or a pre-built
+IMAGE=; GPU type/count, disks from the plan, env without secrets, what happens when training ends, a name per run),
+retries on gateway errors and dropped connections without creating twice or picking up an older pod, clear
+errors; and the Dockerfile, runpod.toml, gpus.yaml and the plan agree with each other. Clusters (NODES>1):
+tests/test_runpod_clusters.py; the bootstrap itself: tests/test_bootstrap.py."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -17,13 +20,15 @@ import yaml
 from core.errors import UserError
 from core.paths import REPO
 from launch.cloud.runpod.spec import SECRET_REF, check_env_value, load_project
+from launch.cloud.source import BOOTSTRAP, DOCKER_ARGS
 from launch.preflight.plan import CONTAINER_DISK_GB, make_plan
-from tests.conftest import run_cli
+from tests.conftest import git, pushed_checkout, run_cli
 from tests.runpod_server import RunPodServer
 
 KEY = "rp-fake-key-for-tests-only-0000"
 HF_TOKEN = "hf_fake-token-for-tests-only-0123-4567"
 RECIPE = "llama31-8b-instruct"
+NAME = re.compile(r"^affinage-llama31-8b-instruct-\d{8}-\d{6}-[0-9a-f]{4}$")  # per run, not per recipe
 
 
 @pytest.fixture
@@ -55,18 +60,25 @@ def test_up_sends_the_planned_pod_without_secrets(runpod, outputs):
     sent = runpod.state.ops("podFindAndDeployOnDemand")[0]
     args = sent["args"]
     assert sent["auth"] == f"Bearer {KEY}" and sent["path"] == "/graphql"
-    assert args["imageName"] == project.base_image
+    assert args["imageName"] == project.base_image and project.base_image.startswith("axolotlai/axolotl-cloud:")
+    assert NAME.match(args["name"]) and args["dockerArgs"] == DOCKER_ARGS
     assert args["gpuTypeId"] == "NVIDIA H100 80GB HBM3" and args["gpuCount"] == 1 and args["cloudType"] == "SECURE"
     assert args["containerDiskInGb"] == CONTAINER_DISK_GB and args["volumeInGb"] == plan.volume_gb >= 30
-    assert args["volumeMountPath"] == "/workspace" and args["ports"] == "22/tcp"
+    assert args["volumeMountPath"] == "/runpod-volume" and args["ports"] == "22/tcp"
     env = {e["key"]: e["value"] for e in args["env"]}
     assert env["RECIPE"] == RECIPE and env["PUSH_REPO"] == "me/brie-8b" and env["ON_FINISH"] == "stop"
-    assert env["HF_TOKEN"] == "{{ RUNPOD_SECRET_HF_TOKEN }}" and env["OUTPUTS"] == "/workspace/outputs"
+    assert env["HF_TOKEN"] == "{{ RUNPOD_SECRET_HF_TOKEN }}" and env["OUTPUTS"] == "/runpod-volume/outputs"
+    checkout = os.environ["SOURCE_CHECKOUT"]  # a clean clone of a local bare remote (tests/conftest.py)
+    assert env["AFFINAGE_COMMIT"] == git(checkout, "rev-parse", "HEAD")
+    assert env["AFFINAGE_REPO"] == git(checkout, "remote", "get-url", "origin")
+    assert base64.b64decode(env["AFFINAGE_BOOT"]) == BOOTSTRAP.read_bytes()
     for req in runpod.state.requests:
         assert HF_TOKEN not in req["query"] and KEY not in req["query"]
     assert f"${plan.usd:.2f}" in proc.stdout and "ON_FINISH=stop" in proc.stdout
     record = (outputs / "pods" / "pod001.json").read_text()
-    assert json.loads(record)["request"]["gpu_type_id"] == "NVIDIA H100 80GB HBM3"
+    assert (
+        json.loads(record)["request"]["gpu_type_id"] == "NVIDIA H100 80GB HBM3" and json.loads(record)["kind"] == "pod"
+    )
     assert HF_TOKEN not in record + proc.stdout + proc.stderr and KEY not in record + proc.stdout + proc.stderr
     assert (outputs / "pods" / "LATEST").read_text().strip() == "pod001"
 
@@ -75,9 +87,9 @@ def test_dry_run_prints_the_sdk_request_and_sends_nothing(runpod, outputs):
     proc = runpod_cli("up", rp_env(runpod, RECIPE=RECIPE, GPU="A100-80GB", NETWORK_VOLUME="vol1"), "--dry-run")
     assert proc.returncode == 0, proc.stderr
     assert runpod.state.requests == [] and not (outputs / "pods").exists()
-    text = proc.stdout.split("would send:", 1)[1]
+    text = proc.stdout.split("would be sent (pod):", 1)[1]
     assert "podFindAndDeployOnDemand" in text and 'gpuTypeId: "NVIDIA A100 80GB PCIe"' in text
-    assert 'networkVolumeId: "vol1"' in text and "volumeInGb: 0" in text
+    assert 'networkVolumeId: "vol1"' in text and "volumeInGb: 0" in text and f'dockerArgs: "{DOCKER_ARGS}"' in text
     assert '{ key: "ON_FINISH", value: "terminate" }' in text  # outputs on a network volume outlive the pod
     assert "estimated: ~" in proc.stdout
 
@@ -104,7 +116,7 @@ def test_status_logs_and_down(runpod, outputs, tmp_path):
         "tail",
         "-n",
         "200",
-        "/workspace/outputs/pods/pod001.log",
+        "/runpod-volume/outputs/pods/pod001.log",
     ]
 
     down = runpod_cli("down", env)  # the pod's own volume holds the outputs: stop, keep the volume
@@ -116,13 +128,28 @@ def test_status_logs_and_down(runpod, outputs, tmp_path):
 
 
 def test_retries_gateway_errors_and_never_creates_twice(runpod, outputs):
+    # older pods of the same recipe (the per-recipe name of before, and an earlier run's): never picked up
+    for pid, name in (
+        ("old1", "affinage-llama31-8b-instruct"),
+        ("old2", "affinage-llama31-8b-instruct-20261130-080000-0a1b"),
+    ):
+        runpod.state.pods[pid] = {"id": pid, "name": name, "desiredStatus": "EXITED", "volumeInGb": 50}
     # a 503 page on the GPU lookup, then the create's reply is lost after the pod was made
     runpod.state.fail_next = [503, None, "lost"]
     proc = runpod_cli("up", rp_env(runpod, RECIPE=RECIPE, GPU="H100"))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "retry 1/3" in proc.stdout
-    assert len(runpod.state.pods) == 1 and len(runpod.state.ops("podFindAndDeployOnDemand")) == 1
-    assert (outputs / "pods" / "LATEST").read_text().strip() == "pod001"
+    assert len(runpod.state.pods) == 3 and len(runpod.state.ops("podFindAndDeployOnDemand")) == 1
+    [made] = runpod.state.ops("podFindAndDeployOnDemand")
+    assert (outputs / "pods" / "LATEST").read_text().strip() == "pod003" and NAME.match(made["args"]["name"])
+    assert runpod.state.pods["pod003"]["name"] == made["args"]["name"]
+
+
+def test_every_run_gets_its_own_pod_name(runpod, outputs):
+    env = rp_env(runpod, RECIPE=RECIPE, GPU="H100")
+    assert runpod_cli("up", env).returncode == 0 and runpod_cli("up", env).returncode == 0
+    names = [r["args"]["name"] for r in runpod.state.ops("podFindAndDeployOnDemand")]
+    assert len(set(names)) == 2 and all(NAME.match(n) for n in names)
 
 
 def test_bounded_retries_then_a_clear_error(runpod, outputs):
@@ -140,11 +167,11 @@ def test_bounded_retries_then_a_clear_error(runpod, outputs):
         (
             {},
             "error:There are no longer any instances available with the requested specifications.",
-            "RunPod API error while creating pod affinage-llama31-8b-instruct: There are no longer any instances",
+            "RunPod API error while creating pod affinage-llama31-8b-instruct-",
         ),
         ({"RUNPOD_API_KEY": ""}, None, "RUNPOD_API_KEY is not set"),
         ({"GPU": "B300"}, None, "B300"),
-        ({"NODES": "2"}, None, "no Instant Cluster call"),
+        ({"NODES": "2"}, None, "NODES=2 without NETWORK_VOLUME"),
         ({"ARGS": '--lora_r=8 --hub_model_id="x"'}, None, "ARGS contains a quote, backslash or line break"),
         ({"RECIPE": "qwen3-32b", "GPU": "RTX3090"}, None, "does not fit on 1 x RTX3090"),
         ({"CLOUD": "SPOT"}, None, "CLOUD must be SECURE, COMMUNITY or ALL"),
@@ -172,10 +199,37 @@ def test_template_from_the_project_file(runpod, outputs):
     assert proc.returncode == 0, proc.stderr
     args = runpod.state.ops("saveTemplate")[0]["args"]
     project = load_project().project
-    assert args["imageName"] == project.base_image and args["volumeMountPath"] == "/workspace"
+    assert args["imageName"] == project.base_image and args["volumeMountPath"] == "/runpod-volume"
     assert args["containerDiskInGb"] == project.container_disk_size_gb and args["ports"] == "22/tcp"
-    assert args["dockerArgs"] == "" and args["isServerless"] is False  # the image's CMD runs the entrypoint
-    assert {e["key"] for e in args["env"]} == set(project.env_vars) and HF_TOKEN not in json.dumps(args)
+    assert args["dockerArgs"] == DOCKER_ARGS and args["isServerless"] is False  # the bootstrap on axolotl's image
+    boot = {"AFFINAGE_BOOT", "AFFINAGE_COMMIT", "AFFINAGE_REPO"}
+    assert {e["key"] for e in args["env"]} == set(project.env_vars) | boot and HF_TOKEN not in json.dumps(args)
+
+
+def test_a_prebuilt_image_is_the_fast_path(runpod, outputs, tmp_path):
+    dirty, _ = pushed_checkout(tmp_path / "dirty")
+    (dirty / "README.md").write_text("edited, not committed\n")  # not consulted: the image holds the code
+    env = rp_env(runpod, RECIPE=RECIPE, GPU="H100", IMAGE="ghcr.io/me/affinage:abc123", SOURCE_CHECKOUT=str(dirty))
+    proc = runpod_cli("up", env)
+    assert proc.returncode == 0, proc.stderr
+    args = runpod.state.ops("podFindAndDeployOnDemand")[0]["args"]
+    assert args["imageName"] == "ghcr.io/me/affinage:abc123" and args["dockerArgs"] == ""
+    assert not {e["key"] for e in args["env"]} & {"AFFINAGE_BOOT", "AFFINAGE_COMMIT", "AFFINAGE_REPO"}
+    tpl = runpod_cli("template", env)
+    assert tpl.returncode == 0 and runpod.state.ops("saveTemplate")[0]["args"]["dockerArgs"] == ""
+
+
+@pytest.mark.parametrize(
+    "change, message", [("edit", "has changes that are not committed"), ("commit", "is not on any branch")]
+)
+def test_a_dirty_or_unpushed_checkout_is_refused(runpod, outputs, tmp_path, change, message):
+    work, _ = pushed_checkout(tmp_path / "src")
+    (work / "README.md").write_text("changed\n")
+    if change == "commit":
+        git(work, "commit", "-q", "-am", "not pushed")
+    proc = runpod_cli("up", rp_env(runpod, RECIPE=RECIPE, GPU="H100", SOURCE_CHECKOUT=str(work)), "--dry-run")
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
+    assert "make image" in proc.stderr and "git push" in proc.stderr and runpod.state.requests == []
 
 
 def test_dockerfile_runpod_toml_gpus_and_plan_agree():
@@ -184,6 +238,7 @@ def test_dockerfile_runpod_toml_gpus_and_plan_agree():
     raw = tomllib.loads((REPO / "runpod.toml").read_text())
     project = load_project().project
     image = re.search(r"^ARG AXOLOTL_IMAGE=axolotlai/axolotl-cloud:(\S+)$", docker, re.M).group(1)
+    assert project.base_image == f"axolotlai/axolotl-cloud:{image}"  # pods start from the Dockerfile's base
     version, py, cuda, torch_v = re.fullmatch(r"([\d.]+)-py([\d.]+)-cu(\d+)-([\d.]+)", image).groups()
     assert f"axolotl=={version}\n" in constraints and f"torch=={torch_v}\n" in constraints
     assert py == raw["runtime"]["python_version"] == "3.11"
@@ -193,6 +248,8 @@ def test_dockerfile_runpod_toml_gpus_and_plan_agree():
     assert env["OUTPUTS"] == project.env_vars["OUTPUTS"] and env["HF_HOME"] == project.env_vars["HF_HOME"]
     assert env["OUTPUTS"].startswith(mount + "/") and env["HF_HOME"].startswith(mount + "/")
     assert not re.search(r"WORKDIR\s+" + re.escape(mount), docker)  # the volume mount would hide the repo
+    assert mount != "/workspace"  # where axolotl's newer images keep their Python environment
+    assert "SETUP_MODE=image" in docker  # inside the image, set-up replaces nothing it provides
     assert '"-m", "launch.cloud.runpod.entrypoint"]' in docker.splitlines()[-1]
     for line in docker.splitlines():  # no credential as build arg or layer env
         if re.match(r"\s*(ARG|ENV)\b", line):
@@ -205,5 +262,3 @@ def test_dockerfile_runpod_toml_gpus_and_plan_agree():
     }
     assert set(project.gpu_types) <= gpu_ids
     assert project.container_disk_size_gb == CONTAINER_DISK_GB and "22/tcp" in project.port_list
-    makefile = (REPO / "Makefile").read_text()
-    assert "runpod.toml" in makefile.split("\nimage:", 1)[1].split("\n\n", 1)[0]

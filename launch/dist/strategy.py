@@ -4,6 +4,7 @@ FSDP), the config keys it adds, and the one command line (plus environment) that
 1 process: `axolotl train cfg --launcher python`. More: `axolotl train cfg --launcher torchrun -- <torchrun
 args>`, torchrun being the launcher axolotl itself wraps; the DeepSpeed JSONs live in launch/deepspeed/.
 """
+
 from __future__ import annotations
 
 import os
@@ -14,8 +15,9 @@ from typing import Any
 
 from core import settings
 from core.errors import UserError, Where
-from core.settings import STRATEGIES as _ALL, Settings
 from core.paths import REPO
+from core.settings import STRATEGIES as _ALL
+from core.settings import Settings
 from launch.dist.topology import RUNPOD_NCCL_IFNAME, Topology
 
 DEEPSPEED_DIR = Path(__file__).with_name("deepspeed")
@@ -28,10 +30,9 @@ GLOO_ZERO3 = "zero3-gloo.json"
 STRATEGIES = _ALL  # ("auto", "none", "ddp", *ZERO, "fsdp"), one list for settings, meta and the launcher
 RANK_PLUGIN = "launch.rank_plugin.RankFingerprintPlugin"
 DDP_TIMEOUT_S = 3600  # a ZeRO-3 gather-and-save of a 32B model can outlast the 30-minute default
-# Measured: on CPU (gloo) only ZeRO-3 runs with stock axolotl (README, "On CPU").
+# Measured on CPU (gloo) with stock axolotl (README, "On CPU"): ZeRO-3 and DDP run (DDP with ACCELERATE_USE_CPU
+# and the rank plugin's device map, launch/rank_plugin.py); these do not.
 CPU_BROKEN = {
-    "ddp": "DDP on CPU needs a patch of axolotl's device_map handling (the ranks otherwise train apart); "
-           "use STRATEGY=zero3",
     "zero1": "ZeRO-1/2 fail on gloo at the optimizer step (all_gather_into_tensor); use STRATEGY=zero3",
     "zero2": "ZeRO-1/2 fail on gloo at the optimizer step (all_gather_into_tensor); use STRATEGY=zero3",
     "fsdp": "FSDP is not supported on CPU here; use STRATEGY=zero3",
@@ -53,12 +54,12 @@ class Launch:
         return (env + " " if env else "") + shlex.join(self.argv)
 
 
-def choose_strategy(requested: str, topo: Topology, method: str, fits_replicated: bool | None,
-                    where: Where | None = None) -> tuple[str, str]:
+def choose_strategy(
+    requested: str, topo: Topology, method: str, fits_replicated: bool | None, where: Where | None = None
+) -> tuple[str, str]:
     """(strategy, why). `fits_replicated`: whether a full copy of the model fits on one GPU (None: unknown)."""
     if requested not in STRATEGIES:
-        raise UserError(f"unknown distributed strategy '{requested}'", where,
-                        f"one of: {', '.join(STRATEGIES)}")
+        raise UserError(f"unknown distributed strategy '{requested}'", where, f"one of: {', '.join(STRATEGIES)}")
     if topo.world_size == 1:
         if requested not in ("auto", "none"):
             return "none", f"{requested} asked for, but a single process needs no sharding"
@@ -67,8 +68,11 @@ def choose_strategy(requested: str, topo: Topology, method: str, fits_replicated
         if topo.device == "cpu" and requested in CPU_BROKEN:
             raise UserError(f"STRATEGY={requested} cannot run on CPU: {CPU_BROKEN[requested]}", where)
         if requested == "none":
-            raise UserError("strategy 'none' with more than one process would train the ranks apart", where,
-                            "use ddp, zero1/2/3 or fsdp, or GPUS=1")
+            raise UserError(
+                "strategy 'none' with more than one process would train the ranks apart",
+                where,
+                "use ddp, zero1/2/3 or fsdp, or GPUS=1",
+            )
         return requested, "as the recipe/STRATEGY says"
     if topo.device == "cpu":
         return "zero3", "CPU processes: ZeRO-3 is the strategy that runs on gloo"
@@ -102,9 +106,12 @@ def config_keys(strategy: str, config: dict[str, Any], device: str = "gpu") -> d
     elif strategy == "fsdp":
         keys["fsdp_version"] = 2
         keys["fsdp_config"] = {
-            "offload_params": False, "cpu_ram_efficient_loading": True, "auto_wrap_policy": "TRANSFORMER_BASED_WRAP",
+            "offload_params": False,
+            "cpu_ram_efficient_loading": True,
+            "auto_wrap_policy": "TRANSFORMER_BASED_WRAP",
             "transformer_layer_cls_to_wrap": decoder_layer_class(config["base_model"]),
-            "state_dict_type": "FULL_STATE_DICT", "reshard_after_forward": True,
+            "state_dict_type": "FULL_STATE_DICT",
+            "reshard_after_forward": True,
         }
     return keys
 
@@ -117,10 +124,22 @@ def command(config_path: Path, topo: Topology, strategy: str) -> tuple[list[str]
     if topo.nodes == 1:
         rendezvous = ["--standalone"]
     else:
-        rendezvous = [f"--nnodes={topo.nodes}", f"--node_rank={topo.node_rank}",
-                      f"--master_addr={topo.master_addr}", f"--master_port={topo.master_port}"]
-    argv = [axolotl, "train", str(config_path), "--launcher", "torchrun", "--",
-            *rendezvous, f"--nproc_per_node={topo.procs_per_node}"]
+        rendezvous = [
+            f"--nnodes={topo.nodes}",
+            f"--node_rank={topo.node_rank}",
+            f"--master_addr={topo.master_addr}",
+            f"--master_port={topo.master_port}",
+        ]
+    argv = [
+        axolotl,
+        "train",
+        str(config_path),
+        "--launcher",
+        "torchrun",
+        "--",
+        *rendezvous,
+        f"--nproc_per_node={topo.procs_per_node}",
+    ]
     env: dict[str, str] = {}
     if topo.device == "cpu":
         # torchrun would pin each process to 1 thread; share the cores instead
@@ -134,8 +153,15 @@ def command(config_path: Path, topo: Topology, strategy: str) -> tuple[list[str]
     return argv, env
 
 
-def plan_launch(config: dict[str, Any], config_path: Path, topo: Topology, method: str, requested: str,
-                fits_replicated: bool | None, where: Where | None = None) -> Launch:
+def plan_launch(
+    config: dict[str, Any],
+    config_path: Path,
+    topo: Topology,
+    method: str,
+    requested: str,
+    fits_replicated: bool | None,
+    where: Where | None = None,
+) -> Launch:
     strategy, why = choose_strategy(requested, topo, method, fits_replicated, where)
     argv, env = command(config_path, topo, strategy)
     return Launch(strategy, why, argv, env, config_keys(strategy, config, topo.device))

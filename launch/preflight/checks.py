@@ -2,7 +2,8 @@
 the recipe and what was derived for it, the model's facts (fetched into the HF cache when the Hub can be reached),
 the kind of training, numbers that cannot work, axolotl's schema, the datasets, the end of turn being trained,
 LoRA targets against the real architecture, sequence lengths against the data, llama.cpp's support for the
-architecture, and the disk. `make train` runs the same checks first."""
+architecture, the disk, and (on a CUDA machine) the GPU kernels the config asks for. `make train` runs the same
+checks first."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ from launch.preflight.datasets import check_datasets
 from launch.preflight.disk import check_disk
 from launch.preflight.end_of_turn import check_end_of_turn
 from launch.preflight.findings import Finding
+from launch.preflight.kernels import check_kernels
 from launch.preflight.lengths import check_lengths
 from launch.preflight.lora import check_lora_targets
 from launch.preflight.model import check_gguf_support, check_kind, ensure_facts
 from launch.preflight.numbers import check_numbers
+from launch.preflight.preference import check_preference
 from launch.preflight.schema import check_schema
 from launch.preflight.tracking import check_tracking
 from launch.recipe.registry import Recipe, load_recipe
@@ -26,9 +29,11 @@ CHECKS = (
     check_end_of_turn,
     check_lora_targets,
     check_lengths,
+    check_preference,
     check_gguf_support,
     check_tracking,
     check_disk,
+    check_kernels,
 )
 
 

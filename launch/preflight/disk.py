@@ -1,5 +1,7 @@
 """Preflight: what a run, its merge and its GGUF files write under OUTPUTS, and the base model download under
-HF_HOME, against the free space there (the plan's formula, launch/preflight/estimate.py)."""
+HF_HOME, against the free space there (the plan's formula, launch/preflight/estimate.py), on the machine that
+trains. A GPU run checked where it will not train (a GPU recipe on a laptop with no CUDA) reports instead the
+volume `make plan` / `make runpod-up` will ask RunPod for; the check runs again where it trains."""
 
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ def disk_need(r: Resolved) -> tuple[dict[str, float], float]:
     try:
         m = est.model_facts(cfg, cfg["base_model"] if local else r.hub_base_model)
     except UserError:  # an architecture without offline facts: parameters from meta, 2 % of them trained
-        params = int(r.recipe.meta.params_b * 1e9)
+        params = int((r.meta.params_b or 0) * 1e9)
         trained = int(params * 0.02) if cfg.get("adapter") in ("lora", "qlora") else params
         m = est.Model(params, trained, 0, 0, 0, 0, 0, 0)
     parts = est.disk(m, cfg, downloads_base=False).parts
@@ -38,9 +40,33 @@ def disk_need(r: Resolved) -> tuple[dict[str, float], float]:
     return parts, download
 
 
-def check_disk(r: Resolved) -> list[Finding]:
+def trains_here(r: Resolved) -> bool:
+    """Whether this machine is the one the run trains on: a CPU run, or a GPU run on a machine with CUDA."""
+    from launch.recipe.profiles import cuda_available
+
+    return r.device == "cpu" or cuda_available()
+
+
+def volume_finding(r: Resolved, parts: dict[str, float], download: float) -> Finding:
+    from launch.preflight import estimate as est
+
+    total = sum(parts.values()) + download
+    detail = ", ".join(f"{k} {v:.2f}" for k, v in parts.items()) + (
+        f", base download {download:.1f}" if download else ""
+    )
+    return Finding(
+        "ok",
+        "disk",
+        f"trains on a GPU machine, not here: needs {total:.1f} GB there ({detail}); make runpod-up asks RunPod for "
+        f"a {est.volume_gb(total)} GB volume. The disk is checked again where it trains.",
+    )
+
+
+def check_disk(r: Resolved, here: bool | None = None) -> list[Finding]:
     s = settings.load()
     parts, download = disk_need(r)
+    if not (trains_here(r) if here is None else here):
+        return [volume_finding(r, parts, download)]
     need = sum(parts.values()) * 1e9
     free, probe = free_bytes(s.outputs)
     detail = ", ".join(f"{k} {v:.2f}" for k, v in parts.items())

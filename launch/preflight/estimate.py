@@ -12,9 +12,10 @@ Memory per GPU (GiB), summed then padded: total = 1.05 x (weights + trainable st
              4 x heads x seq bytes per layer and token (scores and softmax; flash-attention stores none).
   logits     t x vocab x 8 B (fp32 logits and their gradient), zero with Liger's fused linear cross-entropy.
   the + 1 GiB and 5 %: CUDA context, cuBLAS workspaces, allocator fragmentation.
-Time: 2 x params FLOPs per token forward, 2 more backward (LoRA: no weight gradients of the base; full: 4),
-2 more with gradient checkpointing, divided by GPUs x bf16 peak x an assumed MFU, plus the base model's
-download. Tokens: characters / 3.7 of the training files x epochs (no tokenizer needed offline).
+Time: FLOPs per token (flops_per_token): forward 2 x params, backward 2 x params for the activation gradients and
+2 x trained params for the weight gradients, i.e. LoRA 4 x frozen + 6 x trained (the adapter), full 6 x params;
+gradient checkpointing recomputes the forward (+2 x params, counted for time, not in MFU). Divided by GPUs x bf16
+peak x an assumed MFU, plus the base model's download. Tokens: characters / 3.7 of the training files x epochs (no tokenizer needed offline).
 Disk: base download + (save_total_limit + 1) checkpoints + final weights + merged model + GGUF f16/Q8_0/Q4_K_M.
 The error is honest only to about +-25 % on memory and a factor of 2 on time: README "How good is the plan".
 """
@@ -86,6 +87,7 @@ class Model:
     layers: int
     heads: int
     vocab: int
+    kv_dim: int = 0  # key/value width per layer (kv heads x head dim; 0: unknown, the hidden size is used)
 
 
 def model_facts(config: dict[str, Any], base_model: str) -> Model:
@@ -98,7 +100,9 @@ def model_facts(config: dict[str, Any], base_model: str) -> Model:
     text = raw.get("text_config") or raw
     _, params, linears = arch.architecture(base_model)
     if config.get("adapter") in ("lora", "qlora"):
-        target = ".*" if config.get("lora_target_linear") else config["lora_target_modules"]
+        # no targets named: peft picks its defaults for the model type; counting every linear layer bounds it
+        target = config.get("lora_target_modules") or ".*"
+        target = ".*" if config.get("lora_target_linear") else target
         trainable = arch.lora_param_count(base_model, target, int(config.get("lora_r") or 8))
     else:
         trainable = params
@@ -112,6 +116,8 @@ def model_facts(config: dict[str, Any], base_model: str) -> Model:
         text["num_hidden_layers"],
         text["num_attention_heads"],
         text["vocab_size"],
+        int(text.get("num_key_value_heads") or text["num_attention_heads"])
+        * int(text.get("head_dim") or text["hidden_size"] // text["num_attention_heads"]),
     )
 
 
@@ -190,9 +196,23 @@ def training_tokens(config: dict[str, Any]) -> tuple[int, int]:
     return tokens, rows
 
 
+FLOPS_FORMULA = "LoRA: 4 x frozen + 6 x trained (adapter) params per token; full: 6 x params"
+
+
+def flops_per_token(m: Model, config: dict[str, Any], recompute: bool = True) -> float:
+    """Training FLOPs per token (FLOPS_FORMULA); `recompute` adds gradient checkpointing's second forward (hardware
+    FLOPs, for time; MFU counts model FLOPs only)."""
+    if config.get("adapter") in ("lora", "qlora"):
+        flops = 4.0 * m.params + 6.0 * m.trainable
+    else:
+        flops = 6.0 * m.params
+    if recompute and config.get("gradient_checkpointing"):
+        flops += 2.0 * m.params
+    return flops
+
+
 def train_seconds(m: Model, config: dict[str, Any], world: int, row: dict[str, Any], tokens: int) -> float:
-    lora = config.get("adapter") in ("lora", "qlora")
-    flops_per_token = m.params * (4 if lora else 6) + (2 * m.params if config.get("gradient_checkpointing") else 0)
+    flops_per_tok = flops_per_token(m, config)
     epochs = float(config.get("num_epochs") or 1)
     max_steps = config.get("max_steps")
     if max_steps:
@@ -208,7 +228,7 @@ def train_seconds(m: Model, config: dict[str, Any], world: int, row: dict[str, A
     if not config.get("sample_packing"):
         total /= 0.74  # padding to the longest row in a batch: 26 % padding measured on the Brie data
     mfu = float(gpu_table().get("mfu", 0.3))
-    return flops_per_token * total / (world * row["bf16_tflops"] * 1e12 * mfu)
+    return flops_per_tok * total / (world * row["bf16_tflops"] * 1e12 * mfu)
 
 
 @dataclass
@@ -234,6 +254,39 @@ def disk(
         "GGUF f16 + " + " + ".join(quants): m.params * sum(GGUF_BYTES_PER_PARAM[q] for q in ("f16", *quants)),
     }
     return Disk({k: v / 1e9 for k, v in parts.items() if v})
+
+
+# Decoding reads every weight once per step, so memory bandwidth sets generation speed: a gpus.yaml row's
+# hbm_gb_per_s (vendor datasheets); a row without it (an older GPU_TABLE copy) is assumed at this many GB/s.
+DEFAULT_HBM_GB_PER_S = 1000.0
+PROMPT_TOKENS = 256  # a suite prompt with its chat template, generous
+
+
+@dataclass
+class Evaluation:
+    memory_gib: float  # the model in bf16 plus the KV cache of one batch
+    judge_s: float  # the suite's prompts x (run + base) at the recipe's max_new_tokens, batched
+    lmeval_s: float  # the held-out docs at lm-eval's max_gen_toks, one at a time (a bound: lm-eval batches on a GPU)
+    batch: int
+    bandwidth: float
+
+
+def evaluation(m: Model, row: dict[str, Any], prompts: int, docs: int, max_new: int, max_gen_toks: int = 128,
+               batch: int = 16) -> Evaluation:  # fmt: skip
+    """Generation on the GPU in bf16: memory, and decode time bound by memory bandwidth (a step reads the weights
+    once for the whole batch; prefill is small next to it)."""
+    weights = m.params * 2.0
+    kv_per_token = 2 * m.layers * (m.kv_dim or m.hidden) * 2.0  # keys and values of every layer, bf16
+    kv = batch * (PROMPT_TOKENS + max_new) * kv_per_token
+    bandwidth = float(row.get("hbm_gb_per_s") or DEFAULT_HBM_GB_PER_S)
+    step = weights / (bandwidth * 1e9)
+    judge = 2 * math.ceil(prompts / batch) * max_new * step
+    return Evaluation(1.05 * (weights + kv) / GIB + 1.0, judge, docs * max_gen_toks * step, batch, bandwidth)
+
+
+def volume_gb(disk_total_gb: float) -> int:
+    """The volume to ask a cloud for: the disk estimate plus 20 %, in 10 GB steps."""
+    return int(math.ceil(disk_total_gb * 1.2 / 10.0) * 10)
 
 
 def summary_json(obj: Any) -> str:

@@ -1,12 +1,16 @@
-"""`make runpod-up|runpod-status|runpod-logs|runpod-down|runpod-template`: pods that train a recipe and
-stop themselves, sized by the plan (launch/plan.py), created with the runpod SDK.
+"""`make runpod-up|runpod-status|runpod-logs|runpod-down|runpod-template`: RunPod machines that train a recipe and
+end themselves, sized by the plan (launch/preflight/plan.py), behind the cloud interface (launch/cloud/base.py):
+a pod for NODES=1 (runpod SDK), an Instant Cluster for NODES>1 (REST API v2, launch/cloud/runpod/clusters.py).
 
-up        RECIPE, GPU, GPUS, STRATEGY, ARGS as for make plan; IMAGE (default: runpod.toml base_image),
-          NETWORK_VOLUME=<id> (outputs survive termination), CLOUD=SECURE|COMMUNITY, PUSH_REPO, DRY_RUN=1
-status    POD=<id> (default: the last pod `up` created)
-logs      POD=<id>; FOLLOW=1 keeps tailing (over the pod's SSH port; needs PUBLIC_KEY at `up`)
-down      POD=<id>; terminates, or only stops a pod whose outputs live on its own volume (FORCE=1 terminates)
-template  a pod template from runpod.toml for RunPod's console and Instant Clusters
+up        RECIPE, GPU, GPUS (per node), NODES, STRATEGY, ARGS as for make plan; IMAGE=<pre-built image> (default:
+          axolotl's image + this repo's pushed commit, bootstrapped at pod start; SOURCE_ARCHIVE=<path on the
+          volume> instead of the git remote), NETWORK_VOLUME=<id>, CLOUD=SECURE|COMMUNITY, DATA_CENTER (clusters),
+          PUSH_REPO, DRY_RUN=1 prints the request and sends nothing
+status    POD=<pod or cluster id> (default: the last one `up` created)
+logs      POD=<id>; FOLLOW=1 keeps tailing (a pod's, or a cluster primary's, SSH port; needs PUBLIC_KEY at `up`)
+down      POD=<id>; a pod whose outputs live on its own volume is only stopped, a cluster (which cannot stop) is
+          not deleted with such a volume, unless FORCE=1
+template  a pod template from runpod.toml for RunPod's console
 """
 
 from __future__ import annotations
@@ -19,108 +23,77 @@ from pathlib import Path
 from typing import Any
 
 from core import atomic, cli, settings
-from core.errors import UserError, Where
+from core.errors import UserError
 from core.paths import outputs_dir
 from core.settings import Settings
-from launch.cloud.runpod import api
-from launch.cloud.runpod.spec import PodRequest, load_project, pod_env, pod_name
+from launch.cloud.base import Cloud, Machine
+from launch.cloud.runpod import api, request
+from launch.cloud.runpod.clusters import RunPodClusters
+from launch.cloud.runpod.pods import RunPodPods
+from launch.cloud.runpod.spec import check_env_value, load_project
 
-POD_LOG = "/workspace/outputs/pods/{pod_id}.log"  # written by launch/entrypoint.py on the volume
+LOG = "outputs/pods/{pod_id}.log"  # under the volume mount; written by launch/cloud/runpod/entrypoint.py
 
 
 def pods_dir() -> Path:
     return outputs_dir() / "pods"
 
 
-def build_request(recipe: str, s: Settings) -> tuple[PodRequest, Any]:
-    from launch.preflight.plan import CONTAINER_DISK_GB, make_plan
+def clouds() -> dict[str, Cloud]:
+    return {"pod": RunPodPods(), "cluster": RunPodClusters()}
 
-    nodes = s.nodes or 1
-    if nodes > 1:
-        raise UserError(
-            f"NODES={nodes}: runpod SDK 1.10.0 has no Instant Cluster call",
-            hint="make runpod-template, then create an Instant Cluster from that template in the RunPod "
-            "console with RECIPE set; each node's entrypoint reads the cluster's env (README)",
-        )
-    if s.gpus == 0:
-        raise UserError("GPUS must be at least 1 for a pod, not 0", Where(key="GPUS"))
-    plan = make_plan(recipe, s.gpu, s.gpus, 1, s.strategy, s.args)
-    if not plan.memory.fits:
-        raise UserError(
-            f"{recipe} does not fit on {plan.topology.procs_per_node} x {plan.gpu['name']} "
-            f"(~{plan.memory.total:.0f} GiB per GPU of {plan.memory.available:.1f})",
-            hint="would fit: " + ("; ".join(plan.alternatives) or "a bigger GPU or more GPUs"),
-        )
-    project = load_project().project
-    pod_vars = pod_env(project, plan.resolved.recipe.name, s)
-    network_volume = s.network_volume
-    # With a network volume the outputs outlive the pod, so it may terminate itself; a pod volume dies with
-    # the pod, so the pod only stops (storage is billed until `make runpod-down FORCE=1`).
-    pod_vars.setdefault("ON_FINISH", "terminate" if network_volume else "stop")
-    req = PodRequest(
-        name=pod_name(project, plan.resolved.recipe.name),
-        image_name=s.image or project.base_image,
-        gpu_type_id=plan.gpu["runpod_id"],
-        gpu_count=plan.topology.procs_per_node,
-        cloud_type=(s.cloud or "SECURE").upper(),
-        container_disk_in_gb=max(project.container_disk_size_gb, CONTAINER_DISK_GB),
-        volume_in_gb=plan.volume_gb,
-        volume_mount_path=project.volume_mount_path,
-        ports=",".join(project.port_list),
-        env=pod_vars,
-        network_volume_id=network_volume,
+
+def shown_env(env: dict[str, str]) -> str:
+    return ", ".join(
+        f"{k}=<bootstrap script, {len(v)} chars>" if k == "AFFINAGE_BOOT" else f"{k}={v}" for k, v in env.items()
     )
-    if req.cloud_type not in ("SECURE", "COMMUNITY", "ALL"):
-        raise UserError(f"CLOUD must be SECURE, COMMUNITY or ALL, not '{req.cloud_type}'", Where(key="CLOUD"))
-    return req, plan
-
-
-def graphql_text(req: PodRequest) -> str:
-    """The mutation the SDK will send, from the SDK's own generator (what --dry-run shows)."""
-    from runpod.api.mutations.pods import generate_pod_deployment_mutation
-
-    # the defaults create_pod passes for what we leave unset (runpod 1.10.0)
-    kw = {"min_vcpu_count": 1, "min_memory_in_gb": 1, "docker_args": "", **req.sdk_kwargs()}
-    return generate_pod_deployment_mutation(**kw).strip()
 
 
 def up(s: Settings, dry_run: bool) -> int:
     recipe = s.recipe or ""
     if not recipe:
         raise UserError("RECIPE is not set", hint="make runpod-up RECIPE=<name> GPU=<type> (make recipes lists them)")
-    req, plan = build_request(recipe, s)
-    hours = plan.hours
-    print(f"pod: {req.name}: {req.gpu_count} x {req.gpu_type_id} ({req.cloud_type}), image {req.image_name}")
-    print(
-        f"disks: container {req.container_disk_in_gb} GB, "
-        + (f"network volume {req.network_volume_id}" if req.network_volume_id else f"volume {req.volume_in_gb} GB")
-        + f" at {req.volume_mount_path} (plan: {plan.disk.total:.1f} GB of model, checkpoints, merged, GGUF)"
+    b = request.build(recipe, s)
+    req, plan, cloud = b.request, b.plan, b.cloud
+    t = plan.topology
+    shape = f"{t.nodes} pods x " if cloud.kind == "cluster" else ""
+    print(f"{cloud.kind}: {req.name}: {shape}{t.procs_per_node} x {plan.gpu['runpod_id']}, image {b.image}")
+    if b.bootstrapped:
+        env = req.env
+        where = env.get("AFFINAGE_ARCHIVE") or env.get("AFFINAGE_REPO")
+        print(f"code: commit {env['AFFINAGE_COMMIT']} from {where}, set up in the image at pod start")
+    volume = (
+        f"network volume {s.network_volume}"
+        if s.network_volume
+        else f"volume {plan.volume_gb} GB" + " per pod" * (t.nodes > 1)
     )
-    print("env: " + ", ".join(f"{k}={v}" for k, v in req.env.items()))
+    print(f"disks: {volume} (plan: {plan.disk.total:.1f} GB of model, checkpoints, merged, GGUF)")
+    print("env: " + shown_env(req.env))
     print(
-        f"estimated: ~{hours:.2f} h x {req.gpu_count} x ${plan.gpu['usd_per_hour']:.2f}/h = ${plan.usd:.2f} "
-        f"(prices as of the GPU table's date; the pod runs ON_FINISH={req.env['ON_FINISH']} when training ends)"
+        f"estimated: ~{plan.hours:.2f} h x {t.world_size} x ${plan.gpu['usd_per_hour']:.2f}/h = ${plan.usd:.2f} "
+        f"(prices as of the GPU table's date; ON_FINISH={req.env['ON_FINISH']} when training ends)"
     )
     if dry_run:
-        print("dry run: this is the request the runpod SDK would send:")
-        print(graphql_text(req))
+        print(f"dry run: this is the request that would be sent ({cloud.kind}):")
+        print(cloud.request_text(req))
         return 0
-    pod = api.create_pod(req.sdk_kwargs())
+    made = cloud.create(req)
     record = {
-        "id": pod["id"],
+        "id": made.id,
+        "kind": cloud.kind,
         "name": req.name,
         "recipe": recipe,
         "request": req.model_dump(),
         "estimated_usd": round(plan.usd, 2),
-        "estimated_hours": round(hours, 2),
+        "estimated_hours": round(plan.hours, 2),
     }
-    atomic.write_json(pods_dir() / f"{pod['id']}.json", record)
-    atomic.write_text(pods_dir() / "LATEST", pod["id"] + "\n")
-    print(f"created pod {pod['id']}; make runpod-status / runpod-logs / runpod-down (POD={pod['id']})")
+    atomic.write_json(pods_dir() / f"{made.id}.json", record)
+    atomic.write_text(pods_dir() / "LATEST", made.id + "\n")
+    print(f"created {cloud.kind} {made.id}; make runpod-status / runpod-logs / runpod-down (POD={made.id})")
     return 0
 
 
-def pod_id(s: Settings) -> str:
+def machine_id(s: Settings) -> str:
     if s.pod:
         return s.pod
     latest = pods_dir() / "LATEST"
@@ -129,94 +102,100 @@ def pod_id(s: Settings) -> str:
     return latest.read_text().strip()
 
 
-def the_pod(s: Settings) -> tuple[str, dict[str, Any] | None]:
-    """(id, the API's record of it or None when it no longer exists)."""
-    pid = pod_id(s)
-    return pid, api.get_pod(pid)
+def the_machine(s: Settings) -> tuple[str, Cloud, Machine | None]:
+    """(id, its cloud, what the cloud reports or None when it no longer exists); the kind comes from the record
+    `up` wrote, else a pod is asked for first, then a cluster."""
+    mid = machine_id(s)
+    record = pods_dir() / f"{mid}.json"
+    kind = json.loads(record.read_text()).get("kind", "pod") if record.is_file() else None
+    if kind:
+        cloud = clouds()[kind]
+        return mid, cloud, cloud.get(mid)
+    for cloud in clouds().values():
+        found = cloud.get(mid)
+        if found is not None:
+            return mid, cloud, found
+    return mid, RunPodPods(), None
 
 
 def status(s: Settings) -> int:
-    pid, pod = the_pod(s)
-    if not pod:
-        print(f"pod {pid}: not found (terminated)")
+    mid, cloud, m = the_machine(s)
+    if not m:
+        print(f"{cloud.kind} {mid}: not found (terminated)")
         return 0
-    up_s = pod.get("uptimeSeconds") or 0
-    rate = pod.get("costPerHr") or 0
-    print(
-        f"pod {pid} ({pod.get('name')}): {pod.get('desiredStatus')}, {pod.get('gpuCount')} x "
-        f"{(pod.get('machine') or {}).get('gpuDisplayName', '?')}, up {up_s / 3600:.2f} h at ${rate}/h "
-        f"(~${up_s / 3600 * float(rate):.2f} this session), volume {pod.get('volumeInGb')} GB"
-    )
+    up_s, rate = m.uptime_s or 0, m.cost_per_hr or 0
+    uptime = f", up {up_s / 3600:.2f} h at ${rate}/h (~${up_s / 3600 * rate:.2f} this session)" if m.uptime_s else ""
+    cost = f", ${rate:.2f}/h for all its pods" if cloud.kind == "cluster" and m.cost_per_hr is not None else ""
+    print(f"{cloud.kind} {mid} ({m.name}): {m.status}, {m.gpus}{uptime}{cost}, volume {m.volume_gb} GB")
     return 0
 
 
-def ssh_command(pod: dict[str, Any], follow: bool) -> list[str]:
-    ports = (pod.get("runtime") or {}).get("ports") or []
-    ssh = next((p for p in ports if p.get("privatePort") == 22 and p.get("isIpPublic")), None)
-    if ssh is None:
+def ssh_command(m: Machine, follow: bool, mount: str) -> list[str]:
+    if m.ssh is None:
         raise UserError(
-            f"pod {pod['id']} has no public SSH port (yet)",
+            f"{m.kind} {m.id} has no public SSH port (yet)",
             hint="it may still be starting; logs need PUBLIC_KEY set at make runpod-up "
             "(your ssh public key) and 22/tcp in runpod.toml's ports",
         )
     tail = ["tail", "-n", "200"] + (["-F"] if follow else [])
-    return [
-        "ssh",
-        "-o",
-        "StrictHostKeyChecking=accept-new",
-        "-p",
-        str(ssh["publicPort"]),
-        f"root@{ssh['ip']}",
-        *tail,
-        POD_LOG.format(pod_id=pod["id"]),
-    ]
+    host, port = m.ssh
+    log = f"{mount.rstrip('/')}/" + LOG.format(pod_id=m.log_id or m.id)
+    return ["ssh", "-o", "StrictHostKeyChecking=accept-new", "-p", str(port), f"root@{host}", *tail, log]
 
 
 def logs(s: Settings) -> int:
-    pid, pod = the_pod(s)
-    if not pod:
+    mid, cloud, m = the_machine(s)
+    if not m:
         raise UserError(
-            f"pod {pid} not found (terminated)", hint="its log is on the volume: outputs/pods/<id>.log there"
+            f"{cloud.kind} {mid} not found (terminated)", hint="its log is on the volume: outputs/pods/<id>.log there"
         )
-    argv = ssh_command(pod, s.follow)
+    argv = ssh_command(m, s.follow, load_project().project.volume_mount_path)
     print("$ " + " ".join(argv), flush=True)
     return subprocess.call(argv)
 
 
 def down(s: Settings) -> int:
-    pid, pod = the_pod(s)
-    if not pod:
-        print(f"pod {pid}: already gone")
+    mid, cloud, m = the_machine(s)
+    if not m:
+        print(f"{cloud.kind} {mid}: already gone")
         return 0
-    if (pod.get("volumeInGb") or 0) > 0 and not s.force:
-        api.stop_pod(pid)
+    own_volume = (m.volume_gb or 0) > 0
+    if own_volume and not s.force:
+        if not cloud.can_stop:
+            raise UserError(
+                f"cluster {mid} keeps its outputs on its pods' own {m.volume_gb} GB volumes, and a cluster cannot "
+                "stop: deleting it deletes them",
+                hint=f"copy what you need off the primary (make runpod-logs shows its SSH port), then make "
+                f"runpod-down POD={mid} FORCE=1",
+            )
+        cloud.stop(mid)
         print(
-            f"pod {pid} stopped: GPU billing ended; its {pod['volumeInGb']} GB volume (outputs, checkpoints) is "
+            f"pod {mid} stopped: GPU billing ended; its {m.volume_gb} GB volume (outputs, checkpoints) is "
             "kept and billed as storage. Copy what you need, then make runpod-down FORCE=1 to delete it."
         )
         return 0
-    api.terminate_pod(pid)
-    print(f"pod {pid} terminated")
+    cloud.delete(mid)
+    print(f"{cloud.kind} {mid} {'terminated' if cloud.can_stop else 'deleted (every pod of it terminated)'}")
     return 0
 
 
 def template(s: Settings) -> int:
     project = load_project().project
-    from launch.cloud.runpod.spec import check_env_value
-
-    pod_vars = dict(project.env_vars)
+    image, docker_args, boot = request.image_and_boot(project, s)
+    pod_vars = {**project.env_vars, **boot}
     for k, v in pod_vars.items():
         check_env_value(k, v)
-    kwargs = {
+    kwargs: dict[str, Any] = {
         "name": s.template_name or f"{project.name}-train",
-        "image_name": s.image or project.base_image,
+        "image_name": image,
+        "docker_start_cmd": docker_args or None,
         "container_disk_in_gb": project.container_disk_size_gb,
         "volume_in_gb": s.volume_gb or 100,
         "volume_mount_path": project.volume_mount_path,
         "ports": ",".join(project.port_list),
         "env": pod_vars,
     }
-    print("template: " + json.dumps(kwargs))
+    print("template: " + json.dumps({**kwargs, "env": shown_env(pod_vars)}))
     if s.dry_run:
         return 0
     made = api.create_template(kwargs)

@@ -1,9 +1,13 @@
-"""The pod's entrypoint (Dockerfile CMD): train RECIPE, then on node 0 optionally merge, convert to GGUF and
-push to PUSH_REPO, then stop or terminate the pod (ON_FINISH) so it stops billing.
+"""The pod's entrypoint (the Dockerfile's CMD, or the end of launch/cloud/bootstrap.sh on axolotl's image): train
+RECIPE, then on node 0 optionally merge, convert to GGUF and push to PUSH_REPO, then stop or terminate the pod
+(ON_FINISH) so it stops billing. On a cluster (CLUSTER_NAME, set by make runpod-up NODES>1) node 0 deletes the
+whole cluster (a cluster cannot stop); the other nodes leave that to it. A study's pod (STUDY_SPEC set, by
+eval/study/pods.py) runs the study's job instead (python -m eval.study.pod), so the bootstrap and a pre-built
+image's CMD both reach it unchanged.
 
 Env: RECIPE (required), ARGS, NODES and the Instant Cluster's own variables (read by the launcher),
 PUSH_REPO (+ PRIVATE=0 for public, QUANTS), ON_FINISH=stop|terminate|none (default stop), OUTPUTS (default
-/workspace/outputs: the volume, so checkpoints survive the pod and a new pod resumes the run). Credentials
+<volume mount>/outputs: the volume, so checkpoints survive the pod and a new pod resumes the run). Credentials
 (HF_TOKEN for the push; RUNPOD_API_KEY, which RunPod gives every pod to stop itself) come from the
 environment and are never printed. Everything printed also goes to OUTPUTS/pods/<pod id>.log."""
 
@@ -85,7 +89,31 @@ def steps(s: dict[str, str], primary: bool) -> list[list[str]]:
     return out
 
 
-def finish(tee: Tee, on_finish: str, pod_id: str | None) -> None:
+def finish_cluster(tee: Tee, on_finish: str, name: str, primary: bool) -> None:
+    if on_finish == "none":
+        tee.say(f"ON_FINISH=none: cluster {name} keeps running (and billing) until make runpod-down")
+        return
+    if not primary:
+        tee.say(f"this node is done; node 0 deletes cluster {name}")
+        return
+    from launch.cloud.runpod.clusters import RunPodClusters
+
+    clusters = RunPodClusters()
+    try:
+        found = clusters.find_named(name)
+        if found is None:
+            tee.say(f"error: cluster {name} not found; delete it yourself: make runpod-down POD=<its id>")
+            return
+        clusters.delete(found.id)
+        tee.say(f"cluster {found.id} ({name}): delete requested")
+    except UserError as exc:
+        tee.say(f"error: could not delete cluster {name}: {exc}\n  delete it yourself: make runpod-down")
+
+
+def finish(tee: Tee, on_finish: str, pod_id: str | None, cluster: str | None = None, primary: bool = True) -> None:
+    if cluster:
+        finish_cluster(tee, on_finish, cluster, primary)
+        return
     if on_finish == "none":
         tee.say("ON_FINISH=none: the pod keeps running (and billing) until you stop it")
         return
@@ -102,7 +130,17 @@ def finish(tee: Tee, on_finish: str, pod_id: str | None) -> None:
 
 
 def main() -> int:
-    os.environ.setdefault("OUTPUTS", "/workspace/outputs")  # the volume: a new pod on it resumes the run
+    try:
+        study_job = settings.load().study_spec
+    except UserError:
+        study_job = None  # reported below, where a failed pod still stops itself
+    if study_job:
+        # exec, not import: eval.study uses this module (Tee, finish), so importing it back would be a cycle
+        os.execv(sys.executable, [sys.executable, "-m", "eval.study.pod"])
+    from launch.cloud.runpod.spec import load_project
+
+    mount = load_project().project.volume_mount_path
+    os.environ.setdefault("OUTPUTS", f"{mount}/outputs")  # the volume: a new pod on it resumes the run
     env = childenv.child_env(
         extra={"PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}
     )
@@ -112,10 +150,12 @@ def main() -> int:
     if on_finish not in ON_FINISH:
         on_finish = "stop"  # a typo must not leave a failed pod billing; pod_settings() reports it
     rc = 2
+    cluster = (env.get("CLUSTER_NAME") or "").strip() or None
+    primary = True
     try:
+        primary = (settings.load().node_rank or 0) == 0
         p = pod_settings(settings.load())
         on_finish = p["on_finish"]
-        primary = (settings.load().node_rank or 0) == 0
         for argv in steps(p, primary):
             rc = tee.run(argv, env)
             if rc != 0:
@@ -126,7 +166,7 @@ def main() -> int:
                 break
     except UserError as exc:
         tee.say(f"error: {exc}")
-    finish(tee, on_finish, pod_id)
+    finish(tee, on_finish, pod_id, cluster, primary)
     return rc
 
 

@@ -31,7 +31,7 @@ SECRET_NAMES = (
 )
 SECRET_REF = "{{{{ RUNPOD_SECRET_{name} }}}}"
 # Variables the pod passes on to the entrypoint (launch/entrypoint.py reads them).
-FORWARDED = ("ARGS", "NODES", "PUSH_REPO", "PRIVATE", "QUANTS", "ON_FINISH", "STRATEGY", "PUBLIC_KEY")
+FORWARDED = ("ARGS", "NODES", "PUSH_REPO", "PRIVATE", "QUANTS", "ON_FINISH", "STRATEGY", "PUBLIC_KEY", "FLASH_ATTN")
 _UNSAFE = re.compile(r'["\\\n\r]')
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SECRET_SHAPES = re.compile(r"\b(hf_[A-Za-z0-9]{20,}|sk-[A-Za-z0-9_-]{20,}|rpa_[A-Za-z0-9]{20,})")
@@ -117,6 +117,7 @@ class PodRequest(BaseModel):
     ports: str
     env: dict[str, str]
     network_volume_id: str | None = None
+    docker_args: str = ""  # the bootstrap on axolotl's image; empty: the image's own CMD (a pre-built IMAGE=)
 
     def sdk_kwargs(self) -> dict[str, Any]:
         kwargs = self.model_dump()
@@ -153,5 +154,12 @@ def pod_env(project: Project, recipe: str, s: Settings) -> dict[str, str]:
     return out
 
 
-def pod_name(project: Project, recipe: str) -> str:
-    return f"{project.name}-{recipe}"[:60]
+def pod_name(project: Project, recipe: str, run: str | None = None) -> str:
+    """Per run, not per recipe: `<project>-<recipe>-<UTC time>-<4 hex>`, so the name that finds a pod whose create
+    reply was lost can only match this run's pod, never an older pod of the same recipe (a stopped one stays)."""
+    if run is None:
+        import secrets
+        from datetime import UTC, datetime
+
+        run = datetime.now(UTC).strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+    return f"{f'{project.name}-{recipe}'[:40]}-{run}"
