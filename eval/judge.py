@@ -3,7 +3,11 @@
 Each pair is judged in BOTH orders with neutral labels (Response A / Response B); eval/verdicts.py maps the
 verdict back by position; disagreeing orders are a tie (position-inconsistent); unparseable replies are
 invalid, never wins. Raw replies are kept. Rows append to <run>/judge/<judge>.jsonl as they arrive, which is
-also the resume cache. A cost estimate is printed (and MAX_COST enforced) before any request.
+also the resume cache; both models' answers go to <run>/judge/generations.jsonl. A cost estimate is printed
+(and MAX_COST enforced) before any request. Structured output is asked for wherever the endpoint has it
+(eval/judges.yaml). A judge below the position-consistency floor is reported as unusable, with no win rate.
+JUDGES=local with no JUDGE_URL starts llama.cpp's server for the judge GGUF (JUDGE_GGUF, else the embedded
+SmolLM2 GGUF) on 127.0.0.1 for the run and stops it after.
 """
 
 from __future__ import annotations
@@ -24,9 +28,11 @@ from core.manifest import JudgeSection
 from core.paths import REPO, repo_relative
 from core.retry import Retry, transient_status
 from core.settings import Settings
-from eval import judge_report
-from eval.generate import Generator, load_suite
-from eval.judged_io import OURS
+from eval import chain, judge_report
+from eval.generate import for_run, load_suite
+from eval.judge_server import served
+from eval.judged_io import OURS, read_cache
+from eval.stats import MIN_CONSISTENCY, TIE_CONVENTION
 from eval.verdicts import ORDERS, parse_label, to_model
 
 JUDGES = Path(__file__).with_name("judges.yaml")
@@ -48,17 +54,30 @@ SCHEMA = {
     "properties": {"winner": {"type": "string", "enum": ["A", "B", "tie"]}, "reason": {"type": "string"}},
     "required": ["winner"],
 }
+# what the manifest keeps per judge (eval/judge_report.py computes it)
+_COUNTS = ("n", "wins", "losses", "ties", "invalid", "warning")
+_RATES = (
+    "win_rate",
+    "ci95",
+    "ties_excluded",
+    "ties_half",
+    "sign_test_p",
+    "position_consistency",
+    "usable",
+    "usable_note",
+)
+SUMMARY_KEYS = _COUNTS + _RATES
 
 
 class Judge:
-    def __init__(self, name: str, spec: dict[str, Any], s: Settings | None = None):
+    def __init__(self, name: str, spec: dict[str, Any], s: Settings | None = None, base_url: str | None = None):
         from openai import OpenAI
 
         s = s or settings.load()
         key = s.secret(spec["key_env"]) if spec.get("key_env") else "not-needed"
         if not key:
             raise UserError(f"judge '{name}' needs {spec['key_env']} in the environment", Where(key=spec["key_env"]))
-        base_url = (s.raw(spec["base_url_env"]) if spec.get("base_url_env") else None) or spec["base_url"]
+        base_url = base_url or (s.raw(spec["base_url_env"]) if spec.get("base_url_env") else None) or spec["base_url"]
         self.name, self.model, self.structured, self.price = name, spec["model"], spec["structured"], spec["price"]
         self.key = key
         self.retries = RETRIES if s.judge_retries is None else s.judge_retries
@@ -71,10 +90,16 @@ class Judge:
             kwargs["response_format"] = {"type": "json_schema", "json_schema": {"name": "verdict", "schema": SCHEMA}}
         elif self.structured == "llama_cpp":
             kwargs["response_format"] = {"type": "json_object", "schema": SCHEMA}
+        elif self.structured == "tools":  # endpoints that ignore response_format but honour a forced tool call
+            kwargs["tools"] = [{"type": "function", "function": {"name": "verdict", "parameters": SCHEMA}}]
+            kwargs["tool_choice"] = {"type": "function", "function": {"name": "verdict"}}
         reply = self.client.chat.completions.create(
             model=self.model, temperature=0.0, max_tokens=200, messages=[{"role": "user", "content": text}], **kwargs
         )
-        return reply.choices[0].message.content or ""
+        message = reply.choices[0].message
+        if message.tool_calls:  # the verdict's JSON arguments are the raw reply
+            return message.tool_calls[0].function.arguments or ""
+        return message.content or ""
 
     def ask(self, text: str) -> str:
         """One judgment; 429, 5xx, timeouts and dropped connections are retried with exponential backoff."""
@@ -88,14 +113,19 @@ class Judge:
         return Retry(1 + self.retries, BACKOFF_S).call(lambda: self._once(text), transient)
 
 
-def load_judges(names: list[str]) -> list[Judge]:
+def judge_specs(names: list[str]) -> dict[str, dict[str, Any]]:
     specs = yaml.safe_load(JUDGES.read_text())
     unknown = [n for n in names if n not in specs]
     if unknown:
         raise UserError(
             f"unknown judge(s): {', '.join(unknown)}", Where(JUDGES, key="JUDGES"), f"one of: {', '.join(specs)}"
         )
-    return [Judge(n, specs[n]) for n in names]
+    return {n: specs[n] for n in names}
+
+
+def load_judges(names: list[str], urls: dict[str, str] | None = None) -> list[Judge]:
+    specs = judge_specs(names)
+    return [Judge(n, specs[n], base_url=(urls or {}).get(n)) for n in names]
 
 
 def render(item: dict, order: str, cand: str, base: str) -> str:
@@ -107,30 +137,6 @@ def estimate(items: list[dict], texts: dict, judges: list[Judge]) -> dict[str, f
     chars = sum(len(render(i, "CB", texts[i["item"]][0], texts[i["item"]][1])) for i in items)
     tokens_in, tokens_out = 2 * chars / 4, 2 * len(items) * 60
     return {j.name: (tokens_in * j.price["input"] + tokens_out * j.price["output"]) / 1e6 for j in judges}
-
-
-def read_cache(out: Path) -> list[dict]:
-    """The judged rows already on disk. A last line cut short by an interrupted write is dropped; any other
-    line that is not JSON is an error naming it."""
-    if not out.is_file():
-        return []
-    lines = out.read_text(encoding="utf-8").split("\n")
-    rows = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            if n == len(lines):  # no newline after it: the write was interrupted
-                print(f"note: {out}:{n}: dropping a row cut short by an interrupted run; it is asked again")
-                continue
-            raise UserError(
-                "judge cache line is not JSON",
-                Where(out, line=n),
-                "delete that line (it is asked again) or the file (everything is asked again)",
-            ) from None
-    return rows
 
 
 def judge_all(
@@ -209,15 +215,50 @@ def run_judging(
     max_new_tokens: int | None = None,
     max_cost: float = 5.0,
     log=print,
+    min_consistency: float | None = None,
+    versus: str = "base",
 ) -> JudgeSection:
+    """Judge the run against its base model (for a run started from another run: that run, whose merged weights
+    are its base), or with versus="origin" against the base model at the root of its chain (eval/chain.py)."""
     m = manifest.read(run)
-    judges = load_judges(judge_names)
+    against = chain.baseline(run, m, versus)
+    floor = MIN_CONSISTENCY if min_consistency is None else min_consistency
+    load_judges(judge_names)  # unknown judges and missing keys are refused before anything is generated
     items = load_suite(suite, limit, m.train.meta.sampling.model_dump())
-    base = m.train.base_model.path
-    candidate = Generator(base, rundir.final_adapter(run), seed, max_new_tokens)
-    baseline = Generator(base, None, seed, max_new_tokens)
-    log(f"generating {len(items)} x 2 responses (cached per model, prompt, settings, seed)")
-    texts = {i["item"]: (candidate(i)["text"], baseline(i)["text"]) for i in items}
+    candidate = for_run(run, seed, max_new_tokens)  # GPU: recipe dtype, batched; CPU: llama.cpp on the GGUF
+    baseline = for_run(run, seed, max_new_tokens, baseline=True, baseline_path=against.path)  # HF; CPU float32
+    backends = {"candidate": candidate.backend_key, "baseline": baseline.backend_key}
+    log(
+        f"generating {len(items)} x 2 responses ({backends['candidate']} / {backends['baseline']}; cached per "
+        "model, backend, prompt, settings, seed)"
+    )
+    try:
+        cand, base_answers = candidate.generate_many(items), baseline.generate_many(items)
+    finally:
+        candidate.close()
+        baseline.close()
+    texts = {i["item"]: (c["text"], b["text"]) for i, c, b in zip(items, cand, base_answers, strict=True)}
+    generations = run / against.folder / "generations.jsonl"
+    atomic.write_text(
+        generations,
+        "".join(
+            json.dumps({**{k: i[k] for k in ("item", "suite", "config", "prompt")}, "candidate": c, "baseline": b})
+            + "\n"
+            for i, (c, b) in ((i, texts[i["item"]]) for i in items)
+        ),
+    )
+    log(f"versus: {against.label}")
+    with served(judge_specs(judge_names), run / against.folder / "llama-server.log", say=log) as urls:
+        judges = load_judges(judge_names, urls)
+        return _judge_and_record(
+            run, m, judges, items, texts, suite, seed, concurrency, max_cost, floor, log, backends, against
+        )
+
+
+def _judge_and_record(
+    run, m, judges, items, texts, suite, seed, concurrency, max_cost, floor, log, backends, against
+) -> JudgeSection:
+    generations = run / against.folder / "generations.jsonl"
     costs = estimate(items, texts, judges)
     log("estimated judge cost: " + ", ".join(f"{k} ${v:.2f}" for k, v in costs.items()))
     if sum(costs.values()) > max_cost:
@@ -228,43 +269,33 @@ def run_judging(
         )
     files, counts = [], {}
     for judge in judges:
-        out = run / "judge" / f"{judge.name}.jsonl"
+        out = run / against.folder / f"{judge.name}.jsonl"
         counts[judge.name] = judge_all(judge, items, texts, out, m.recipe_name, concurrency)
         files.append(out)
-    report = judge_report.analyze(files)
+    report = judge_report.analyze(files, floor)
     summary = {}
     for path, judge in zip(files, judges, strict=True):
         e = report["files"][path.name]
-        summary[judge.name] = {
-            k: e[k]
-            for k in (
-                "n",
-                "wins",
-                "losses",
-                "ties",
-                "invalid",
-                "win_rate",
-                "ci95",
-                "sign_test_p",
-                "position_consistency",
-                "warning",
-            )
-        }
+        summary[judge.name] = {k: e[k] for k in SUMMARY_KEYS}
         summary[judge.name]["suites"] = {
-            s: {k: v[k] for k in ("n", "wins", "win_rate", "ci95")} for s, v in e["suites"].items()
+            s: {k: v[k] for k in ("n", "wins", "losses", "ties", "win_rate", "ci95", "ties_excluded", "ties_half")}
+            for s, v in e["suites"].items()
         }
         summary[judge.name]["requests"] = counts[judge.name]
     section = JudgeSection(
         suite=repo_relative(suite),
         seed=seed,
-        baseline="base model",
+        baseline=against.label,
         files=[str(f.relative_to(run)) for f in files],
         agreement=next(iter(report["runs"].values()), None),
         judges=summary,
         at=rundir.utc_now(),
+        generations=rundir.relpath(generations, run),
+        min_consistency=floor,
+        backends=backends,
     )
-    manifest.write_sections(run, judge=section)
-    atomic.write_text(run / "judge" / "report.md", judge_report.markdown(report))
+    manifest.write_sections(run, **{against.section: section})
+    atomic.write_text(run / against.folder / "report.md", judge_report.markdown(report))
     return section
 
 
@@ -288,9 +319,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> None:
         s = settings.load()
-        if (s.baseline or "base") != "base":
-            raise UserError("only BASELINE=base (the run's base model) is supported so far", Where(key="BASELINE"))
         run = cli.run_from(ns, s)
+        versus = chain.versus_for(run, s.baseline)
         suite_name = manifest.read(run).train.meta.eval_suite or "brie"
         suite = Path(ns.suite or s.suite) if (ns.suite or s.suite) else REPO / "eval" / "suites" / f"{suite_name}.jsonl"
         judges = [j.strip() for j in (ns.judges or s.judges or "local").split(",") if j.strip()]
@@ -298,27 +328,27 @@ def main(argv: list[str] | None = None) -> int:
         def first(*values):
             return next((v for v in values if v is not None), None)
 
-        section = run_judging(
-            run,
-            judges,
-            suite,
-            first(ns.limit, s.limit) or None,
-            first(ns.concurrency, s.concurrency, 4),
-            first(ns.seed, s.seed, 0),
-            first(ns.max_new_tokens, s.max_new_tokens) or None,
-            first(ns.max_cost, s.max_cost, 5.0),
-        )
-        for name, j in section.judges.items():
-            pc = "n/a" if j["position_consistency"] is None else f"{j['position_consistency']:.0%}"
-            print(
-                f"{name}: {j['wins']}/{j['n']} wins = {j['win_rate']:.1%} (95% CI {j['ci95'][0]:.1%}-{j['ci95'][1]:.1%}), "
-                f"ties {j['ties']}, invalid {j['invalid']}, position consistency {pc}"
-                + (f"; {j['warning']}" if j["warning"] else "")
+        errors = []
+        for v in versus:
+            section = run_judging(
+                run,
+                judges,
+                suite,
+                first(ns.limit, s.limit) or None,
+                first(ns.concurrency, s.concurrency, 4),
+                first(ns.seed, s.seed, 0),
+                first(ns.max_new_tokens, s.max_new_tokens) or None,
+                first(ns.max_cost, s.max_cost, 5.0),
+                min_consistency=judge_report.floor(s),
+                versus=v,
             )
-        print(f"report: {run / 'judge' / 'report.md'}")
-        error = failures(section.model_dump())
-        if error:
-            raise error
+            print(f"versus {section.baseline} (tie convention: {TIE_CONVENTION})")
+            for name, j in section.judges.items():
+                print(judge_report.one_line(name, j))
+            print(f"report: {run / chain.baseline(run, manifest.read(run), v).folder / 'report.md'}")
+            errors.append(failures(section.model_dump()))
+        if any(errors):
+            raise next(e for e in errors if e)
 
     return cli.main(body)
 

@@ -1,7 +1,9 @@
 """`make judge-report FILES="a.jsonl b.jsonl"`: re-analyze judged exports (the seeds' or ours) from their raw
-rows: per file and judge, n, wins/losses/ties/invalid, win rate with Wilson 95 % CI, sign test, per suite,
-position consistency, inter-judge agreement, an audit of stored winners vs our own parse, and the
-published figures beside what the rows reproduce."""
+rows: per file and judge, n, wins/losses/ties/invalid, win rate with Wilson 95 % CI in both tie readings (ties
+excluded, ties as half) and as published, sign test, per suite, position consistency, inter-judge agreement,
+an audit of stored winners vs our own parse, and the published figures beside what the rows reproduce.
+A judge below the position-consistency floor (JUDGE_MIN_CONSISTENCY, default 50 %) is reported as unusable,
+with no win rate."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from core import atomic, cli, settings
 from core.errors import UserError, Where
 from core.paths import outputs_dir
 from eval import judged_io
-from eval.stats import agreement, win_summary
+from eval.stats import MIN_CONSISTENCY, TIE_CONVENTION, agreement, usability, win_summary
 from eval.verdicts import combine
 
 PUBLISHED = Path(__file__).with_name("published.yaml")
@@ -41,12 +43,13 @@ def item_verdicts(rows: list[dict]) -> tuple[dict[str, str], dict[str, bool | No
     return verdicts, consistent, suites
 
 
-def summarize_group(rows: list[dict]) -> dict[str, Any]:
+def summarize_group(rows: list[dict], floor: float = MIN_CONSISTENCY) -> dict[str, Any]:
     verdicts, consistent, suites = item_verdicts(rows)
     out = win_summary(list(verdicts.values()))
     both = [c for c in consistent.values() if c is not None]
     out["position_consistency"] = (sum(both) / len(both)) if both else None
     out["judged_in_both_orders"] = len(both)
+    out["usable"], out["usable_note"] = usability(out["position_consistency"], floor)
     by_suite: dict[str, list[str]] = defaultdict(list)
     for item, v in verdicts.items():
         by_suite[suites[item]].append(v)
@@ -69,18 +72,18 @@ def summarize_group(rows: list[dict]) -> dict[str, Any]:
     return out
 
 
-def analyze(paths: list[Path]) -> dict[str, Any]:
+def analyze(paths: list[Path], floor: float = MIN_CONSISTENCY) -> dict[str, Any]:
     published = yaml.safe_load(PUBLISHED.read_text())
-    report: dict[str, Any] = {"files": {}, "runs": {}}
+    report: dict[str, Any] = {"files": {}, "runs": {}, "floor": floor}
     by_run: dict[str, dict[str, dict]] = defaultdict(dict)
     for path in paths:
         rows = judged_io.read(path)
         judges = sorted({r["judge"] for r in rows})
-        entry = summarize_group(rows)
+        entry = summarize_group(rows, floor)
         entry.update(
             run=rows[0]["run"],
             judges=judges,
-            per_judge={j: summarize_group([r for r in rows if r["judge"] == j]) for j in judges}
+            per_judge={j: summarize_group([r for r in rows if r["judge"] == j], floor) for j in judges}
             if len(judges) > 1
             else {},
         )
@@ -107,36 +110,62 @@ def pct(x: float | None) -> str:
     return "-" if x is None or x != x else f"{100 * x:.1f} %"
 
 
+def reading(r: dict[str, Any]) -> str:
+    return f"{pct(r['rate'])} ({pct(r['ci95'][0])} - {pct(r['ci95'][1])})"
+
+
 def markdown(report: dict[str, Any]) -> str:
     out = [
         "# Judge report",
         "",
-        "| file | judges | n | W / L / T / invalid | win rate | 95 % CI (Wilson) | sign test p | "
-        "published | position consistency |",
-        "|---|---|---|---|---|---|---|---|---|",
+        f"Tie convention: {TIE_CONVENTION}. 95 % intervals are Wilson's. A judge whose position consistency is "
+        f"below {pct(report.get('floor', MIN_CONSISTENCY))} is unusable: its verdict follows the order of the pair.",
+        "",
+        "| file | judges | n | W / L / T / invalid | ties excluded (95 % CI) | ties as half (95 % CI) | "
+        "as published: wins / n (95 % CI) | sign test p | published | position consistency |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, e in report["files"].items():
         pub = e.get("published")
         pub_s = f"{pct(pub['win_rate'])} ({'reproduced' if pub['reproduced'] else 'NOT reproduced'})" if pub else "-"
         pc = pct(e["position_consistency"]) if e["position_consistency"] is not None else "n/a (one order)"
-        out.append(
-            f"| {name} | {', '.join(e['judges'])} | {e['n']} | {e['wins']} / {e['losses']} / {e['ties']} / {e['invalid']} "
-            f"| {pct(e['win_rate'])} | {pct(e['ci95'][0])} - {pct(e['ci95'][1])} | {e['sign_test_p']:.2g} | {pub_s} | {pc} |"
-        )
+        counts = f"{e['wins']} / {e['losses']} / {e['ties']} / {e['invalid']}"
+        if not e["usable"]:
+            rates = "unusable | unusable | unusable | -"
+        else:
+            rates = (
+                f"{reading(e['ties_excluded'])} | {reading(e['ties_half'])} | "
+                f"{pct(e['win_rate'])} ({pct(e['ci95'][0])} - {pct(e['ci95'][1])}) | {e['sign_test_p']:.2g}"
+            )
+        out.append(f"| {name} | {', '.join(e['judges'])} | {e['n']} | {counts} | {rates} | {pub_s} | {pc} |")
     for name, e in report["files"].items():
         out += ["", f"## {name}", ""]
         if e["warning"]:
             out.append(f"**Warning:** {e['warning']}.")
+        if e["usable_note"]:
+            out.append(f"**{'Note' if e['usable'] else 'Unusable'}:** {e['usable_note']}.")
         for judge, j in e["per_judge"].items():
             out.append(
-                f"- judge {judge}: {j['wins']}/{j['n']} = {pct(j['win_rate'])} (CI {pct(j['ci95'][0])} - {pct(j['ci95'][1])})"
+                f"- judge {judge}: "
+                + (
+                    f"unusable ({j['usable_note']})"
+                    if not j["usable"]
+                    else f"{j['wins']}/{j['n']} = {pct(j['win_rate'])} (CI {pct(j['ci95'][0])} - {pct(j['ci95'][1])}), "
+                    f"ties excluded {reading(j['ties_excluded'])}, ties as half {reading(j['ties_half'])}"
+                )
                 + (f"; {j['warning']}" if j["warning"] else "")
             )
-        out += ["", "| suite | n | W / L / T | win rate | 95 % CI | note |", "|---|---|---|---|---|---|"]
+        out += ["", "| suite | n | W / L / T | ties excluded (95 % CI) | ties as half (95 % CI) | note |"]
+        out.append("|---|---|---|---|---|---|")
         for suite, s in e["suites"].items():
+            rates = (
+                "unusable | unusable"
+                if not e["usable"]
+                else f"{reading(s['ties_excluded'])} | {reading(s['ties_half'])}"
+            )
             out.append(
-                f"| {suite} | {s['n']} | {s['wins']} / {s['losses']} / {s['ties']} | {pct(s['win_rate'])} "
-                f"| {pct(s['ci95'][0])} - {pct(s['ci95'][1])} | {'n < 30' if s['warning'] else ''} |"
+                f"| {suite} | {s['n']} | {s['wins']} / {s['losses']} / {s['ties']} | {rates} "
+                f"| {'n < 30' if s['warning'] else ''} |"
             )
         audit = e.get("audit")
         if audit:
@@ -166,6 +195,32 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
+def floor(s: settings.Settings) -> float:
+    """The position-consistency floor: JUDGE_MIN_CONSISTENCY (a share, 0-1), else the default."""
+    value = MIN_CONSISTENCY if s.judge_min_consistency is None else s.judge_min_consistency
+    if value > 1:
+        raise UserError(
+            f"JUDGE_MIN_CONSISTENCY is a share between 0 and 1, not {value:g}", Where(key="JUDGE_MIN_CONSISTENCY")
+        )
+    return value
+
+
+def one_line(name: str, j: dict[str, Any]) -> str:
+    """One line per judge: both tie readings, or why there is no win rate."""
+    pc = "n/a" if j["position_consistency"] is None else f"{j['position_consistency']:.0%}"
+    counts = f"{j['wins']} W / {j['losses']} L / {j['ties']} T / {j['invalid']} invalid of {j['n']}"
+    if not j.get("usable", True):
+        return f"{name}: UNUSABLE ({j['usable_note']}); {counts}"
+
+    def reading(r: dict[str, Any]) -> str:
+        return f"{r['rate']:.1%} (95% CI {r['ci95'][0]:.1%}-{r['ci95'][1]:.1%})"
+
+    return (
+        f"{name}: {counts}; win rate ties excluded {reading(j['ties_excluded'])}, ties as half "
+        f"{reading(j['ties_half'])}; position consistency {pc}" + (f"; {j['warning']}" if j["warning"] else "")
+    )
+
+
 def expand(patterns: list[str]) -> list[Path]:
     paths: list[Path] = []
     for pattern in patterns:
@@ -182,10 +237,11 @@ def main(argv: list[str] | None = None) -> int:
     ns = parser.parse_args(argv)
 
     def body() -> None:
-        files = ns.files or (settings.load().files or "").split()
+        s = settings.load()
+        files = ns.files or (s.files or "").split()
         if not files:
             raise UserError("no judged files given", Where(key="FILES"), 'make judge-report FILES="exports/*.jsonl"')
-        report = analyze(expand(files))
+        report = analyze(expand(files), floor(s))
         text = markdown(report)
         out = outputs_dir() / "judge-report" / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         atomic.write_text(out / "report.md", text)

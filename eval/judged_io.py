@@ -71,3 +71,27 @@ def seed_row(rec: dict[str, Any], path: Path, line: int) -> dict[str, Any]:
         "stored": SEED_WINNER.get(rec.get("winner"), "invalid"),
         "stored_buggy": SEED_WINNER.get(rec.get("winner_ORIGINAL_BUGGY")) if "winner_ORIGINAL_BUGGY" in rec else None,
     }
+
+
+def read_cache(out: Path) -> list[dict[str, Any]]:
+    """The judged rows already on disk. A last line cut short by an interrupted write is dropped; any other
+    line that is not JSON is an error naming it."""
+    if not out.is_file():
+        return []
+    lines = out.read_text(encoding="utf-8").split("\n")
+    rows = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            if n == len(lines):  # no newline after it: the write was interrupted
+                print(f"note: {out}:{n}: dropping a row cut short by an interrupted run; it is asked again")
+                continue
+            raise UserError(
+                "judge cache line is not JSON",
+                Where(out, line=n),
+                "delete that line (it is asked again) or the file (everything is asked again)",
+            ) from None
+    return rows

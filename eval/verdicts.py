@@ -3,6 +3,15 @@
 A pair is shown as "Response A" / "Response B" (neutral labels). `order` says which model stood at A:
 "CB" = candidate at A, baseline at B; "BC" = baseline at A, candidate at B. A reply that cannot be parsed
 is "invalid" and is never counted as a win. The seeds lost 56 % of their verdicts to getting this wrong.
+
+What counts as a label (tests/judge_replies.yaml holds the cases):
+- a JSON object with a "winner" key (structured output; also inside a code fence or after some text): its
+  value alone decides, and a value that is not A, B or a tie is invalid;
+- MT-Bench's verdict markers [[A]], [[B]] and [[C]] (C is MT-Bench's tie);
+- "Winner: X" / "Verdict: X" where X stands alone: followed by the end of the line or punctuation. So
+  "Winner: a tie" is a tie (the article "a" is no label), and "Winner: A or B", "Winner: A is worse" and
+  "Winner: A/B" are no label at all.
+Several labels that disagree are invalid, never the first one found.
 """
 
 from __future__ import annotations
@@ -13,25 +22,44 @@ import re
 LABELS = ("A", "B", "tie")
 VERDICTS = ("candidate", "baseline", "tie", "invalid")
 ORDERS = ("CB", "BC")
-_WINNER = re.compile(r"\bwinner\b\W{0,6}(?:is\W{0,3})?(?:response\s*)?(A|B|tie|draw)\b", re.IGNORECASE)
+_TIE_WORDS = ("tie", "draw")
+_JSON_VALUES = {"a": "A", "b": "B", "tie": "tie", "draw": "tie", "response a": "A", "response b": "B"}
+# what may close a label: quotes, markdown emphasis, brackets; then the end of the line or punctuation
+# (a dash only with a space after it, so "A-grade" is not a label)
+_END = r"""(?=["'*_)\]]*[ \t]*(?:$|[.,;:!?(]|[-–—](?:\s|$)))"""
+_LABEL = re.compile(
+    r"\b(?:winner|verdict)\b[\s\"'*_:=\-–—]{0,8}(?:is[\s:]{1,3})?[\s\"'*_]{0,3}"
+    r"(?:(?:the\s+)?response\s+)?(?:an?\s+(?=tie|draw))?(?P<label>A|B|tie|draw)\b" + _END,
+    re.IGNORECASE | re.MULTILINE,
+)
+_MT_BENCH = re.compile(r"\[\[(A|B|C)\]\]")
+
+
+def _json_winner(text: str) -> tuple[bool, str | None]:
+    """(found a JSON object with a 'winner' key?, its label or None when the value is no label)."""
+    decoder = json.JSONDecoder()
+    for start in (m.start() for m in re.finditer(r"\{", text)):
+        try:
+            obj, _ = decoder.raw_decode(text, start)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(obj, dict) and "winner" in obj:
+            return True, _JSON_VALUES.get(str(obj["winner"]).strip().lower())
+    return False, None
 
 
 def parse_label(reply: str | None) -> str | None:
-    """'A', 'B' or 'tie' from a reply (JSON {"winner": ...} or a 'Winner: X' line); None if absent or contradictory."""
+    """'A', 'B' or 'tie' from a reply; None if absent, ambiguous or contradictory (see the module doc)."""
     if not reply or not reply.strip():
         return None
     text = reply.strip()
-    if text.startswith("{"):
-        try:
-            value = str(json.loads(text).get("winner", "")).strip()
-        except (json.JSONDecodeError, AttributeError):
-            value = ""
-        norm = {"a": "A", "b": "B", "tie": "tie", "draw": "tie", "response a": "A", "response b": "B"}.get(
-            value.lower()
-        )
-        if norm:
-            return norm
-    found = {("tie" if m.group(1).lower() in ("tie", "draw") else m.group(1).upper()) for m in _WINNER.finditer(text)}
+    found_json, label = _json_winner(text)
+    if found_json:
+        return label
+    found = {{"C": "tie"}.get(m.group(1), m.group(1)) for m in _MT_BENCH.finditer(text)}
+    for m in _LABEL.finditer(text):
+        value = m.group("label")
+        found.add("tie" if value.lower() in _TIE_WORDS else value.upper())
     return found.pop() if len(found) == 1 else None
 
 

@@ -2,7 +2,10 @@
 depends on a marker in its prompt, so retries and concurrency do not change the script:
   [rate-limit-once] 429 on the first request, then a verdict;   [5xx-twice] 500 twice, then a verdict;
   [slow] answers after SLOW_S (beyond the client's timeout);    [cut-before] a reply cut before the verdict;
-  [cut-after] a reply cut after the verdict; anything else: {"winner": "A", ...}."""
+  [cut-after] a reply cut after the verdict; anything else: {"winner": "A", ...}, or what `decide(prompt)`
+returns when one is given (a scripted judge that reads the responses). A request with `tools` is answered
+with a tool call carrying the verdict JSON as its arguments (how the `tools` structured mode gets it).
+Every request body is kept in `bodies`."""
 
 from __future__ import annotations
 
@@ -10,15 +13,18 @@ import json
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 SLOW_S = 3.0
 
 
 class OpenAIServer:
-    def __init__(self) -> None:
+    def __init__(self, decide: Callable[[str], str] | None = None) -> None:
         self.seen: Counter[str] = Counter()
         self.auth: list[str | None] = []
+        self.bodies: list[dict] = []
+        self.decide = decide
         self.slow = True
         self.lock = threading.Lock()
         server = self
@@ -55,6 +61,7 @@ class OpenAIServer:
                     server.seen[marker] += 1
                     n = server.seen[marker]
                     server.auth.append(self.headers.get("Authorization"))
+                    server.bodies.append(req)
                 if marker == "[rate-limit-once]" and n == 1:
                     return self._send(
                         429, {"error": {"message": "rate limited", "type": "rate_limit"}}, {"retry-after": "0"}
@@ -66,8 +73,13 @@ class OpenAIServer:
                 content = {
                     "[cut-before]": '{"reason": "Response A is more vivid and',
                     "[cut-after]": '{"winner": "B", "reason": "Response B has the more',
-                }.get(marker, '{"winner": "A", "reason": "more vivid"}')
+                }.get(marker) or (server.decide(prompt) if server.decide else '{"winner": "A", "reason": "more vivid"}')
                 finish = "length" if marker.startswith("[cut") else "stop"
+                message = {"role": "assistant", "content": content}
+                if req.get("tools"):
+                    name = req["tools"][0]["function"]["name"]
+                    call = {"id": "call_0", "type": "function", "function": {"name": name, "arguments": content}}
+                    message, finish = {"role": "assistant", "content": None, "tool_calls": [call]}, "tool_calls"
                 self._send(
                     200,
                     {
@@ -75,9 +87,7 @@ class OpenAIServer:
                         "object": "chat.completion",
                         "created": 0,
                         "model": req["model"],
-                        "choices": [
-                            {"index": 0, "finish_reason": finish, "message": {"role": "assistant", "content": content}}
-                        ],
+                        "choices": [{"index": 0, "finish_reason": finish, "message": message}],
                         "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
                     },
                 )

@@ -90,6 +90,7 @@ def test_corpus_has_enough_cases_across_areas():
     ids = [c["id"] for c in CASES]
     assert len(ids) == len(set(ids)) >= 30
     areas = {"recipe", "data", "plan", "train", "judge", "judged", "push", "runpod", "manifest", "merged", "resume"}
+    areas |= {"prefs", "study", "chat", "serve", "ollama"}
     assert areas <= {i.split("-")[0] for i in ids}
 
 

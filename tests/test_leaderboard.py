@@ -13,13 +13,17 @@ def test_leaderboard_from_an_evaluated_run(default_run, monkeypatch):
     run, _ = default_run
     monkeypatch.setenv("OUTPUTS", str(run.parent.parent.parent))
     evaluated = manifest.read(run).lm_eval
-    if not (evaluated and evaluated.results):
-        lmeval.evaluate(run, ["hf"], limit=2, max_gen_toks=8)
+    if not (evaluated and evaluated.results and evaluated.base):
+        lmeval.evaluate(run, ["hf", "base"], limit=2, max_gen_toks=8)  # the base model on the same documents
     result = leaderboard.build()
     folder = run.parent.parent.parent / "leaderboard"
     text = (folder / "leaderboard.md").read_text()
     assert result["runs"] >= 1 and f"smollm2-135m-cpu/{run.name}" in text
     assert "| 1 | smollm2-135m-cpu/" in text and "HuggingFaceTB/SmolLM2-135M-Instruct" in text
+    tuned = next(line for line in text.splitlines() if f"smollm2-135m-cpu/{run.name}" in line and "| hf |" in line)
+    assert "(95 % CI)" in text and " [" in tuned  # every score with its interval, never a bare rank
+    assert "| base: HuggingFaceTB/SmolLM2-135M-Instruct |" in text and "(this is the base model)" in text
+    assert "vs base" in text and "base not scored" not in tuned and ", p " in tuned  # beside its base, tested
     for image in ("metrics.png", "loss_curves.png"):
         assert image in result["images"] and (folder / image).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     rows = leaderboard.collect()
