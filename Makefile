@@ -9,7 +9,7 @@ export PYTHONPATH := $(CURDIR)
 # are; nothing here exports empty ones (an empty MODEL= breaks llama_cpp.server's settings, for one).
 
 .DEFAULT_GOAL := help
-.PHONY: help setup train test test-fast lint recipes show plan check new lock merge gguf push data-check data-split data-convert personas eval judge judge-report leaderboard bench image runpod-up runpod-status runpod-logs runpod-down runpod-template
+.PHONY: help setup train test test-fast lint recipes show plan check new lock merge gguf push data-check data-split data-convert personas eval judge prefs judge-report leaderboard chat serve ollama study study-report bench bench-gpu wheelhouse image runpod-up runpod-status runpod-logs runpod-down runpod-template
 
 help: ## list the targets
 	@grep -hE '^[a-z][a-z0-9_-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -61,17 +61,20 @@ data-check: setup ## validate DATA (file:line for each bad record) + stats with 
 data-split: setup ## dedup DATA, then a deterministic train/val split (VAL=60 SEED=42)
 	@$(PY) -m data.tools.split
 
-data-convert: setup ## convert DATA TO=messages|prompt-completion|sharegpt (refuses what cannot convert faithfully)
+data-convert: setup ## convert DATA TO=messages|prompt-completion|sharegpt, or pairs|pairs-messages|pairs-chat|kto (all or nothing)
 	@$(PY) -m data.tools.convert
 
 personas: setup ## build a persona dataset from PERSONAS=data/personas/x.yaml (GENERATOR=template|endpoint)
 	@$(PY) -m data.tools.personas
 
-eval: setup ## lm-eval held-out task (EM, Jaccard, ROUGE, BLEU) on RUN's HF model and each GGUF (BACKENDS=hf,gguf)
+eval: setup ## lm-eval held-out task (EM, Jaccard, ROUGE, BLEU) on RUN's HF model, each GGUF and its base (BACKENDS=hf,gguf,base)
 	@$(PY) -m eval.lmeval
 
-judge: setup ## blind A/B of RUN vs its base, both orders, JUDGES="gpt-4o,local" (see eval/judges.yaml); stats + report
+judge: setup ## blind A/B of RUN vs its base, both orders, JUDGES="gpt-4o,local" (see eval/judges.yaml; local with no JUDGE_URL serves the embedded SmolLM2 GGUF); stats + report
 	@$(PY) -m eval.judge
+
+prefs: setup ## preference pairs from RUN's judging: position-consistent verdicts only (JUDGES= AGREE=any|all VAL= FORCE=1)
+	@$(PY) -m eval.prefs
 
 judge-report: setup ## re-analyze judged exports FILES (the seeds' format or ours): win rates, CIs, agreement, audit
 	@$(PY) -m eval.judge_report
@@ -79,25 +82,48 @@ judge-report: setup ## re-analyze judged exports FILES (the seeds' format or our
 leaderboard: setup ## every evaluated run: markdown tables + PNG plots in outputs/leaderboard/
 	@$(PY) -m eval.leaderboard
 
+chat: setup ## multi-turn chat with RUN's model in the terminal (HF; GGUF=Q4_K_M for a GGUF), the recipe's template and sampling
+	@$(PY) -m tools.serve.chat
+
+serve: setup ## OpenAI-compatible server on 127.0.0.1:PORT (8080) for RUN's GGUF (GGUF=Q4_K_M), its own chat template
+	@$(PY) -m tools.serve.serve
+
+ollama: setup ## Ollama Modelfile beside RUN's GGUFs from the GGUF's chat template (+ ollama create when installed)
+	@$(PY) -m tools.serve.ollama
+
+study: setup ## train, evaluate and judge every model of STUDY=studies/x.yaml, then its report (RUNPOD=1 MAX_COST=<USD>: one pod per run)
+	@$(PY) -m eval.study.run $(STUDY)
+
+study-report: setup ## re-render STUDY's report (markdown, PNGs, one self-contained HTML page) from what is finished
+	@$(PY) -m eval.study.report $(STUDY)
+
 bench: setup ## measure speed/memory/efficiency vs the seed-style baseline -> outputs/bench/<ts>/report.md (not a test)
 	@$(PY) -m bench.run
 
-image: ## docker build the RunPod training image (IMAGE=<name>, default runpod.toml's base_image)
-	@docker build -t "$${IMAGE:-$$(sed -n 's/^base_image = "\(.*\)"/\1/p' runpod.toml)}" .
+wheelhouse: setup ## collect every wheel the GPU bench needs beyond torch into WHEELS=<dir> (needs internet; Python 3.12 wheels)
+	@$(PY) -m bench.wheelhouse collect $(WHEELS)
 
-runpod-up: setup ## create a RunPod pod that trains RECIPE on GPU= GPUS= (sized by make plan) and stops itself; DRY_RUN=1 prints the request
+# no `setup` dependency: the GPU machine has Python and torch, not this repo's .venv
+bench-gpu: ## GPU bench from WHEELS=<dir> with no index: 3B + 8B recipe, ours vs baseline, JSON + one table (< 8 min, one H100)
+	@python3 -m bench.wheelhouse run $(WHEELS)
+
+# pods start from axolotl's public image by default; a pre-built image is the fast option, in the user's registry
+image: ## docker build the pre-built RunPod image (IMAGE=<registry/name:tag>, default affinage:<commit>); then IMAGE=... make runpod-up
+	@docker build -t "$${IMAGE:-affinage:$$(git rev-parse --short HEAD)}" .
+
+runpod-up: setup ## create a RunPod pod (NODES>1: an Instant Cluster) that trains RECIPE on GPU= GPUS= NODES=, sized by make plan, bootstrapped from the pushed commit on axolotl's image (IMAGE= a pre-built one); DRY_RUN=1 prints the request
 	@$(PY) -m launch.cloud.runpod.commands up
 
-runpod-status: setup ## state, uptime and cost of POD (default: the last pod runpod-up created)
+runpod-status: setup ## state, uptime and cost of POD (a pod or cluster id; default: the last one runpod-up created)
 	@$(PY) -m launch.cloud.runpod.commands status
 
-runpod-logs: setup ## tail POD's run log over SSH (FOLLOW=1 keeps following)
+runpod-logs: setup ## tail POD's run log over SSH (a cluster: its primary; FOLLOW=1 keeps following)
 	@$(PY) -m launch.cloud.runpod.commands logs
 
-runpod-down: setup ## terminate POD (a pod holding outputs on its own volume is only stopped unless FORCE=1)
+runpod-down: setup ## terminate POD, or delete a cluster (its only stop); outputs on the machine's own volume need FORCE=1
 	@$(PY) -m launch.cloud.runpod.commands down
 
-runpod-template: setup ## create a RunPod pod template from runpod.toml (for the console and Instant Clusters)
+runpod-template: setup ## a RunPod pod template from runpod.toml (axolotl's image + the bootstrap of the pushed commit, or IMAGE=)
 	@$(PY) -m launch.cloud.runpod.commands template
 
 lock: setup ## rewrite constraints.txt from the current .venv (after changing requirements.txt)
