@@ -36,6 +36,7 @@ class RunPodState:
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
         self.pods: dict[str, dict[str, Any]] = {}
+        self.pods_made = self.clusters_made = 0  # ids are never reused (RunPod's are not)
         self.templates: list[dict[str, Any]] = []
         self.clusters: dict[str, dict[str, Any]] = {}
         self.cluster_pods: dict[str, list[dict[str, Any]]] = {}
@@ -61,7 +62,8 @@ def _answer(state: RunPodState, field: str, args: dict[str, Any]) -> Any:
         gid = args.get("id")
         return [{"id": gid, "displayName": gid, "memoryInGb": 80, "maxGpuCount": 8}] if gid in KNOWN_GPUS else []
     if field == "podFindAndDeployOnDemand":
-        pod_id = f"pod{len(state.pods) + 1:03d}"
+        state.pods_made = max(state.pods_made, len(state.pods)) + 1  # a test may seed pods of its own
+        pod_id = f"pod{state.pods_made:03d}"
         env = [f"{e['key']}={e['value']}" for e in args.get("env", [])]
         state.pods[pod_id] = {
             "id": pod_id,
@@ -136,7 +138,8 @@ def _create_cluster(state: RunPodState, body: dict[str, Any]) -> tuple[int, Any]
         return _problem(400, "podCount must be between 2 and 250")
     if compute["gpuTypeId"] not in KNOWN_GPUS:
         return _problem(400, f"unknown gpuTypeId '{compute['gpuTypeId']}'")
-    cid = f"cluster{len(state.clusters) + 1:03d}"
+    state.clusters_made = max(state.clusters_made, len(state.clusters)) + 1
+    cid = f"cluster{state.clusters_made:03d}"
     pods = []
     for rank in range(int(compute["podCount"])):
         pods.append(
