@@ -23,9 +23,6 @@ from core import atomic, cli, manifest, metrics, rundir, settings
 from core.errors import UserError, Where
 from core.hashing import sha256_file
 from core.manifest import EvalResult, LmEvalSection
-from data.entries import dataset_file
-from data.formats import to_messages
-from data.validate import read_jsonl
 
 TASK = "affinage_heldout"
 BACKENDS = ("hf", "gguf", "base")
@@ -46,25 +43,9 @@ def heldout_docs(run: Path) -> tuple[list[dict[str, str]], bool, str]:
             Where(source / "config.yaml", key="test_datasets"),
             "give the recipe a test_datasets file (make data-split) and train again",
         )
-    ds = entries[0]
-    path = dataset_file(ds)
-    fmt = "prompt-completion" if isinstance(ds.get("type"), dict) else "messages"
-    docs = []
-    for _, rec, err in read_jsonl(path):
-        if err:
-            continue
-        if fmt == "messages":
-            msgs = to_messages(rec, "messages")
-            last = max(i for i, m in enumerate(msgs) if m["role"] == "assistant")
-            user = [m for m in msgs[:last] if m["role"] == "user"][-1]
-            docs.append({"prompt": user["content"], "reference": msgs[last]["content"]})
-        else:
-            kind = ds["type"]
-            prompt = kind.get("no_input_format", "{instruction}").format(
-                instruction=rec[kind.get("field_instruction", "prompt")]
-            )
-            docs.append({"prompt": prompt, "reference": rec[kind.get("field_output", "completion")]})
-    return docs, fmt == "messages", str(path)
+    from eval.heldout import docs
+
+    return docs(entries[0], Where(source / "config.yaml", key="test_datasets[0]"))
 
 
 def write_task(folder: Path, docs: list[dict], max_gen_toks: int) -> dict[str, str]:

@@ -32,7 +32,7 @@ def front_matter(m: Manifest, kind: str) -> dict[str, Any]:
     fm: dict[str, Any] = {
         "base_model": base,
         "library_name": {"adapter": "peft", "merged": "transformers", "gguf": "gguf"}[kind],
-        "license": facts.get("license", "other"),
+        "license": facts.get("license") or "other",  # the Hub wants one; a table row may say none
         "tags": ["affinage", "axolotl", t.meta.method, t.meta.family, "text-generation"]
         + (["gguf"] if kind == "gguf" else []),
         "datasets": [d.path for d in t.datasets],

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -126,6 +127,23 @@ def export(
     }
 
 
+def refuse_unconvertible(merged: Path) -> None:
+    """llama.cpp's converter knows a fixed list of architectures: say so before converting, not as its traceback."""
+    from launch.preflight.model import converter_architectures
+
+    known = converter_architectures()
+    config = merged / "config.json"
+    if known is None or not config.is_file():
+        return
+    archs = json.loads(config.read_text()).get("architectures") or []
+    if archs and not any(a in known for a in archs):
+        raise UserError(
+            f"llama.cpp's converter (llama-cpp-python's) does not support {', '.join(archs)}",
+            Where(config, key="architectures"),
+            "the merged model in the run directory still works with transformers (make eval BACKENDS=hf)",
+        )
+
+
 def build(run: Path, quants: list[str], outtype: str = "f16", log=print) -> GgufSection:
     for q in quants:
         ftype(q)
@@ -137,6 +155,7 @@ def build(run: Path, quants: list[str], outtype: str = "f16", log=print) -> Gguf
         merge(run, log)
         m = manifest.read(run)
     merged = run / m.merge.path
+    refuse_unconvertible(merged)
     recorded = m.merge.files
     bad = [name for name, sha in recorded.items() if not (merged / name).is_file() or sha256_file(merged / name) != sha]
     if not recorded or bad:
