@@ -66,7 +66,7 @@ CONFIGS = {
     ),
 }
 GATED = "meta-llama/Gated-Tiny"
-GATED_TOKEN = "hf_gatedtokenfortestsonly0000000000"
+GATED_TOKEN = "hf_fake-gated-token-for-tests-only"
 
 
 @pytest.fixture(scope="module")
