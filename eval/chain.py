@@ -1,6 +1,6 @@
 """The chain of a run that started from another run (a DPO run on top of an SFT run, train.start_from in its
-manifest): which run it started from, the original base model at the chain's root, which held-out split the
-chain is scored on, and the leaderboard's "base -> SFT -> DPO" table with the reward margins from training.
+manifest): which run it started from, the original base model at the chain's root, what each run of it trained
+on, which held-out split the chain is scored on, and the leaderboard's "base -> SFT -> DPO" table with the reward margins from training.
 
 Read through manifests only: a run's start run is the folder its manifest names, never a guessed path."""
 
@@ -60,6 +60,21 @@ def origin_base(run: Path) -> tuple[str, str]:
     """(name, loadable path) of the base model at the chain's root: what the first run fine-tuned."""
     root = links(run)[0].manifest.train.base_model
     return root.name, root.path
+
+
+def training_files(run: Path) -> list[tuple[Link, Path | None, str]]:
+    """(run, local file or None when it is not here, path as recorded) of every training dataset of every run in
+    the chain: what the chain's weights were trained on (a DPO run: its pairs; the SFT run it started from: its
+    conversations)."""
+    out = []
+    for link in links(run):
+        for ds in link.manifest.train.datasets:
+            if ds.role != "train":
+                continue
+            path = Path(ds.path).expanduser()
+            path = path if path.is_absolute() else REPO / path  # as make train recorded it, from the repo root
+            out.append((link, path if path.is_file() else None, ds.path))
+    return out
 
 
 def heldout_run(run: Path) -> Path:
