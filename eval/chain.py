@@ -118,7 +118,9 @@ def chain_table(rows: list[dict[str, Any]], primary: str) -> list[str]:
         for label in r["chain"]:
             step = by_label.get(label, {})
             wins = ", ".join(
-                f"{j} {100 * s['win_rate']:.0f} %" for j, s in (step.get("judges") or {}).items() if s.get("win_rate")
+                f"{j} {100 * s['win_rate']:.0f} %" + (f" (held-out n={s['heldout']['n']})" if s.get("heldout") else "")
+                for j, s in (step.get("judges") or {}).items()
+                if s.get("win_rate")
             )
             t = step.get("train") or {}
             margin = " / ".join(_num(t.get(k)) for k in ("first_margin", "final_margin", "eval_margin"))

@@ -14,8 +14,8 @@ import pytest
 
 from core import manifest
 from core.errors import UserError
+from eval import chain, leaderboard
 from eval import judge as judge_mod
-from eval import leaderboard
 from eval.judge import run_judging
 from eval.prefs import build
 from tests.judged_runs import fake_for_run, make_run, prefers_candidate, rows, write_suite
@@ -107,6 +107,9 @@ def test_a_run_trained_on_the_pairs_is_judged_on_the_heldout_part_only(sft, outp
     assert "Judged on the held-out part only: n = 4 of the suite's 30 prompts" in report
     _, table = leaderboard.judge_table([("dpo/run", "local", judged.judges["local"])])
     assert table[0][2] == "6 held-out of 30"
+    steps = [{"run": "sft/run", "chain": ["sft/run", "dpo/run"], "origin": "base"}, {"run": "dpo/run"}]
+    steps[1]["judges"] = {"local": judged.judges["local"]}
+    assert "local 100 % (held-out n=6)" in "\n".join(chain.chain_table(steps, "ROUGE-1"))
 
 
 def test_what_cannot_be_judged_out_of_sample_is_refused(sft, outputs, tmp_path, monkeypatch):
