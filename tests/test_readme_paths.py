@@ -53,6 +53,24 @@ def test_the_path_reader_finds_a_missing_path():
     assert named_paths("see `launch/nothing_here.py` and recipes/<name>.yaml") == {"launch/nothing_here.py"}
 
 
+def code_files() -> list:
+    tops = ("core", "launch", "data", "eval", "tools", "bench", "recipes", "studies")
+    found = [p for top in tops for p in (REPO / top).rglob("*") if p.suffix in (".py", ".yaml", ".sh", ".toml")]
+    return [*found, *(REPO / n for n in ("Makefile", "Dockerfile", "runpod.toml", ".ci/run"))]
+
+
+def test_code_that_points_at_the_docs_points_at_a_page_or_heading():
+    readme_heads = set(re.findall(r"^#+ (.+)$", (REPO / "README.md").read_text(), re.M))
+    pages, sections = set(), set()
+    for path in code_files():
+        text = path.read_text(errors="replace")
+        pages |= set(re.findall(r"(?<![\w/.-])docs/[\w-]+\.md", text))
+        sections |= {(path.name, s) for s in re.findall(r'README,? "([^"]+)"', text)}
+    assert pages, "no code points at a docs page: the reader is broken"
+    assert not [p for p in pages if not (REPO / p).is_file()], pages
+    assert not [s for s in sections if s[1] not in readme_heads], f"README sections that do not exist: {sections}"
+
+
 def test_the_lint_gate_is_clean():
     ruff = [sys.executable, "-m", "ruff"]
     check = subprocess.run([*ruff, "check", "."], cwd=REPO, capture_output=True, text=True)
