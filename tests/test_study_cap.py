@@ -74,3 +74,17 @@ def test_live_pods_are_terminated_when_the_study_spend_reaches_max_cost(tmp_path
     assert "RunPod spend: $1.40 of MAX_COST $1.25 (cap reached: live pods were terminated), over 3 pod(s)" in text
     data = json.loads((paths.report / "report.json").read_text())
     assert data["budget"]["spent_usd"] == 1.4 and data["budget"]["max_cost"] == 1.25
+
+
+def test_spend_is_runpods_price_times_uptime_and_survives_a_restart():
+    """RunPod's uptime starts again at 0 when a pod restarts: what the earlier start spent is kept, and a pod that
+    is gone keeps what was last read."""
+    from eval.study.pods import record_spend
+
+    rec = {"spent_usd": 0.0}
+    record_spend({"uptimeSeconds": 600, "costPerHr": 3.6}, rec)
+    assert rec["spent_usd"] == 0.6 and rec["uptime_s"] == 600 and rec["price_per_hr"] == 3.6
+    record_spend({"uptimeSeconds": 100, "costPerHr": 3.6}, rec)  # restarted
+    assert rec["spent_usd"] == 0.7
+    record_spend(None, rec)
+    assert rec["spent_usd"] == 0.7
