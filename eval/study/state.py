@@ -124,9 +124,10 @@ def write_state(paths: StudyPaths, state: dict[str, Any]) -> None:
     if paths.state_file.is_file():
         try:
             read_state(paths)
-            atomic.write_text(paths.state_backup, paths.state_file.read_text(encoding="utf-8"))
         except UserError:
             pass  # a corrupt state is never the last good one
+        else:
+            atomic.write_text(paths.state_backup, paths.state_file.read_text(encoding="utf-8", errors="replace"))
     atomic.write_json(paths.state_file, state)
 
 
