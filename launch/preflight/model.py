@@ -1,6 +1,7 @@
 """Preflight: the base model's facts (config.json and tokenizer, fetched into the HF cache when the Hub can be
-reached, launch/recipe/facts.py), what was derived from them, the kind of training the config asks for, and
-whether llama.cpp's converter supports the architecture (so `make gguf` does not fail after the GPU hours)."""
+reached, launch/recipe/facts.py), what was derived from them, a meta block that contradicts them, the kind of
+training the config asks for, and whether llama.cpp's converter supports the architecture (so `make gguf` does
+not fail after the GPU hours)."""
 
 from __future__ import annotations
 
@@ -78,6 +79,28 @@ def ensure_facts(r: Resolved) -> list[Finding]:
             r.recipe.where("base_model"),
             facts.fetch_hint(base),
         )
+    ]
+
+
+def check_meta(r: Resolved) -> list[Finding]:
+    """A meta value that contradicts what is derived (launch/recipe/derive.py contradictions) is an error: the
+    plan, the cards, the table and the study would report the wrong model or method."""
+    import copy
+
+    from launch.recipe import derive
+    from launch.recipe import overrides as ov
+
+    config = ov.apply(copy.deepcopy(r.recipe.config), r.overrides)  # as the recipe writes it, before a profile
+    base = r.config["base_model"] if facts.find(r.config["base_model"]) else r.hub_base_model
+    return [
+        Finding(
+            "error",
+            "meta",
+            f"{key} says {said!r}, but {derived!r} is derived ({source})",
+            r.recipe.where(key),
+            f"correct {key}, or remove it (it is derived)",
+        )
+        for key, said, derived, source in derive.contradictions(r.stated or r.recipe.meta, config, base)
     ]
 
 
