@@ -54,10 +54,8 @@ def ensure_facts(r: Resolved) -> list[Finding]:
     if facts.online():
         try:
             got = facts.fetch(base)
-        except facts.HubUnreachable as exc:
-            if found is None:
-                return [Finding("error", "model", exc.message, r.recipe.where("base_model"), exc.hint)]
-            return [_table_only(r, base, found, "the Hub could not be reached and ")]
+        except facts.HubUnreachable:  # the network dropped after the probe: offline from here on
+            return [_table_only(r, base, found, f"{facts.offline_reason()} and ") if found else _no_facts(r, base)]
         except UserError as exc:
             return [Finding("error", "model", exc.message, r.recipe.where("base_model"), exc.hint)]
         return [
@@ -69,17 +67,20 @@ def ensure_facts(r: Resolved) -> list[Finding]:
         ]
     if found is not None:
         return [_table_only(r, base, found)]
-    return [
-        Finding(
-            "warning",
-            "model",
-            f"no facts for {base} here (not a local folder, not in the HF cache, not in "
-            "the facts tables) and HF_HUB_OFFLINE=1: family, size, LoRA targets, end of turn and lengths are "
-            "not checked",
-            r.recipe.where("base_model"),
-            facts.fetch_hint(base),
-        )
-    ]
+    return [_no_facts(r, base)]
+
+
+def _no_facts(r: Resolved, base: str) -> Finding:
+    """No network behaves as HF_HUB_OFFLINE=1: a warning naming the command that fetches the facts."""
+    return Finding(
+        "warning",
+        "model",
+        f"no facts for {base} here (not a local folder, not in the HF cache, not in "
+        f"the facts tables) and {facts.offline_reason()}: family, size, LoRA targets, end of turn and lengths are "
+        "not checked",
+        r.recipe.where("base_model"),
+        facts.fetch_hint(base),
+    )
 
 
 def check_meta(r: Resolved) -> list[Finding]:
