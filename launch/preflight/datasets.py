@@ -107,6 +107,7 @@ def check_datasets(r: Resolved) -> list[Finding]:
                 "add datasets: [{path: ..., type: ...}] (axolotl's keys)",
             )
         ]
-    up = online()
+    hub = any(not sources.is_local(ds) for _, _, ds in entries)
+    up = hub and online()  # probed only for a Hub dataset: a run on local files makes no request
     why = "" if up else offline_reason()
     return [f for section, i, ds in entries for f in check_entry(r, section, i, ds, up, why)]
