@@ -1,8 +1,9 @@
 """The plan is right where a user cannot see it: a LoRA on an 8-bit base is its own method (lora-8bit), sized at 1
 byte per quantized base weight, everywhere a method is derived, listed or used; a model whose size is not known
-here needs an unknown amount of disk (never 0 GB) and make runpod-up then refuses unless the facts are found, and
-VOLUME_GB sets the volume it asks for; attention memory follows the implementation (only eager keeps the
-seq x seq scores; SDPA, transformers' default, and flash do not), and so does `auto`'s strategy."""
+here needs an unknown amount of disk (never 0 GB) and make plan / make runpod-up refuse until its facts are found
+(memory cannot be planned without them), and VOLUME_GB sets the volume runpod-up asks for; attention memory
+follows the implementation (only eager keeps the seq x seq scores; SDPA, transformers' default, and flash do not),
+and so does `auto`'s strategy."""
 
 from __future__ import annotations
 
@@ -92,11 +93,11 @@ def test_an_unknown_size_is_unknown_never_zero(tmp_path, monkeypatch, here):
     [finding] = disk.check_disk(r, here=here)
     assert finding.level == "warning" and "needs an unknown amount" in finding.message, finding
     assert "0.0 GB" not in finding.message and " 0 GB" not in finding.message
-    assert "make runpod-up refuses until the facts are here or VOLUME_GB=<GB> is given" in finding.message
+    assert finding.message.endswith("make plan and make runpod-up refuse until its facts are here")
     assert finding.hint.startswith("run make check with network access once")
     monkeypatch.setenv("VOLUME_GB", "150")
     [finding] = disk.check_disk(r, here=here)
-    assert "make runpod-up asks RunPod for VOLUME_GB=150 GB" in finding.message
+    assert "(then runpod-up asks RunPod for VOLUME_GB=150 GB)" in finding.message
 
 
 def test_runpod_up_refuses_an_unknown_size_and_takes_volume_gb(tmp_path, outputs):

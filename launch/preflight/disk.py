@@ -3,7 +3,7 @@ HF_HOME, against the free space there (the plan's formula, launch/preflight/esti
 trains. A GPU run checked where it will not train (a GPU recipe on a laptop with no CUDA) reports instead the
 volume `make plan` / `make runpod-up` will ask RunPod for (VOLUME_GB= when given); the check runs again where it
 trains. A model whose size is not known here (no facts, no meta.params_b) needs an unknown amount, never 0: a
-warning naming the command that fetches the facts."""
+warning naming the command that fetches the facts (make plan and make runpod-up refuse until they are here)."""
 
 from __future__ import annotations
 
@@ -47,10 +47,9 @@ def disk_need(r: Resolved) -> tuple[dict[str, float], float] | None:
 def unknown_finding(r: Resolved, volume_gb: int | None) -> Finding:
     from launch.recipe.facts import fetch_hint
 
-    then = (
-        f"make runpod-up asks RunPod for VOLUME_GB={volume_gb} GB"
-        if volume_gb
-        else "make runpod-up refuses until the facts are here or VOLUME_GB=<GB> is given"
+    # make plan / runpod-up fetch the facts when the Hub can be reached; without them memory cannot be planned
+    then = "make plan and make runpod-up refuse until its facts are here" + (
+        f" (then runpod-up asks RunPod for VOLUME_GB={volume_gb} GB)" if volume_gb else ""
     )
     return Finding(
         "warning",
