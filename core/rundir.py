@@ -25,10 +25,19 @@ def utc_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+RECIPE_FILE_SUFFIXES = (".yaml", ".yml")
+
+
+def is_recipe_file(recipe: str) -> bool:
+    """A recipe file (by its .yaml/.yml ending), not a registered name: a name may hold dots (qwen2.5-05b), so
+    any other suffix is part of the name."""
+    return Path(recipe).suffix.lower() in RECIPE_FILE_SUFFIXES
+
+
 def recipe_name(recipe: str) -> str:
-    """The name runs of `recipe` are filed under: a registered name, or a recipe/config file's stem."""
-    path = Path(recipe)
-    return path.stem if path.suffix in (".yaml", ".yml") else recipe
+    """The name runs of `recipe` are filed under: a registered name as it is, or a recipe/config file's name
+    without its .yaml ending (never a bare stem: it would cut a dotted name at its first dot)."""
+    return Path(recipe).stem if is_recipe_file(recipe) else recipe
 
 
 def recipe_runs_dir(recipe: str) -> Path:

@@ -36,7 +36,7 @@ def train(
     s = s or settings.load()
     if run_dir:  # resume this run: its recipe and recorded overrides unless given again
         recorded = manifest.read(rundir.resolve(run_dir)).train
-        recipe = recorded.recipe.name if not Path(recipe).suffix else recipe
+        recipe = recorded.recipe.name if not rundir.is_recipe_file(recipe) else recipe
         args = args if args is not None else (recorded.overrides or None)
     findings = run_checks(recipe, args)[1]
     errors = errors_of(findings)

@@ -40,6 +40,16 @@ def runs_table(data: dict[str, Any]) -> leaderboard.Table:
     return headers, rows
 
 
+def spend_line(b: dict[str, Any]) -> str:
+    """Spend against the cap, and how far past it the cap lets a study go."""
+    reached = " (cap reached: live pods were terminated)" if b["spent_usd"] >= b["max_cost"] else ""
+    return (
+        f"RunPod spend: ${b['spent_usd']:.2f} of MAX_COST ${b['max_cost']:.2f}{reached}, over {b['pods']} pod(s): "
+        f"each pod's price times its uptime as RunPod reports them, read every {b['poll_s']:g} s, so the cap can "
+        "be overshot by one poll interval times the running pods' price."
+    )
+
+
 def seeds_table(data: dict[str, Any]) -> leaderboard.Table:
     label = metrics.get(metrics.PRIMARY).label
     headers = ["configuration", f"{label} per seed", "mean", "SD between seeds", "range", "mean 95 % CI width (docs)"]
@@ -60,6 +70,8 @@ def blocks(data: dict[str, Any], images: list[str]) -> list[Block]:
     counts = {k: sum(e["status"] == k for e in entries) for k in ("failed", "budget stop", "not started")}
     extra = ", ".join(f"{v} {k}{'s' if k == 'budget stop' and v > 1 else ''}" for k, v in counts.items() if v)
     out += [("p", f"{done} of {len(entries)} runs finished" + (f"; {extra}" if extra else "") + ".")]
+    if data.get("budget"):
+        out += [("p", spend_line(data["budget"]))]
     out += [("h", 2, "Runs"), ("table", runs_table(data))]
     if data["models"]:
         h = data["heldout"]

@@ -19,6 +19,7 @@ from core.paths import REPO
 from core.settings import STRATEGIES as _ALL
 from core.settings import Settings
 from launch.dist.topology import RUNPOD_NCCL_IFNAME, Topology
+from launch.recipe.meta import ADAPTER_METHODS
 
 DEEPSPEED_DIR = Path(__file__).with_name("deepspeed")
 ZERO = {"zero1": "zero1.json", "zero2": "zero2.json", "zero3": "zero3.json", "zero3-offload": "zero3-offload.json"}
@@ -76,10 +77,10 @@ def choose_strategy(
         return requested, "as the recipe/STRATEGY says"
     if topo.device == "cpu":
         return "zero3", "CPU processes: ZeRO-3 is the strategy that runs on gloo"
-    if method in ("lora", "qlora") and fits_replicated:
+    if method in ADAPTER_METHODS and fits_replicated:
         return "ddp", "the base model fits on each GPU; LoRA gradients are small, so plain data parallel"
-    if method == "qlora":
-        return "zero3", "the 4-bit base does not fit on one GPU: ZeRO-3 shards it"
+    if method in ("qlora", "lora-8bit"):
+        return "zero3", "the quantized base does not fit on one GPU: ZeRO-3 shards it"
     if fits_replicated:
         return "zero2", "full fine-tune: ZeRO-2 shards gradients and optimizer state"
     return "zero3", "the model does not fit on one GPU: ZeRO-3 shards weights, gradients and optimizer state"
