@@ -35,6 +35,9 @@ def train(
 ) -> Path:
     s = s or settings.load()
     if run_dir:  # resume this run: its recipe and recorded overrides unless given again
+        # a run another trainer is training now is refused at once, before the preflight (FORCE=1 takes it over)
+        if not force:
+            rundir.refuse_if_training(rundir.resolve(run_dir))
         recorded = manifest.read(rundir.resolve(run_dir)).train
         recipe = recorded.recipe.name if not Path(recipe).suffix else recipe
         args = args if args is not None else (recorded.overrides or None)
@@ -58,9 +61,9 @@ def train(
             "train on a GPU box or RunPod; FORCE=1 trains on CPU anyway (days)",
         )
     # on a CUDA machine: what the config asks for imports and fits the GPUs, before any run directory exists
-    checked = kernels.require(r, args)
-    if checked is not args:
-        args = checked
+    checked_args = kernels.require(r, args)
+    if checked_args is not args:
+        args = checked_args
         r = resolve(recipe, args=args, materialize=True)
     topo = topology_mod.detect(r.device, s)
     print(f"topology: {topo.describe()}")
@@ -72,19 +75,19 @@ def train(
         None,
         r.recipe.where("meta.distributed"),
     )
-    if not topo.is_primary:
+    if not topo.is_primary:  # only node 0 owns the run directory, so only node 0 holds its lock
         return train_worker(r, args, topo, s)
-    if not run_dir and auto_resume:
-        unfinished = find_unfinished(r)
-        if unfinished is not None:
-            print(f"resuming the unfinished run {unfinished} (RESUME=0 starts afresh)")
-            run_dir = str(unfinished)
-    if run_dir:
-        run = Path(run_dir).resolve()
-        final, launch = resume(r, args, run, topo, s)
-    else:
-        final, run, launch = start(r, args, topo, s, argv)
-    return execute(final, run, launch, topo)
+    found = find_unfinished(r) if not run_dir and auto_resume else None
+    if run_dir or found:
+        run = Path(run_dir).resolve() if run_dir else found
+        with rundir.hold_for_training(run, force, auto=found is not None):  # a live trainer of it: refused
+            if found:
+                print(f"resuming the unfinished run {found} (RESUME=0 starts afresh)")
+            final, launch = resume(r, args, run, topo, s)
+            return execute(final, run, launch, topo)
+    final, run, launch = start(r, args, topo, s, argv)
+    with rundir.hold_for_training(run):
+        return execute(final, run, launch, topo)
 
 
 def merge_start(run: Path, s: Settings) -> None:
