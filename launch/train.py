@@ -41,6 +41,7 @@ def train(
         recorded = manifest.read(rundir.resolve(run_dir)).train
         recipe = recorded.recipe.name if not Path(recipe).suffix else recipe
         args = args if args is not None else (recorded.overrides or None)
+    require_cuda(s, recipe, args)
     findings = run_checks(recipe, args)[1]
     errors = errors_of(findings)
     for f in findings:  # what the preflight could not check, and where the run logs to, before training starts
@@ -88,6 +89,35 @@ def train(
     final, run, launch = start(r, args, topo, s, argv)
     with rundir.hold_for_training(run):
         return execute(final, run, launch, topo)
+
+
+def require_cuda(s: Settings, recipe: str, args: str | dict | None) -> None:
+    """DEVICE=gpu where torch sees no CUDA device: one error before anything is prepared, saying how to train on
+    this CPU instead. Asked once the recipe and ARGS resolve (cheap, no torch); a GPU run's preflight would import
+    torch for its kernel check anyway."""
+    if s.device != "gpu":  # without DEVICE=gpu the device is what torch finds
+        return
+    try:
+        params = resolve(recipe, device="gpu", args=args).meta.params_b or 0
+    except UserError:
+        return  # the preflight reports it, with everything else
+    if kernels.probe().cuda:
+        return
+    import torch
+
+    if torch.version.cuda is None:
+        why = f"torch {torch.__version__} is a CPU build"
+    else:
+        why = f"torch {torch.__version__} (CUDA {torch.version.cuda}) finds no GPU: no driver, or CUDA_VISIBLE_DEVICES"
+    cpu = f"DEVICE=cpu make train RECIPE={recipe} trains on this machine's CPU"
+    if params > CPU_MAX_PARAMS_B:
+        cpu = f"DEVICE=cpu FORCE=1 make train RECIPE={recipe} trains this {params:g}B model on CPU anyway (days)"
+    raise UserError(
+        f"DEVICE=gpu, but torch sees no CUDA device on this machine ({why}); nothing was started",
+        Where(key="DEVICE"),
+        f"{cpu} (a CPU recipe such as smollm2-135m-cpu is sized for it), or train on a GPU: "
+        f"make runpod-up RECIPE={recipe}",
+    )
 
 
 def merge_start(run: Path, s: Settings) -> None:
