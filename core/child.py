@@ -1,6 +1,6 @@
 """Run a child process (axolotl's trainer, torchrun, llama.cpp's converter) with all of its output in a log file.
 The screen gets its progress as it comes, but never a traceback: each one is replaced by one line naming the
-exception and the log. When the child fails, `Outcome.summary` is its last meaningful error lines (the exception
+exception and the log. When the child fails, `Outcome.errors` are its last meaningful error lines (the exception
 that ended it, not the launcher's wrapper around it), for the one error message a user reads."""
 
 from __future__ import annotations
@@ -117,15 +117,6 @@ def digest_text(lines: Iterable[str], log_name: str = "the log") -> Digest:
     for line in lines:
         d.feed(line)
     return d
-
-
-def summary_of(log: Path, lines: int = 2) -> list[str]:
-    """The last meaningful error lines of a log file (empty when there is none)."""
-    try:
-        text = Path(log).read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return []
-    return digest_text(text, str(log)).summary(lines)
 
 
 @dataclass
