@@ -156,12 +156,15 @@ def test_plan_constants_are_the_estimators():
 
 
 def test_preflight_and_training_constants_are_the_codes():
+    from core.heartbeat import BEAT_S, STALE_S
     from launch.preflight.datasets import HUB_ROWS
     from launch.recipe.derive import PARAMS_TOLERANCE
     from launch.train import CPU_MAX_PARAMS_B
 
     agree(r"`params_b` more than (\d+) % from the count", f"{PARAMS_TOLERANCE * 100:g}")
     agree(r"streams the dataset's first (\d+) rows", HUB_ROWS)
+    agree(r"touches\s+it every (\d+) s", f"{BEAT_S:g}")
+    agree(r"no heartbeat for (\d+) s", f"{STALE_S:g}")
     agree(r"A model over (\d+)B parameters is refused on CPU", f"{CPU_MAX_PARAMS_B:g}")
 
 
