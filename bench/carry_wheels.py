@@ -140,7 +140,9 @@ def choose_axolotl(pip: Pip, torch: str, folder: Path) -> tuple[Path, list[dict[
     for version in pip.versions("axolotl")[:AXOLOTL_CANDIDATES]:
         [wheel] = pip.download([f"axolotl=={version}"], folder / ".candidates") or [None]
         meta = metadata(wheel)
-        spec = next((str(r.specifier) for r in requirements(meta, target_env(pip.python)) if norm(r.name) == "torch"), "")
+        spec = next(
+            (str(r.specifier) for r in requirements(meta, target_env(pip.python)) if norm(r.name) == "torch"), ""
+        )
         seen.append({"version": version, "torch": spec or "(none declared)"})
         if SpecifierSet(spec).contains(base, prereleases=True):
             return wheel, seen
@@ -234,8 +236,15 @@ def collect(folder: Path, machine_torch: str, machine: dict[str, str | None], py
             trimmed[w.name] = cut
     return {
         "axolotl": {"chosen": versions["axolotl"], "for_torch": machine_torch, "candidates": candidates},
-        "wheels": {w.name: {"name": n, "version": versions[n], "bytes": w.stat().st_size,
-                            "sha256": hashlib.sha256(w.read_bytes()).hexdigest()} for n, w in wheels.items()},  # fmt: skip
+        "wheels": {
+            w.name: {
+                "name": n,
+                "version": versions[n],
+                "bytes": w.stat().st_size,
+                "sha256": hashlib.sha256(w.read_bytes()).hexdigest(),
+            }
+            for n, w in wheels.items()
+        },  # fmt: skip
         "trimmed": trimmed,
         "unmet": sorted(set(unmet)),
         "differs_from_machine": sorted(set(differs)),
