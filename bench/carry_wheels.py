@@ -211,15 +211,30 @@ def collect(folder: Path, machine_torch: str, machine: dict[str, str | None], py
     folder.mkdir(parents=True, exist_ok=True)
     axolotl, candidates = choose_axolotl(pip, machine_torch, folder)
     wheels = {"axolotl": axolotl.replace(folder / axolotl.name)}
-    for name in names:
-        if name in wheels:
-            continue
-        allowed = SpecifierSet()
-        for wheel in wheels.values():
-            allowed &= SpecifierSet(
+
+    def allowed(name: str, among: dict[str, Path]) -> SpecifierSet:
+        spec = SpecifierSet()
+        for wheel in among.values():
+            spec &= SpecifierSet(
                 ",".join(str(r.specifier) for r in requirements(metadata(wheel), env) if norm(r.name) == name)
             )
-        wheels[name] = pick(pip, name, allowed, wheels, folder)
+        return spec
+
+    # one download of the newest release of each name within what axolotl declares, then each wheel whose own
+    # requirements the others do not meet is picked again, older (a few pip calls in all, not one per name)
+    rest = [n for n in names if n not in wheels]
+    for wheel in pip.download([f"{n}{allowed(n, wheels)}" for n in rest], folder) if rest else []:
+        wheels[metadata(wheel)["name"]] = wheel
+    for _ in range(3):
+        have = {n: metadata(w)["version"] for n, w in wheels.items()}
+        clash = [n for n, w in wheels.items() if n != "axolotl" and any(
+            norm(r.name) in have and not r.specifier.contains(have[norm(r.name)], True)
+            for r in requirements(metadata(w), env))]  # fmt: skip
+        if not clash:
+            break
+        for n in clash:
+            wheels.pop(n).unlink()
+            wheels[n] = pick(pip, n, allowed(n, wheels), wheels, folder)
     unmet, differs = [], []
     versions = {n: metadata(w)["version"] for n, w in wheels.items()}
     for n, w in wheels.items():

@@ -46,9 +46,9 @@ def build(config_dir: Path, out: Path, tiny: bool) -> dict:
     from transformers import AutoConfig, AutoModelForCausalLM
 
     config = AutoConfig.from_pretrained(config_dir)
-    if tiny:
-        for key, value in TINY.items():
-            setattr(config, key, value)
+    if tiny:  # the tiny sizes, the real vocabulary; per-layer lists (layer_types) follow the layer count
+        raw = {k: v for k, v in config.to_dict().items() if k != "layer_types"}
+        config = AutoConfig.for_model(raw.pop("model_type"), **{**raw, **TINY})
     gpu = torch.cuda.is_available() and not tiny
     torch.manual_seed(0)
     with torch.device("cuda" if gpu else "cpu"):
