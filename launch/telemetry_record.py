@@ -168,3 +168,17 @@ def line(t: TrainTelemetry) -> str:
         parts.append(f"plan {t.plan.total_gib:.2f} GiB per GPU")
     parts.append(f"MFU {t.mfu:.1%}" if t.mfu is not None else f"MFU - ({t.mfu_note})")
     return "measured: " + ", ".join(parts)
+
+
+def cell(t: TrainTelemetry | dict | None) -> str:
+    """One table cell: tokens/s, peak memory beside the plan, MFU (the leaderboard, the study report)."""
+    if t is None:
+        return "-"
+    t = TrainTelemetry.model_validate(t) if isinstance(t, dict) else t
+    out = "-" if t.tokens_per_s is None else f"{t.tokens_per_s:.0f} tok/s"
+    plan = t.plan.total_gib if t.plan else None
+    if t.peak_gpu_reserved_gib is not None:
+        out += f", {t.peak_gpu_reserved_gib:.1f} GiB GPU" + (f" (plan {plan:.1f})" if plan else "")
+    elif t.peak_rss_gib is not None:
+        out += f", RSS {t.peak_rss_gib:.1f} GiB" + (f" (plan for a GPU {plan:.1f})" if plan else "")
+    return out + (f", MFU {t.mfu:.0%}" if t.mfu is not None else "")
