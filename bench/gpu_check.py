@@ -26,6 +26,7 @@ import zipfile
 from pathlib import Path
 
 from bench.gpu_report import Report
+from core import childenv
 
 REPO = Path(__file__).resolve().parent.parent
 CONSOLE = "#!{python}\nimport sys\nfrom {module} import {func}\nif __name__ == '__main__':\n    sys.exit({func}())\n"
@@ -77,8 +78,8 @@ def install(carry: Path, work: Path, result: dict) -> Path:
     target = work / "site"
     cmd = [sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--disable-pip-version-check",
            "--no-compile", "--target", str(target), *map(str, wheels)]  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
-    done = subprocess.run(cmd, capture_output=True, text=True, env={**env, "PIP_CONFIG_FILE": os.devnull})
+    env = childenv.child_env(extra={"PIP_CONFIG_FILE": os.devnull})  # no index, no config: the carry only
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         raise CheckFailed(f"pip install --no-index --no-deps --target failed: {done.stderr.strip()[-1500:]}")
     venv = work / "env"

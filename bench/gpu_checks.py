@@ -86,19 +86,12 @@ def zero2(report: Report, machine: dict | None, recipe: str, ns, work: Path, ext
         if not (machine or {}).get("versions", {}).get("deepspeed"):
             r["note"] = "not run: deepspeed is not in the carry (bench/gpu_carry.txt) nor on the machine"
             return
-        import os
-
         model = work / "models" / recipe
         data = Path(report.stage_result(f"{recipe}: data")["result"]["file"])
         args = run_args(model, data, ZERO2_STEPS, {**extra, "deepspeed": str(DEEPSPEED_DIR / ZERO["zero2"])})
+        # DeepSpeed initializes a process group even for one process
         single = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29513", "RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1"}
-        old = {k: os.environ.get(k) for k in single}
-        os.environ.update(single)  # DeepSpeed initializes a process group even for one process
-        try:
-            run, rec = ours(recipe, args, work / "outputs" / "zero2")
-        finally:
-            for k, v in old.items():
-                os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+        run, rec = ours(recipe, args, work / "outputs" / "zero2", single)
         import yaml
 
         cfg = yaml.safe_load((run / "config.yaml").read_text())

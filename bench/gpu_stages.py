@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import shutil
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.gpu_report import Report
+from core import childenv
 from core.paths import REPO
 
 RECIPES = ("qwen25-3b-instruct-brie", "llama31-8b-instruct")
@@ -30,7 +30,7 @@ MEMORY_HOW = ("max_memory_allocated / max_memory_reserved over each training pro
 
 
 def child(args: list[str], env: dict | None = None, timeout: int = 3600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *args], cwd=REPO, env=env or os.environ.copy(), capture_output=True,
+    return subprocess.run([sys.executable, *args], cwd=REPO, env=env or childenv.child_env(), capture_output=True,
                           text=True, timeout=timeout)  # fmt: skip
 
 
@@ -74,9 +74,18 @@ def data_files(carry: Path, work: Path, recipe: str, steps: int, args: dict[str,
         )
     kind = cfg["datasets"][0].get("type")
     fmt = "prompt-completion" if isinstance(kind, dict) else "messages"
-    one = src if fmt == "messages" else work / "data" / "brie.prompt-completion.jsonl"
-    if fmt != "messages" and not one.is_file():
-        convert_file(src, "messages", fmt, one)
+    one, left_out = src, 0
+    if fmt != "messages":  # one prompt and one answer per record: single-turn conversations only (all of Brie's)
+        rows = [x for x in src.read_text().splitlines() if x.strip()]
+        single = [
+            x
+            for x in rows
+            if [m["role"] for m in json.loads(x)["messages"] if m["role"] != "system"] == ["user", "assistant"]
+        ]
+        left_out = len(rows) - len(single)
+        (work / "data" / "single-turn.jsonl").write_text("\n".join(single) + "\n")
+        one = work / "data" / f"brie.{fmt}.jsonl"
+        convert_file(work / "data" / "single-turn.jsonl", "messages", fmt, one)
     lines = [x for x in one.read_text().splitlines() if x.strip()]
     per_step = int(cfg["micro_batch_size"]) * int(cfg["gradient_accumulation_steps"])
     tokens = sum(len(x) for x in lines) / 3.7  # only to size the repetition; every figure counts real tokens
@@ -85,7 +94,8 @@ def data_files(carry: Path, work: Path, recipe: str, steps: int, args: dict[str,
     )
     out = work / "data" / f"{recipe}.jsonl"
     out.write_text("\n".join(lines * repeat) + "\n")
-    return out, {"format": fmt, "conversations": len(lines), "repeated": repeat, "file": str(out)}
+    return out, {"format": fmt, "conversations": len(lines), "multi_turn_left_out": left_out, "repeated": repeat,
+                 "file": str(out)}  # fmt: skip
 
 
 def run_args(model: Path, data: Path, steps: int, extra: dict[str, Any]) -> str:
@@ -95,10 +105,10 @@ def run_args(model: Path, data: Path, steps: int, extra: dict[str, Any]) -> str:
     return " ".join(f"--{k}={'false' if v is False else 'true' if v is True else v}" for k, v in keys.items())
 
 
-def ours(recipe: str, args: str, outputs: Path) -> tuple[Path, dict[str, Any]]:
+def ours(recipe: str, args: str, outputs: Path, env: dict | None = None) -> tuple[Path, dict[str, Any]]:
     from core import manifest, rundir
 
-    env = {**os.environ, "OUTPUTS": str(outputs)}
+    env = childenv.child_env(extra={**(env or {}), "OUTPUTS": str(outputs)})
     proc = child(["-m", "launch.train", recipe, "--force", f"--args={args}"], env)
     if proc.returncode != 0:
         tail = [x for x in proc.stdout.splitlines() if not x.startswith(("preflight:", "    hint:"))]
