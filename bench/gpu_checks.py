@@ -56,6 +56,7 @@ def disk(report: Report, carry: Path, work: Path, recipes: list[str], cpu: bool)
 
     def body(r: dict) -> None:
         parts: dict[str, float] = {}
+        preflight: dict[str, float] = {}
         for recipe in recipes:
             cfg = resolve(recipe, device="gpu").config
             m = est.model_facts(cfg, cfg["base_model"])
@@ -64,11 +65,17 @@ def disk(report: Report, carry: Path, work: Path, recipes: list[str], cpu: bool)
             runs = (m.trainable * 12.0 + m.trainable * 4.0) * (0.0 if cpu else 1.0)  # one checkpoint + the adapter
             parts[f"{recipe}: random-weight model ({config['model_type']})"] = model / 1e9
             parts[f"{recipe}: checkpoint + adapter (ours; the baseline saves none)"] = runs / 1e9 + 0.05
+            # what make train's own disk preflight counts for the same run (it adds the merged model and GGUF
+            # files of the later steps, which the check never makes, and refuses when they do not fit)
+            preflight[recipe] = sum(est.disk(m, {**cfg, "save_total_limit": 1}, downloads_base=False).parts.values())
         models = [v for k, v in parts.items() if "model" in k]
         need = max(models) + sum(v for k, v in parts.items() if "model" not in k)  # one model on disk at a time
         free = shutil.disk_usage(work).free / 1e9
-        r.update(parts_gb=parts, need_gb=need, free_gb=free, where=str(work),
-                 note=f"needs {need:.1f} GB (one model at a time), {free:.1f} GB free at {work}")  # fmt: skip
+        tight = {k: v for k, v in preflight.items() if v > free - max(models)}
+        r.update(parts_gb=parts, need_gb=need, free_gb=free, where=str(work), make_train_preflight_gb=preflight,
+                 note=f"needs {need:.1f} GB (one model at a time), {free:.1f} GB free at {work}"
+                 + "".join(f"; make train's disk preflight counts {v:.0f} GB for {k} (merged + GGUF included) "
+                           "and will refuse it" for k, v in tight.items()))  # fmt: skip
         if need > free:
             raise RuntimeError(f"the check writes {need:.1f} GB and {free:.1f} GB is free at {work}")
 
