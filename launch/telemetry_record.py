@@ -150,6 +150,8 @@ def collect(run: Path, output_dir: Path, config: dict[str, Any], base_model: str
         return out.model_copy(update={"plan": plan_memory(config, base_model, strategy, world)})
     except UserError as exc:
         return out.model_copy(update={"plan_note": exc.message})
+    except Exception as exc:  # noqa: BLE001 - a plan that cannot be computed must not fail a finished run
+        return out.model_copy(update={"plan_note": f"the plan could not be computed ({type(exc).__name__}: {exc})"})
 
 
 def line(t: TrainTelemetry) -> str:
