@@ -225,16 +225,27 @@ def collect(folder: Path, machine_torch: str, machine: dict[str, str | None], py
     rest = [n for n in names if n not in wheels]
     for wheel in pip.download([f"{n}{allowed(n, wheels)}" for n in rest], folder) if rest else []:
         wheels[metadata(wheel)["name"]] = wheel
-    for _ in range(3):
-        have = {n: metadata(w)["version"] for n, w in wheels.items()}
-        clash = [n for n, w in wheels.items() if n != "axolotl" and any(
-            norm(r.name) in have and not r.specifier.contains(have[norm(r.name)], True)
-            for r in requirements(metadata(w), env))]  # fmt: skip
-        if not clash:
+    for _ in range(4):  # a wheel outside what the others declare for it is fetched again within that
+        stale = {}
+        for n, w in wheels.items():
+            spec = allowed(n, {k: v for k, v in wheels.items() if k != n})
+            if n != "axolotl" and not spec.contains(metadata(w)["version"], True):
+                stale[n] = spec
+        if not stale:
             break
-        for n in clash:
+        for n, spec in stale.items():
             wheels.pop(n).unlink()
-            wheels[n] = pick(pip, n, allowed(n, wheels), wheels, folder)
+            try:
+                [wheels[n]] = pip.download([f"{n}{spec}"], folder)
+            except UserError:  # no release fits both: an older release of what asks for it (one axolotl does not pin)
+                wheels[n] = pick(
+                    pip, n, allowed(n, {"axolotl": wheels["axolotl"]}), {"axolotl": wheels["axolotl"]}, folder
+                )
+                for r in [k for k, w in wheels.items() if k not in ("axolotl", n) and any(
+                        norm(q.name) == n and not q.specifier.contains(metadata(wheels[n])["version"], True)
+                        for q in requirements(metadata(w), env))]:  # fmt: skip
+                    wheels.pop(r).unlink()
+                    wheels[r] = pick(pip, r, allowed(r, {k: v for k, v in wheels.items() if k != r}), wheels, folder)
     unmet, differs = [], []
     versions = {n: metadata(w)["version"] for n, w in wheels.items()}
     for n, w in wheels.items():
