@@ -1,10 +1,11 @@
 # The pre-built training image, the fast option (make image; IMAGE=<its name> make runpod-up). Without it pods start
 # from the base below, axolotl's official cloud image at the repo's pins, and fetch and set up this repo at pod start
-# (runpod.toml, launch/cloud/bootstrap.sh). The tag follows axolotl's CI pattern <version>-py<python>-cu<cuda>-<torch>;
-# tests/test_runpod.py checks it against constraints.txt and runpod.toml. Its entrypoint starts sshd when the pod
+# (runpod.toml, launch/cloud/bootstrap.sh). The tag is axolotl's plain release tag, axolotlai/axolotl-cloud:<version>
+# for the lock's axolotl (the scheme and its source: launch/cloud/image.py); tests/test_image.py checks it against
+# constraints.txt, the installed axolotl, runpod.toml and the template. Its entrypoint starts sshd when the pod
 # has PUBLIC_KEY (make runpod-logs uses that) and then runs our CMD. No secret is ever a build arg or ENV here:
 # HF_TOKEN and the pod's RUNPOD_API_KEY arrive as pod environment at run time.
-ARG AXOLOTL_IMAGE=axolotlai/axolotl-cloud:0.19.0-py3.11-cu128-2.13.0
+ARG AXOLOTL_IMAGE=axolotlai/axolotl-cloud:0.21.0
 FROM ${AXOLOTL_IMAGE}
 
 # The repo lives in /opt; the RunPod volume is mounted at /runpod-volume (axolotl's newer images keep their Python

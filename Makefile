@@ -127,4 +127,4 @@ runpod-template: setup ## a RunPod pod template from runpod.toml (axolotl's imag
 	@$(PY) -m launch.cloud.runpod.commands template
 
 lock: setup ## rewrite constraints.txt from the current .venv (after changing requirements.txt)
-	@{ head -2 constraints.txt; echo "torch==2.13.0"; $(PY) -m pip freeze | grep -viE '^(triton|nvidia-|torch==)|@ file' | sort -f; } > constraints.txt.new && mv constraints.txt.new constraints.txt
+	@{ head -2 constraints.txt; $(PY) -m pip freeze | grep -viE '^(triton|nvidia-)|@ file' | sed -E 's/^(torch==[^+]*)\+.*/\1/' | sort -f; } > constraints.txt.new && mv constraints.txt.new constraints.txt

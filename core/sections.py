@@ -88,6 +88,16 @@ class LmEvalSection(Record):
     samples: dict[str, str] = {}
 
 
+class HeldoutRecord(Record):
+    """Judging a run trained on `make prefs` pairs (its own or those of a run in its chain): only the suite prompts
+    no pair was drawn from are judged, for the pairs' own suite its held-out part (eval/prefs_split.py)."""
+
+    n: int  # prompts judged
+    of: int  # prompts of the suite
+    excluded: int  # prompts in the training part of those pairs
+    sources: list[str] = []  # the pairs files, each with the run that trained on it
+
+
 class JudgeSection(Record):
     suite: str | None = None
     seed: int | None = None
@@ -100,6 +110,7 @@ class JudgeSection(Record):
     generations: str | None = None
     min_consistency: float | None = None
     backends: dict[str, str] = {}  # how each side's answers were generated (eval/generate.py backend_key)
+    heldout: HeldoutRecord | None = None  # set when the run trained on make prefs pairs: only their held-out part
 
 
 class PushedRepo(Record):
@@ -131,6 +142,11 @@ class PrefsSection(Record):
     chosen_longer_share: float | None = None
     forced: bool = False
     at: str | None = None
+    # the judged prompts the pairs were drawn from (training part) and those kept back for judging the tuned run
+    suite: str | None = None
+    train_prompts: int = 0
+    heldout_prompts: int = 0
+    heldout_path: str | None = None  # JSONL of the held-out suite lines, in the run directory
 
 
 class PlanMemory(Record):

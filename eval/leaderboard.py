@@ -285,8 +285,10 @@ def judge_table(entries: list[tuple[str, str, dict[str, Any]]]) -> Table:
         pc = "-" if s.get("position_consistency") is None else pct(s["position_consistency"])
         counts = f"{s['wins']} / {s['losses']} / {s['ties']} / {s['invalid']}"
         usable, why = s.get("usable", True), s.get("usable_note")
+        # a run trained on make prefs pairs is judged on the suite's held-out part only (eval/prefs_split.py)
+        n = f"{s['n']} held-out of {s['heldout']['of']}" if s.get("heldout") else str(s["n"])
         if not usable:
-            rows.append([run, judge, str(s["n"]), counts, pc, "unusable", "unusable", "unusable", why or ""])
+            rows.append([run, judge, n, counts, pc, "unusable", "unusable", "unusable", why or ""])
             continue
 
         published = f"{pct(s['win_rate'])} [{pct(s['ci95'][0])}, {pct(s['ci95'][1])}]"
@@ -295,7 +297,7 @@ def judge_table(entries: list[tuple[str, str, dict[str, Any]]]) -> Table:
             [
                 run,
                 judge,
-                str(s["n"]),
+                n,
                 counts,
                 pc,
                 reading(s.get("ties_excluded")),

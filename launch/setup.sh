@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # make setup: the pinned dependency set, in one of two modes. Idempotent: a stamp keyed on the hash of the lock,
 # the requirements, this script, the mode and FLASH_ATTN makes a second run take a second.
-#   venv  (default) build .venv on Python 3.11: torch first and alone, then everything under constraints.txt.
+#   venv  (default) build .venv on Python 3.12: torch first and alone (the lock's version: on a CPU box the
+#         registry's build, which runs on the CPU), then everything under constraints.txt, torch pinned, so no
+#         resolver run can pull a second torch.
 #   image (SETUP_MODE=image, VENV=<the image's Python prefix>; the Dockerfile and the pod bootstrap use it) inside
-#         axolotl's image: what the image provides (PROTECTED below) is never replaced. Each installed one is pinned
-#         to its installed version, pip's own `install --dry-run --report` must show none of them changing, and only
-#         what is missing is installed; the versions are compared again afterwards.
+#         axolotl's image: nothing the image holds is replaced (launch/image_keep.py): every installed package,
+#         the closure of the image's axolotl's own requirements among them, is pinned to its installed version,
+#         pip's own `install --dry-run --report` must show none of them changing, only what is missing is
+#         installed, and the versions are compared again afterwards.
 # On a GPU box (nvidia-smi sees a GPU) set-up ends with a working fast path (python -m launch.preflight.kernels:
 # flash-attn, Liger, DeepSpeed, bitsandbytes import and fit the GPU) or fails with what to do, without a stamp, so
 # the next make setup tries again. FLASH_ATTN=0 sets up without flash-attention (recipes fall back to torch SDPA).
@@ -17,21 +20,33 @@ REQUIREMENTS=${SETUP_REQUIREMENTS:-requirements.txt}
 CONSTRAINTS=${SETUP_CONSTRAINTS:-constraints.txt}
 MODE=${SETUP_MODE:-venv}
 FLASH=${FLASH_ATTN:-1}
-PROTECTED="torch flash-attn deepspeed triton xformers bitsandbytes axolotl"
 hash=$(cat "$CONSTRAINTS" "$REQUIREMENTS" launch/setup.sh | sha256sum | cut -c1-16)
 stamp="$VENV/.setup-$hash-$MODE-flash$FLASH"
 if [ -f "$stamp" ]; then exit 0; fi
 fail() { echo "error: $1" >&2; [ -z "${2:-}" ] || echo "  hint: $2" >&2; exit 2; }
 gpu_box() { command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; }
-pip() { "$VENV/bin/python" -m pip --disable-pip-version-check "$@"; }
+pip() { "$VENV/bin/python" -m pip --disable-pip-version-check "$@" 2> >(grep -v "^WARNING: Location 'file:" >&2); }
+# Python 3.12: PYTHON=, else python3.12 on PATH, else pyenv's newest 3.12 (its shim answers "command not found"
+# until pyenv is told to use that version, so the interpreter is looked up by prefix)
+is_312() { [ -n "$1" ] && "$1" -c 'import sys; assert sys.version_info[:2] == (3, 12)' >/dev/null 2>&1; }
+find_python() {
+  if [ -n "${PYTHON:-}" ]; then is_312 "$PYTHON" && echo "$PYTHON"; return; fi
+  local found; found=$(command -v python3.12 || true)
+  if is_312 "$found"; then echo "$found"; return; fi
+  if command -v pyenv >/dev/null 2>&1; then
+    for v in $(pyenv versions --bare 2>/dev/null | grep -E '^3\.12(\.[0-9]+)?$' | sort -t. -k3 -n -r); do
+      found="$(pyenv prefix "$v" 2>/dev/null)/bin/python3.12"
+      if is_312 "$found"; then echo "$found"; return; fi
+    done
+  fi
+  return 1
+}
 export DS_BUILD_OPS=0  # DeepSpeed compiles its ops at first use, not at install
 
 case "$MODE" in
 venv)
-  PY=${PYTHON:-$(command -v python3.11 || true)}
-  if [ -z "$PY" ] || ! "$PY" -c 'import sys; assert sys.version_info[:2] == (3, 11)' 2>/dev/null; then
-    fail "Python 3.11 is needed (axolotl 0.19.0 pins it)" "set PYTHON=/path/to/python3.11"
-  fi
+  PY=$(find_python) || fail "Python 3.12 is needed (axolotl 0.21.0 requires Python >= 3.12)" \
+    "install Python 3.12 (python3.12 on PATH, or pyenv install 3.12), or set PYTHON=/path/to/python3.12"
   echo "setting up $VENV (first time: several minutes; llama-cpp-python compiles ~10 min on 2 cores)"
   [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
   pip install -q --upgrade "pip<26" wheel
@@ -47,35 +62,15 @@ image)
   echo "setting up inside the image ($VENV): installing only what it lacks"
   CONS="$VENV/.setup-keep.txt"
   report="$VENV/.setup-report.json"
-  # the lock, with each protected package the image has pinned to the image's own version instead
-  "$VENV/bin/python" - "$CONSTRAINTS" "$PROTECTED" >"$CONS" <<'PY'
-import importlib.metadata as md, re, sys
-norm = lambda n: re.sub(r"[-_.]+", "-", n).lower()
-protected = {norm(p) for p in sys.argv[2].split()}
-have = {norm(d.metadata["Name"]): d.version for d in md.distributions() if norm(d.metadata["Name"]) in protected}
-for line in open(sys.argv[1]):
-    name = re.split(r"[\s=<>!~\[;]", line.strip(), maxsplit=1)[0]
-    if line.strip() and not line.lstrip().startswith("#") and norm(name) in have:
-        continue
-    print(line.rstrip())
-for name, version in sorted(have.items()):
-    print(f"{name}=={version}")
-print("the image provides (kept): " + ", ".join(f"{n} {v}" for n, v in sorted(have.items())), file=sys.stderr)
-PY
+  # every package the image holds is pinned to its installed version (the closure of its axolotl's own
+  # requirements among them): pip may only add what is missing (launch/image_keep.py)
+  "$VENV/bin/python" launch/image_keep.py keep "$CONSTRAINTS" >"$CONS" || exit 2
+  "$VENV/bin/python" launch/image_keep.py requirements "$REQUIREMENTS" >"$VENV/.setup-requirements.txt" || exit 2
+  REQUIREMENTS="$VENV/.setup-requirements.txt"
   pip install -q --dry-run --report "$report" -c "$CONS" -r "$REQUIREMENTS" || \
     fail "pip cannot add the requirements without replacing what the image provides (see above)" \
       "use the axolotl image at the repo's pins (Dockerfile, runpod.toml), or a pre-built IMAGE= (make image)"
-  "$VENV/bin/python" - "$report" "$CONS" "$PROTECTED" <<'PY' || exit 2
-import json, re, sys
-norm = lambda n: re.sub(r"[-_.]+", "-", n).lower()
-protected = {norm(p) for p in sys.argv[3].split()}
-kept = {norm(l.split("==")[0]) for l in open(sys.argv[2]) if "==" in l and norm(l.split("==")[0]) in protected}
-install = [(i["metadata"]["name"], i["metadata"]["version"]) for i in json.load(open(sys.argv[1]))["install"]]
-changed = [f"{n} {v}" for n, v in install if norm(n) in kept]
-if changed:
-    sys.exit("error: pip would replace what the image provides: " + ", ".join(changed))
-print(f"pip --dry-run: {len(install)} missing package(s) to install, none of the image's replaced")
-PY
+  "$VENV/bin/python" launch/image_keep.py check-report "$report" || exit 2
   pip install -q -c "$CONS" -r "$REQUIREMENTS"
   ;;
 *) fail "SETUP_MODE must be venv or image, not '$MODE'" ;;
@@ -105,16 +100,7 @@ if [ ! -f "$VENV/llama.cpp/convert_hf_to_gguf.py" ]; then
   rm -rf "$tmp"
 fi
 if [ "$MODE" = image ]; then  # what the image provided is still what it provided
-  "$VENV/bin/python" - "$CONS" "$PROTECTED" <<'PY' || exit 2
-import importlib.metadata as md, re, sys
-norm = lambda n: re.sub(r"[-_.]+", "-", n).lower()
-protected = {norm(p) for p in sys.argv[2].split()}
-kept = dict(l.strip().split("==", 1) for l in open(sys.argv[1]) if "==" in l and norm(l.split("==")[0]) in protected)
-now = {norm(d.metadata["Name"]): d.version for d in md.distributions()}
-moved = [f"{n} {v} -> {now.get(norm(n))}" for n, v in kept.items() if now.get(norm(n)) != v and norm(n) in now]
-if moved:
-    sys.exit("error: set-up changed what the image provides: " + ", ".join(moved))
-PY
+  "$VENV/bin/python" launch/image_keep.py check-after "$CONS" || exit 2
 fi
 for old in "$VENV"/.setup-*; do case "$old" in *.txt | *.json) ;; *) rm -f "$old" ;; esac; done  # older stamps
 touch "$stamp"

@@ -15,9 +15,11 @@ import sys
 import pytest
 
 from core.errors import UserError
+from core.paths import REPO
 from launch.cloud.source import BOOTSTRAP, fetchable_url, pushed_source
 from tests.conftest import git, pushed_checkout
 from tests.runpod_server import RunPodServer
+from tests.wheels import build_wheel, make_venv, pip
 
 STUB_SETUP = """#!/usr/bin/env bash
 python3 -c 'import json, os; json.dump({k: os.environ.get(k) for k in ("VENV", "SETUP_MODE")}, open("setup-called.json", "w"))'
@@ -32,6 +34,7 @@ FILES = {
     "launch/cloud/__init__.py": "",
     "launch/cloud/runpod/__init__.py": "",
     "launch/cloud/runpod/entrypoint.py": STUB_ENTRYPOINT,
+    "launch/stack.py": (REPO / "launch" / "stack.py").read_text(),  # the real image check
 }
 
 
@@ -54,6 +57,7 @@ def boot(tmp_path, server=None, **env) -> subprocess.CompletedProcess:
         "AFFINAGE_PYTHON": sys.executable,
         "RUNPOD_POD_ID": "podboot",
         "RUNPOD_API_KEY": "rp-fake-key-for-tests-only-0000",
+        "DEVICE": "cpu",  # this test machine's torch sees no GPU: the versions are checked, not the GPU
         **({"RUNPOD_API_BASE_URL": server.url, "RUNPOD_REST_URL": server.url} if server else {}),
         **env,
     }
@@ -96,6 +100,34 @@ def test_a_failed_bootstrap_still_stops_the_pod(tmp_path, remote, kind):
         assert proc.returncode == 2 and "bootstrap: error:" in proc.stderr and "ENTRYPOINT" not in proc.stdout
         [stop] = server.state.ops("podStop")
         assert stop["args"]["podId"] == "podboot" and "pod podboot: stop requested" in proc.stdout
+
+
+@pytest.mark.parametrize("device", ["cpu", "gpu"])
+def test_an_image_outside_the_supported_range_stops_the_pod_before_set_up(tmp_path, remote, device):
+    _, bare, planned = remote
+    wheels = tmp_path / "wheels"
+    build_wheel(wheels, "axolotl", "0.18.0" if device == "cpu" else "0.21.0")
+    build_wheel(wheels, "torch", "2.14.0")  # a stand-in without CUDA
+    image_py = make_venv(tmp_path / "image")
+    pip(image_py, wheels, "install", "-q", "--no-deps", "axolotl", "torch")
+    with RunPodServer() as server:
+        server.state.pods["podboot"] = {"id": "podboot", "name": "affinage-x", "desiredStatus": "RUNNING"}
+        proc = boot(
+            tmp_path,
+            server,
+            AFFINAGE_REPO=str(bare),
+            AFFINAGE_COMMIT=planned,
+            AFFINAGE_PYTHON=str(image_py),
+            DEVICE=device,
+        )
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        # cpu: the versions; gpu: a torch that cannot reach CUDA (the stand-in has no torch.version at all)
+        found = "axolotl 0.18.0 is outside the supported range" if device == "cpu" else "image check: torch"
+        assert found in proc.stderr and "needed: python >=3.12" in proc.stderr and "Traceback" not in proc.stderr
+        assert "does not fit the code at " + planned in proc.stderr
+        assert not (tmp_path / "pod" / "opt" / "setup-called.json").exists()  # nothing heavy ran
+        [stop] = server.state.ops("podStop")
+        assert stop["args"]["podId"] == "podboot"
 
 
 def test_a_failed_cluster_bootstrap_deletes_the_cluster(tmp_path, remote):

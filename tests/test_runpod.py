@@ -12,7 +12,6 @@ import json
 import os
 import re
 import stat
-import tomllib
 
 import pytest
 import yaml
@@ -233,16 +232,9 @@ def test_a_dirty_or_unpushed_checkout_is_refused(runpod, outputs, tmp_path, chan
 
 
 def test_dockerfile_runpod_toml_gpus_and_plan_agree():
+    # the image tag itself: tests/test_image.py
     docker = (REPO / "Dockerfile").read_text()
-    constraints = (REPO / "constraints.txt").read_text()
-    raw = tomllib.loads((REPO / "runpod.toml").read_text())
     project = load_project().project
-    image = re.search(r"^ARG AXOLOTL_IMAGE=axolotlai/axolotl-cloud:(\S+)$", docker, re.M).group(1)
-    assert project.base_image == f"axolotlai/axolotl-cloud:{image}"  # pods start from the Dockerfile's base
-    version, py, cuda, torch_v = re.fullmatch(r"([\d.]+)-py([\d.]+)-cu(\d+)-([\d.]+)", image).groups()
-    assert f"axolotl=={version}\n" in constraints and f"torch=={torch_v}\n" in constraints
-    assert py == raw["runtime"]["python_version"] == "3.11"
-    assert re.search(r"^FROM \$\{AXOLOTL_IMAGE\}$", docker, re.M)
     env = dict(re.findall(r"(\w+)=(\S+)", docker.split("\nENV ", 1)[1].split("\nCMD", 1)[0]))
     mount = project.volume_mount_path
     assert env["OUTPUTS"] == project.env_vars["OUTPUTS"] and env["HF_HOME"] == project.env_vars["HF_HOME"]

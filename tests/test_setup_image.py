@@ -151,3 +151,32 @@ def test_gpu_box_without_flash_attn_fails_with_what_to_do(tmp_path, wheels):
     assert "error: flash-attn did not install" in proc.stderr and "FLASH_ATTN=0 make setup" in proc.stderr
     assert stamps(tmp_path) == [] and "flash-attn" not in versions(py)
     assert versions(py)["deepspeed"] == IMAGE["deepspeed"]
+
+
+def test_an_image_with_another_axolotl_keeps_it_and_everything_it_needs(tmp_path, wheels):
+    """The image's axolotl is another supported minor version than the lock's, pinning another transformers: set-up
+    keeps both (the closure of the image's axolotl's own requirements), while a plain install would replace them."""
+    import shutil
+
+    wheels = shutil.copytree(wheels, tmp_path / "index")  # this test's own index: the module's stays as it was
+    build_wheel(wheels, "transformers", "5.17.0")
+    build_wheel(wheels, "transformers", "5.20.1")
+    build_wheel(wheels, "axolotl", "0.20.0", [*AXOLOTL_DEPS, "transformers==5.17.0"], AXOLOTL_EXTRAS)
+    py = make_venv(tmp_path / "image")
+    pip(py, wheels, "install", "-q", "--no-deps", *(f"{n}=={v}" for n, v in IMAGE.items()), "axolotl==0.20.0")
+    pip(py, wheels, "install", "-q", "--no-deps", "transformers==5.17.0")
+    (tmp_path / "image" / "llama.cpp").mkdir()
+    (tmp_path / "image" / "llama.cpp" / "convert_hf_to_gguf.py").write_text("# taken at image build\n")
+    (tmp_path / "req.txt").write_text("axolotl[deepspeed]==0.21.0\ntransformers\naffinage-demo-dep\n")
+    (tmp_path / "lock.txt").write_text(LOCK.replace("axolotl==0.19.0", "axolotl==0.21.0") + "transformers==5.20.1\n")
+    build_wheel(wheels, "axolotl", "0.21.0", [*AXOLOTL_DEPS, "transformers==5.20.1"], AXOLOTL_EXTRAS)
+    before = versions(py)
+    plain = dict(dry_run(py, wheels, tmp_path, tmp_path / "lock.txt"))
+    assert plain.get("axolotl") == "0.21.0" and plain.get("transformers") == "5.20.1", plain  # the control
+
+    proc = setup_sh(tmp_path, wheels)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "the image provides (kept): axolotl 0.20.0" in proc.stderr
+    after = versions(py)
+    assert {n: after[n] for n in before} == before  # nothing the image held moved
+    assert after["affinage-demo-dep"] == "1.0"
