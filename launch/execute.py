@@ -20,14 +20,16 @@ from launch.recipe.resolve import Resolved
 
 WEIGHTS = ("adapter_model.safetensors", "model.safetensors", "model.safetensors.index.json")
 SEED_PLUGIN = "launch.seed_plugin.SeedPlugin"
+TELEMETRY_PLUGIN = "launch.telemetry_plugin.TelemetryPlugin"
 
 
 def run_config(config: dict, launch: dist.Launch) -> dict:
-    """The config that runs: the resolved recipe, the strategy's keys, and the seed plugin (launch/seed_plugin.py)
-    in every run, so the adapter's initial weights come from the recipe's seed."""
+    """The config that runs: the resolved recipe, the strategy's keys, the seed plugin (launch/seed_plugin.py) in
+    every run, so the adapter's initial weights come from the recipe's seed, and the telemetry plugin
+    (launch/telemetry_plugin.py), so every run measures its tokens/s, peak memory and MFU."""
     out = {**config, **launch.config_keys}
-    plugins = [p for p in (out.get("plugins") or []) if p != SEED_PLUGIN]
-    out["plugins"] = [*plugins, SEED_PLUGIN]
+    plugins = [p for p in (out.get("plugins") or []) if p not in (SEED_PLUGIN, TELEMETRY_PLUGIN)]
+    out["plugins"] = [*plugins, SEED_PLUGIN, TELEMETRY_PLUGIN]
     return out
 
 
@@ -202,8 +204,17 @@ def execute(final: Resolved, run: Path, launch: dist.Launch, topo: Topology) -> 
             f"note: removed the unchanged base model axolotl saves beside a preference adapter ({', '.join(removed)})"
         )
     weights = final_weights(output)
+    from launch import telemetry_record
+
+    base = final.config["base_model"] if Path(final.config["base_model"]).exists() else final.hub_base_model
+    telemetry = telemetry_record.collect(run, output, final.config, base, launch.strategy, topo.world_size)
     train = m.train.model_copy(
-        update={"ended": rundir.utc_now(), "returncode": rc, "summary": training_summary(output)}
+        update={
+            "ended": rundir.utc_now(),
+            "returncode": rc,
+            "summary": training_summary(output),
+            "telemetry": telemetry,
+        }
     )
     if not adapter_changed(weights):
         manifest.write_sections(run, train=train.model_copy(update={"status": "failed"}))
@@ -228,11 +239,11 @@ def execute(final: Resolved, run: Path, launch: dist.Launch, topo: Topology) -> 
     train = train.model_copy(update={"status": "completed", "final_checkpoint": final_ckpt})
     manifest.write_sections(run, train=train, **({"ranks": ranks} if ranks else {}))
     rundir.mark_latest(run)
-    report_done(final.recipe.name, run, weights, train.summary)
+    report_done(final.recipe.name, run, weights, train.summary, telemetry)
     return run
 
 
-def report_done(name: str, run: Path, weights: Path, t: TrainSummary | None) -> None:
+def report_done(name: str, run: Path, weights: Path, t: TrainSummary | None, measured=None) -> None:
     t = t or TrainSummary()
     trend = (
         f"; held-out eval loss {t.first_eval_loss:.3f} -> {t.eval_loss:.3f}"
@@ -250,6 +261,10 @@ def report_done(name: str, run: Path, weights: Path, t: TrainSummary | None) -> 
         f"\ntrained {name}: step {t.global_step}, train loss {f3(t.first_loss)} -> {f3(t.final_loss)} "
         f"(single batches, noisy){trend}"
     )
+    if measured is not None:
+        from launch.telemetry_record import line
+
+        print(line(measured))
     print(
         f"adapter: {weights}\nrun:     {run}\nnext:    make merge RECIPE={name}   "
         f"make gguf RECIPE={name}   make eval RECIPE={name}   make judge RECIPE={name}"
