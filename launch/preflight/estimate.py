@@ -278,6 +278,13 @@ class Disk:
         return sum(self.parts.values())
 
 
+EXPORT_PARTS = ("merged model", "GGUF ")  # written by make merge / make gguf after training, not by make train
+
+
+def is_export(part: str) -> bool:
+    return part.startswith(EXPORT_PARTS)
+
+
 def disk(
     m: Model, config: dict[str, Any], quants: tuple[str, ...] = ("Q8_0", "Q4_K_M"), downloads_base: bool = True
 ) -> Disk:
