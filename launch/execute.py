@@ -110,7 +110,7 @@ def training_summary(output_dir: Path) -> TrainSummary | None:
 
 
 def drop_base_copy(output_dir: Path, config: dict) -> list[str]:
-    """axolotl 0.19 also saves the untouched base model beside an rl: LoRA run's adapter (save_pretrained of the
+    """axolotl (0.19 to 0.21) also saves the untouched base model beside an rl: LoRA run's adapter (save_pretrained of the
     unwrapped base): gigabytes nothing reads, and a second 'final weights' candidate. Removed once the adapter
     is there; returns the names removed."""
     if not (config.get("rl") and config.get("adapter") and (output_dir / WEIGHTS[0]).is_file()):
