@@ -59,6 +59,46 @@ def _renamed(mapping: dict[str, str], fmt: str) -> Callable:
     return check
 
 
+# axolotl's DPO chat_template strategies: role names when the entry gives no `roles` (it then uses only those)
+DPO_ROLES = {"user": ["user"], "assistant": ["assistant"], "system": ["system"], "tool": ["tool"]}
+
+
+def _messages_reader(ds: dict) -> Callable[[Any], Any]:
+    """A side or prompt as axolotl's chat_template.default / argilla_chat read it: each message's role and content
+    under the entry's message_property_mappings (or legacy message_field_role/content), its role through `roles`.
+    Strings and other shapes pass unchanged (the shared checks name them)."""
+    mapping = {
+        "role": ds.get("message_field_role") or "role",
+        "content": ds.get("message_field_content") or "content",
+        **(ds.get("message_property_mappings") or {}),
+    }
+    roles = {str(src): target for target, srcs in (ds.get("roles") or DPO_ROLES).items() for src in srcs or []}
+
+    def message(m: Any) -> Any:
+        if not isinstance(m, dict) or mapping["role"] not in m:
+            return m
+        role = m[mapping["role"]]
+        return {"role": roles.get(str(role), role), "content": m.get(mapping["content"])}
+
+    def read(value: Any) -> Any:
+        return [message(m) for m in value] if isinstance(value, list) else message(value)
+
+    return read
+
+
+def _chat_sides(mapping: dict[str, str], fmt: str, ds: dict) -> Callable:
+    """_renamed, with every message read through the entry's mappings and roles first."""
+    inner, read = _renamed(mapping, fmt), _messages_reader(ds)
+
+    def check(record: Any) -> str | None:
+        if not isinstance(record, dict):
+            return "record is not a JSON object"
+        names = set(mapping.values())
+        return inner({k: read(v) if k in names else v for k, v in record.items()})
+
+    return check
+
+
 def preference_kind(ds: dict, rl: str):
     from data.kinds import Kind
 
@@ -78,12 +118,15 @@ def preference_kind(ds: dict, rl: str):
             "rejected": ds.get("field_rejected") or "rejected",
         }
         return Kind(
-            name, _renamed(f, "pairs-messages"), "prompt turns, chosen and rejected answers; shared preference checks"
+            name,
+            _chat_sides(f, "pairs-messages", ds),
+            "prompt turns, chosen and rejected answers (each ending with an assistant turn); shared preference checks",
         )
     if name.endswith("argilla_chat") or name == "chat_template.argilla":
+        sides = {"chosen": ds.get("field_chosen") or "chosen", "rejected": ds.get("field_rejected") or "rejected"}
         return Kind(
             name,
-            _renamed({"chosen": "chosen", "rejected": "rejected"}, "pairs-chat"),
+            _chat_sides(sides, "pairs-chat", ds),
             "chosen and rejected conversations sharing one prompt; shared preference checks",
         )
     if name == "passthrough":
@@ -116,6 +159,8 @@ def _kto_kind(ds: dict, kind: Any, Kind):
             _renamed({"prompt": "prompt", "completion": "completion", "label": "label"}, "kto"),
             "prompt, completion, label; shared checks",
         )
+    if name.startswith(("chatml.", "llama3.")) and func == "argilla_chat":
+        return Kind(name, _kto_chat, "completion: prompt turns then the answer (an assistant turn); label true/false")
     if name.startswith(("chatml.", "llama3.")) and func in KTO_PROMPT:
         mapping = {"prompt": KTO_PROMPT[func], "completion": "completion", "label": "label"}
         return Kind(name, _renamed(mapping, "kto"), f"fields {', '.join(mapping.values())}; label true/false")
@@ -129,20 +174,35 @@ def _kto_kind(ds: dict, kind: Any, Kind):
     )
 
 
+def _kto_chat(record: Any) -> str | None:
+    """KTO's argilla_chat: `completion` is the conversation, its last turn the answer (completion[-1])."""
+    if not isinstance(record, dict):
+        return "record is not a JSON object"
+    turns = record.get("completion")
+    if not isinstance(turns, list) or len(turns) < 2:
+        return "'completion' must be a conversation: the prompt turns, then the answer"
+    return prefs.check({"prompt": turns[:-1], "completion": turns, "label": record.get("label")}, "kto")
+
+
 def _orpo_check(record: Any) -> str | None:
     """ORPO's chat_template.argilla: chosen/rejected alternate user, assistant; the system prompt is a field."""
     if not isinstance(record, dict):
         return "record is not a JSON object"
+    roles = {}
     for side in ("chosen", "rejected"):
         turns = record.get(side)
         if not isinstance(turns, list):
             return f"'{side}' must be a list of user/assistant turns"
-        roles = [t.get("role") if isinstance(t, dict) else None for t in turns]
-        if "system" in roles:
+        roles[side] = [t.get("role") if isinstance(t, dict) else None for t in turns]
+        if "system" in roles[side]:
             return f"'{side}' holds a system turn; put a system prompt in a 'system' field (ORPO reads it there)"
-        if len(turns) < 2 or roles != ["user", "assistant"] * (len(turns) // 2) or len(turns) % 2:
-            return f"'{side}' roles are {' -> '.join(map(str, roles)) or 'none'}, not user/assistant alternating"
-    return prefs.check(record, "pairs-chat")
+    shared = prefs.check(record, "pairs-chat")  # each side ends with the assistant's answer, one prompt, ...
+    if shared:
+        return shared
+    for side, found in roles.items():
+        if len(found) < 2 or found != ["user", "assistant"] * (len(found) // 2) or len(found) % 2:
+            return f"'{side}' roles are {' -> '.join(map(str, found)) or 'none'}, not user/assistant alternating"
+    return None
 
 
 def _orpo_kind(kind: Any, Kind):

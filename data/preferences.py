@@ -55,16 +55,25 @@ def detect(record: Any) -> str | None:
 
 
 def _text(side: Any, name: str) -> str:
-    """A side as text: a string, a message dict, or a message list (its last turn), as chat_template.default reads it."""
+    """A side as text: a string, or a message or message list whose (last) message is the answer. axolotl trains
+    side[-1] as the assistant's answer whatever its role, so a side that ends with a user (or system) turn would
+    teach the model to speak as the user: refused here."""
+    last, where = side, name
     if isinstance(side, list):
         if not side:
             raise PreferenceError(f"'{name}' is an empty list")
-        side = side[-1]
-    if isinstance(side, dict):
-        side = side.get("content")
-    if not isinstance(side, str):
-        raise PreferenceError(f"'{name}' is {type(side).__name__}, not a string or a message")
-    return side
+        last, where = side[-1], f"{name}[{len(side) - 1}]"
+    if isinstance(last, dict):
+        role = last.get("role")
+        if role != "assistant":
+            shown = f"a {role!r} turn" if role is not None else "a message with no role"
+            raise PreferenceError(
+                f"'{name}' ends with {shown} ({where}), not an assistant turn: axolotl trains {name}[-1] as the answer"
+            )
+        last = last.get("content")
+    if not isinstance(last, str):
+        raise PreferenceError(f"'{where}' is {type(last).__name__}, not a string or a message")
+    return last
 
 
 def _turns(prompt: Any, name: str = "prompt") -> list[dict[str, str]]:
@@ -93,10 +102,10 @@ def read(record: Any, fmt: str) -> Pair | Judged:
             raise PreferenceError(f"no '{side}' field")
     if fmt == "pairs-chat":
         chosen, rejected = _turns(record["chosen"], "chosen"), _turns(record["rejected"], "rejected")
+        for name, turns in (("chosen", chosen), ("rejected", rejected)):
+            _text(turns, name)  # each side must end with the assistant's answer
         if chosen[:-1] != rejected[:-1]:
             raise PreferenceError("chosen and rejected conversations differ before their last turn (not one prompt)")
-        if chosen[-1]["role"] != "assistant" or rejected[-1]["role"] != "assistant":
-            raise PreferenceError("chosen and rejected must end with an assistant turn")
         system = record.get("system")
         head = [{"role": "system", "content": system}] if isinstance(system, str) and system else []
         return Pair(head + chosen[:-1], chosen[-1]["content"], rejected[-1]["content"])

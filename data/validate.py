@@ -1,7 +1,7 @@
 """Read and check JSONL datasets: every bad record is named by file and line, none dropped silently.
 
-Formats: `messages` (OpenAI chat: {"messages": [{"role", "content"}, ...]}) and `prompt-completion`
-({"prompt": str, "completion": str}).
+Formats: `messages` (OpenAI chat: {"messages": [{"role", "content"}, ...]}), `prompt-completion`
+({"prompt": str, "completion": str}), `sharegpt`, and the preference formats of data/preferences.py.
 """
 
 from __future__ import annotations
@@ -112,7 +112,18 @@ def check_sharegpt(record: Any) -> str | None:
         return str(exc)
 
 
+def check_preference(fmt: str):
+    """A preference format's row check (data/preferences.py: both sides end with an assistant turn, ...)."""
+    from data import preferences as prefs
+
+    return lambda record: prefs.check(record, fmt)
+
+
 def checker(fmt: str):
+    from data.preferences import FORMATS as PREFERENCE
+
+    if fmt in PREFERENCE:
+        return check_preference(fmt)
     return {"messages": check_messages, "prompt-completion": check_prompt_completion, "sharegpt": check_sharegpt}[fmt]
 
 

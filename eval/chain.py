@@ -1,6 +1,6 @@
 """The chain of a run that started from another run (a DPO run on top of an SFT run, train.start_from in its
-manifest): which run it started from, the original base model at the chain's root, which held-out split the
-chain is scored on, and the leaderboard's "base -> SFT -> DPO" table with the reward margins from training.
+manifest): which run it started from, the original base model at the chain's root, what each run of it trained
+on, which held-out split the chain is scored on, and the leaderboard's "base -> SFT -> DPO" table with the reward margins from training.
 
 Read through manifests only: a run's start run is the folder its manifest names, never a guessed path."""
 
@@ -62,6 +62,21 @@ def origin_base(run: Path) -> tuple[str, str]:
     return root.name, root.path
 
 
+def training_files(run: Path) -> list[tuple[Link, Path | None, str]]:
+    """(run, local file or None when it is not here, path as recorded) of every training dataset of every run in
+    the chain: what the chain's weights were trained on (a DPO run: its pairs; the SFT run it started from: its
+    conversations)."""
+    out = []
+    for link in links(run):
+        for ds in link.manifest.train.datasets:
+            if ds.role != "train":
+                continue
+            path = Path(ds.path).expanduser()
+            path = path if path.is_absolute() else REPO / path  # as make train recorded it, from the repo root
+            out.append((link, path if path.is_file() else None, ds.path))
+    return out
+
+
 def heldout_run(run: Path) -> Path:
     """The run whose held-out split (test_datasets) scores this chain: the first run of it that is not a
     preference run (a preference run's test_datasets are pairs, not conversations); the run itself otherwise."""
@@ -103,7 +118,9 @@ def chain_table(rows: list[dict[str, Any]], primary: str) -> list[str]:
         for label in r["chain"]:
             step = by_label.get(label, {})
             wins = ", ".join(
-                f"{j} {100 * s['win_rate']:.0f} %" for j, s in (step.get("judges") or {}).items() if s.get("win_rate")
+                f"{j} {100 * s['win_rate']:.0f} %" + (f" (held-out n={s['heldout']['n']})" if s.get("heldout") else "")
+                for j, s in (step.get("judges") or {}).items()
+                if s.get("win_rate")
             )
             t = step.get("train") or {}
             margin = " / ".join(_num(t.get(k)) for k in ("first_margin", "final_margin", "eval_margin"))

@@ -2,58 +2,44 @@
 
 Each pair is judged in BOTH orders with neutral labels (Response A / Response B); eval/verdicts.py maps the
 verdict back by position; disagreeing orders are a tie (position-inconsistent); unparseable replies are
-invalid, never wins. Raw replies are kept. Rows append to <run>/judge/<judge>.jsonl as they arrive, which is
-also the resume cache; both models' answers go to <run>/judge/generations.jsonl. A cost estimate is printed
-(and MAX_COST enforced) before any request. Structured output is asked for wherever the endpoint has it
-(eval/judges.yaml). A judge below the position-consistency floor is reported as unusable, with no win rate.
-JUDGES=local with no JUDGE_URL starts llama.cpp's server for the judge GGUF (JUDGE_GGUF, else the embedded
-SmolLM2 GGUF) on 127.0.0.1 for the run and stops it after.
+invalid, never wins. Raw replies are kept. Verdicts are cached in <run>/judge/cache/<judge>.jsonl under the
+identity of what was judged (the judge, its prompt, the order, both texts' sha256 and the model, backend,
+settings and seed that generated each: eval/judged_io.py), rows appended as they arrive: a changed generation
+(another SEED or MAX_NEW_TOKENS) is judged again, an unchanged one never twice. This judging's rows go to
+<run>/judge/<judge>.jsonl, both models' answers to <run>/judge/generations.jsonl. A run trained on `make prefs`
+pairs (its own or its chain's) is judged on the prompts they were not drawn from only (eval/prefs_split.py). A
+cost estimate is printed (and MAX_COST enforced) before any request. Structured output is asked for wherever
+the endpoint has it (eval/judges.yaml). A judge below the position-consistency floor is reported as unusable,
+with no win rate. JUDGES=local with no JUDGE_URL starts llama.cpp's server for the judge GGUF (JUDGE_GGUF, else
+the embedded SmolLM2 GGUF) on 127.0.0.1 for the run and stops it after.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from core import atomic, cli, manifest, rundir, settings
 from core.errors import UserError, Where
 from core.manifest import JudgeSection
 from core.paths import REPO, repo_relative
-from core.retry import Retry, transient_status
-from core.settings import Settings
-from eval import chain, judge_report
+from core.sections import HeldoutRecord
+from eval import chain, judge_report, prefs_split
 from eval.generate import for_run, load_suite
-from eval.judge_server import served
-from eval.judged_io import OURS, read_cache
+from eval.judge_client import Judge as Judge
+from eval.judge_client import estimate, judge_specs, load_judges, render
+from eval.judge_server import judge_gguf, served
+from eval.judged_io import OURS, judged_spec, read_cache, verdict_key
 from eval.stats import MIN_CONSISTENCY, TIE_CONVENTION
 from eval.verdicts import ORDERS, parse_label, to_model
 
-JUDGES = Path(__file__).with_name("judges.yaml")
-RETRIES, TIMEOUT_S, BACKOFF_S = 4, 180.0, 0.5  # JUDGE_RETRIES, JUDGE_TIMEOUT_S override the first two
-TEMPLATE = """You are judging two responses to the same prompt on creativity, coherence, depth, engagement and writing quality.
-
-Prompt:
-{prompt}
-
-Response A:
-{a}
-
-Response B:
-{b}
-
-Which response is better? Reply with JSON only: {{"winner": "A" or "B" or "tie", "reason": "one sentence"}}"""
-SCHEMA = {
-    "type": "object",
-    "properties": {"winner": {"type": "string", "enum": ["A", "B", "tie"]}, "reason": {"type": "string"}},
-    "required": ["winner"],
-}
 # what the manifest keeps per judge (eval/judge_report.py computes it)
 _COUNTS = ("n", "wins", "losses", "ties", "invalid", "warning")
 _RATES = (
@@ -67,89 +53,46 @@ _RATES = (
     "usable_note",
 )
 SUMMARY_KEYS = _COUNTS + _RATES
+__all__ = ["SUMMARY_KEYS", "Judge", "failures", "judge_all", "judge_specs", "load_judges", "main", "run_judging"]
 
 
-class Judge:
-    def __init__(self, name: str, spec: dict[str, Any], s: Settings | None = None, base_url: str | None = None):
-        from openai import OpenAI
-
-        s = s or settings.load()
-        key = s.secret(spec["key_env"]) if spec.get("key_env") else "not-needed"
-        if not key:
-            raise UserError(f"judge '{name}' needs {spec['key_env']} in the environment", Where(key=spec["key_env"]))
-        base_url = base_url or (s.raw(spec["base_url_env"]) if spec.get("base_url_env") else None) or spec["base_url"]
-        self.name, self.model, self.structured, self.price = name, spec["model"], spec["structured"], spec["price"]
-        self.key = key
-        self.retries = RETRIES if s.judge_retries is None else s.judge_retries
-        # retries are ours (core/retry.py, the same policy as the Hub and RunPod calls), not the client's
-        self.client = OpenAI(base_url=base_url, api_key=key, max_retries=0, timeout=s.judge_timeout_s or TIMEOUT_S)
-
-    def _once(self, text: str) -> str:
-        kwargs: dict[str, Any] = {}
-        if self.structured == "json_schema":
-            kwargs["response_format"] = {"type": "json_schema", "json_schema": {"name": "verdict", "schema": SCHEMA}}
-        elif self.structured == "llama_cpp":
-            kwargs["response_format"] = {"type": "json_object", "schema": SCHEMA}
-        elif self.structured == "tools":  # endpoints that ignore response_format but honour a forced tool call
-            kwargs["tools"] = [{"type": "function", "function": {"name": "verdict", "parameters": SCHEMA}}]
-            kwargs["tool_choice"] = {"type": "function", "function": {"name": "verdict"}}
-        reply = self.client.chat.completions.create(
-            model=self.model, temperature=0.0, max_tokens=200, messages=[{"role": "user", "content": text}], **kwargs
-        )
-        message = reply.choices[0].message
-        if message.tool_calls:  # the verdict's JSON arguments are the raw reply
-            return message.tool_calls[0].function.arguments or ""
-        return message.content or ""
-
-    def ask(self, text: str) -> str:
-        """One judgment; 429, 5xx, timeouts and dropped connections are retried with exponential backoff."""
-        import openai
-
-        def transient(exc: BaseException) -> bool:
-            if isinstance(exc, (openai.APITimeoutError, openai.APIConnectionError)):
-                return True
-            return isinstance(exc, openai.APIStatusError) and transient_status(exc.status_code)
-
-        return Retry(1 + self.retries, BACKOFF_S).call(lambda: self._once(text), transient)
-
-
-def judge_specs(names: list[str]) -> dict[str, dict[str, Any]]:
-    specs = yaml.safe_load(JUDGES.read_text())
-    unknown = [n for n in names if n not in specs]
-    if unknown:
-        raise UserError(
-            f"unknown judge(s): {', '.join(unknown)}", Where(JUDGES, key="JUDGES"), f"one of: {', '.join(specs)}"
-        )
-    return {n: specs[n] for n in names}
-
-
-def load_judges(names: list[str], urls: dict[str, str] | None = None) -> list[Judge]:
-    specs = judge_specs(names)
-    return [Judge(n, specs[n], base_url=(urls or {}).get(n)) for n in names]
-
-
-def render(item: dict, order: str, cand: str, base: str) -> str:
-    a, b = (cand, base) if order == "CB" else (base, cand)
-    return TEMPLATE.format(prompt=item["prompt"], a=a, b=b)
-
-
-def estimate(items: list[dict], texts: dict, judges: list[Judge]) -> dict[str, float]:
-    chars = sum(len(render(i, "CB", texts[i["item"]][0], texts[i["item"]][1])) for i in items)
-    tokens_in, tokens_out = 2 * chars / 4, 2 * len(items) * 60
-    return {j.name: (tokens_in * j.price["input"] + tokens_out * j.price["output"]) / 1e6 for j in judges}
+def generated_by(result: dict[str, Any]) -> dict[str, Any]:
+    """How an answer was made (eval/generate.py's result): its part of a verdict's key beside the text's hash."""
+    return {k: result.get(k) for k in ("model", "backend", "settings", "seed")}
 
 
 def judge_all(
-    judge: Judge, items: list[dict], texts: dict, out: Path, run_name: str, concurrency: int
-) -> dict[str, int]:
+    judge: Judge,
+    items: list[dict],
+    texts: dict,
+    out: Path,
+    run_name: str,
+    concurrency: int,
+    sides: dict[Any, dict] | None = None,
+    current: Path | None = None,
+) -> dict[str, Any]:
+    """Ask `judge` about each item in both orders, except what the cache `out` holds under the same key (the
+    judge, its prompt, the order, both texts and, from `sides`, how each was generated). Rows append to `out` as
+    they arrive; `current`, when given, is rewritten with this judging's rows: one per item and order."""
     rows = read_cache(out)
     kept = [r for r in rows if not r.get("error")]  # failed requests are asked again
     if out.is_file() and (len(kept) != len(rows) or not out.read_text(encoding="utf-8").endswith("\n")):
         atomic.write_text(out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept))
         if len(kept) != len(rows):
             print(f"{judge.name}: asking again {len(rows) - len(kept)} request(s) that failed last time")
-    done = {(r["item"], r["order"]) for r in kept}
-    todo = [(i, o) for i in items for o in ORDERS if (i["item"], o) not in done]
+    tasks = [(i, o) for i in items for o in ORDERS]
+    specs = {
+        (i["item"], o): judged_spec(judge.identity, o, i["prompt"], *texts[i["item"]], (sides or {}).get(i["item"]))
+        for i, o in tasks
+    }
+    keys = {task: verdict_key(spec) for task, spec in specs.items()}
+    done = {r.get("key") for r in kept}
+    todo, asking = [], set()
+    for i, o in tasks:
+        key = keys[(i["item"], o)]
+        if key not in done and key not in asking:  # the same question twice in a suite is asked once
+            asking.add(key)
+            todo.append((i, o))
     lock = threading.Lock()
 
     def one(task) -> None:
@@ -173,6 +116,8 @@ def judge_all(
             "label": label,
             "verdict": to_model(label, order),
             "error": error,
+            "key": keys[(item["item"], order)],
+            "judged": specs[(item["item"], order)],
         }
         with lock, open(out, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -181,9 +126,22 @@ def judge_all(
     out.parent.mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
         list(pool.map(one, todo))
-    failed = [r for r in read_cache(out) if r.get("error")]
+    by_key = {r["key"]: r for r in read_cache(out) if r.get("key")}
+    mine = [
+        {
+            **by_key[keys[(i["item"], o)]],
+            "run": run_name,
+            "suite": f"{i['suite']}/{i['config']}",
+            "item": i["item"],
+            "prompt": i["prompt"],
+        }
+        for i, o in tasks
+    ]
+    if current is not None:
+        atomic.write_text(current, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in mine))
+    failed = [r for r in mine if r.get("error")]
     return {
-        "cached": len(done),
+        "cached": sum(1 for i, o in tasks if keys[(i["item"], o)] in done),
         "asked": len(todo),
         "failed": len(failed),
         **({"first_error": failed[0]["error"]} if failed else {}),
@@ -191,8 +149,8 @@ def judge_all(
 
 
 def failures(section: dict[str, Any]) -> UserError | None:
-    """One clear error for requests that still failed after the client's retries (their rows are kept,
-    scored invalid, and asked again by the next run)."""
+    """One clear error for requests that still failed after the retries of core/retry.py (their rows are
+    kept, scored invalid, and asked again by the next run)."""
     bad = {name: s["requests"] for name, s in section["judges"].items() if s["requests"].get("failed")}
     if not bad:
         return None
@@ -203,6 +161,23 @@ def failures(section: dict[str, Any]) -> UserError | None:
         Where(key="JUDGES"),
         "they are scored invalid in this report; run make judge again to ask only those",
     )
+
+
+def judged_items(run: Path, suite: Path, sampling: dict, limit: int | None, max_new_tokens: int | None, log=print):
+    """The suite's items as judged: each capped at MAX_NEW_TOKENS (the cap is part of its settings, so of both
+    caches' keys), for a run trained on make prefs pairs only those the pairs were not drawn from, then LIMIT."""
+    items = load_suite(suite, None, sampling)
+    if max_new_tokens:
+        items = [{**i, "max_tokens": min(i["max_tokens"], max_new_tokens)} for i in items]
+    items, heldout = prefs_split.restrict(run, items, log)
+    items = items[:limit] if limit else items
+    return items, heldout.model_copy(update={"n": len(items)}) if heldout else None
+
+
+def served_model(s: settings.Settings | None = None) -> str:
+    """Who answers for a judge served for this run (its address is a new port each time): the GGUF it serves."""
+    gguf = judge_gguf(s or settings.load())
+    return f"llama.cpp server: {gguf.name} ({gguf.stat().st_size} bytes)"
 
 
 def run_judging(
@@ -224,7 +199,7 @@ def run_judging(
     against = chain.baseline(run, m, versus)
     floor = MIN_CONSISTENCY if min_consistency is None else min_consistency
     load_judges(judge_names)  # unknown judges and missing keys are refused before anything is generated
-    items = load_suite(suite, limit, m.train.meta.sampling.model_dump())
+    items, heldout = judged_items(run, suite, m.train.meta.sampling.model_dump(), limit, max_new_tokens, log)
     candidate = for_run(run, seed, max_new_tokens)  # GPU: recipe dtype, batched; CPU: llama.cpp on the GGUF
     baseline = for_run(run, seed, max_new_tokens, baseline=True, baseline_path=against.path)  # HF; CPU float32
     backends = {"candidate": candidate.backend_key, "baseline": baseline.backend_key}
@@ -238,28 +213,58 @@ def run_judging(
         candidate.close()
         baseline.close()
     texts = {i["item"]: (c["text"], b["text"]) for i, c, b in zip(items, cand, base_answers, strict=True)}
+    sides = {
+        i["item"]: {"candidate": generated_by(c), "baseline": generated_by(b)}
+        for i, c, b in zip(items, cand, base_answers, strict=True)
+    }
     generations = run / against.folder / "generations.jsonl"
     atomic.write_text(
         generations,
         "".join(
-            json.dumps({**{k: i[k] for k in ("item", "suite", "config", "prompt")}, "candidate": c, "baseline": b})
+            json.dumps(
+                {**{k: i[k] for k in ("item", "suite", "config", "prompt")}, "candidate": c, "baseline": b}
+                | {"generated": sides[i["item"]]}
+            )
             + "\n"
             for i, (c, b) in ((i, texts[i["item"]]) for i in items)
         ),
     )
     log(f"versus: {against.label}")
     with served(judge_specs(judge_names), run / against.folder / "llama-server.log", say=log) as urls:
-        judges = load_judges(judge_names, urls)
-        return _judge_and_record(
-            run, m, judges, items, texts, suite, seed, concurrency, max_cost, floor, log, backends, against
-        )
+        judges = load_judges(judge_names, urls, served_as=served_model() if urls else None)
+        judging = Judging(run, m, items, texts, sides, suite, seed, backends, against, heldout)
+        return _judge_and_record(judging, judges, concurrency, max_cost, floor, log)
 
 
-def _judge_and_record(
-    run, m, judges, items, texts, suite, seed, concurrency, max_cost, floor, log, backends, against
-) -> JudgeSection:
-    generations = run / against.folder / "generations.jsonl"
-    costs = estimate(items, texts, judges)
+@dataclass(frozen=True)
+class Judging:
+    """What one `make judge` comparison judges: the run, the items, both sides' answers and how they were made."""
+
+    run: Path
+    manifest: Any
+    items: list[dict]
+    texts: dict
+    sides: dict
+    suite: Path
+    seed: int
+    backends: dict[str, str]
+    against: chain.Against
+    heldout: HeldoutRecord | None
+
+
+def heldout_note(heldout: HeldoutRecord | None) -> str | None:
+    if heldout is None:
+        return None
+    return (
+        f"Judged on the held-out part only: n = {heldout.n} of the suite's {heldout.of} prompts; "
+        f"{heldout.excluded} are the training part of the preference pairs this run's chain trained on "
+        f"({'; '.join(heldout.sources)})."
+    )
+
+
+def _judge_and_record(j: Judging, judges: list[Judge], concurrency, max_cost, floor, log) -> JudgeSection:
+    folder = j.run / j.against.folder
+    costs = estimate(j.items, j.texts, judges)
     log("estimated judge cost: " + ", ".join(f"{k} ${v:.2f}" for k, v in costs.items()))
     if sum(costs.values()) > max_cost:
         raise UserError(
@@ -269,9 +274,13 @@ def _judge_and_record(
         )
     files, counts = [], {}
     for judge in judges:
-        out = run / against.folder / f"{judge.name}.jsonl"
-        counts[judge.name] = judge_all(judge, items, texts, out, m.recipe_name, concurrency)
-        files.append(out)
+        cache, current = folder / "cache" / f"{judge.name}.jsonl", folder / f"{judge.name}.jsonl"
+        if current.is_file() and not cache.is_file():  # rows of a version before the cache was keyed: kept
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(current, cache)
+        name = j.manifest.recipe_name
+        counts[judge.name] = judge_all(judge, j.items, j.texts, cache, name, concurrency, j.sides, current)
+        files.append(current)
     report = judge_report.analyze(files, floor)
     summary = {}
     for path, judge in zip(files, judges, strict=True):
@@ -282,20 +291,23 @@ def _judge_and_record(
             for s, v in e["suites"].items()
         }
         summary[judge.name]["requests"] = counts[judge.name]
+        if j.heldout is not None:  # the leaderboard's row says its n is the held-out part's
+            summary[judge.name]["heldout"] = {"n": j.heldout.n, "of": j.heldout.of}
     section = JudgeSection(
-        suite=repo_relative(suite),
-        seed=seed,
-        baseline=against.label,
-        files=[str(f.relative_to(run)) for f in files],
+        suite=repo_relative(j.suite),
+        seed=j.seed,
+        baseline=j.against.label,
+        files=[str(f.relative_to(j.run)) for f in files],
         agreement=next(iter(report["runs"].values()), None),
         judges=summary,
         at=rundir.utc_now(),
-        generations=rundir.relpath(generations, run),
+        generations=rundir.relpath(folder / "generations.jsonl", j.run),
         min_consistency=floor,
-        backends=backends,
+        backends=j.backends,
+        heldout=j.heldout,
     )
-    manifest.write_sections(run, **{against.section: section})
-    atomic.write_text(run / against.folder / "report.md", judge_report.markdown(report))
+    manifest.write_sections(j.run, **{j.against.section: section})
+    atomic.write_text(folder / "report.md", judge_report.markdown(report, note=heldout_note(j.heldout)))
     return section
 
 
@@ -343,6 +355,8 @@ def main(argv: list[str] | None = None) -> int:
                 versus=v,
             )
             print(f"versus {section.baseline} (tie convention: {TIE_CONVENTION})")
+            if section.heldout is not None:
+                print(heldout_note(section.heldout))
             for name, j in section.judges.items():
                 print(judge_report.one_line(name, j))
             print(f"report: {run / chain.baseline(run, manifest.read(run), v).folder / 'report.md'}")

@@ -114,10 +114,12 @@ def reading(r: dict[str, Any]) -> str:
     return f"{pct(r['rate'])} ({pct(r['ci95'][0])} - {pct(r['ci95'][1])})"
 
 
-def markdown(report: dict[str, Any]) -> str:
+def markdown(report: dict[str, Any], note: str | None = None) -> str:
+    """The report; `note` is a paragraph under the title (make judge: which prompts were judged)."""
     out = [
         "# Judge report",
         "",
+        *([note, ""] if note else []),
         f"Tie convention: {TIE_CONVENTION}. 95 % intervals are Wilson's. A judge whose position consistency is "
         f"below {pct(report.get('floor', MIN_CONSISTENCY))} is unusable: its verdict follows the order of the pair.",
         "",

@@ -3,10 +3,16 @@
 Seed rows hold one judgment each; the seed harness always showed the baseline as "Response A" whatever
 `presentation_order` says (its stated mapping: A = baseline, B = candidate), so seed rows are read with
 order "BC". Our rows carry their own order and come in pairs (both orders of the same item).
+
+Each of our rows also says what was judged (`judged`: the judge's identity and prompt, the order, and per side
+the sha256 of the text with the model, backend, settings and seed that generated it) and is cached under the
+hash of that (`key`): a changed generation is a new key, judged again, and a verdict is joined only to the
+texts it was given for (`given_for`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -73,9 +79,50 @@ def seed_row(rec: dict[str, Any], path: Path, line: int) -> dict[str, Any]:
     }
 
 
-def read_cache(out: Path) -> list[dict[str, Any]]:
-    """The judged rows already on disk. A last line cut short by an interrupted write is dropped; any other
-    line that is not JSON is an error naming it."""
+def text_sha256(text: str | None) -> str:
+    return hashlib.sha256((text or "").encode()).hexdigest()
+
+
+def judged_spec(
+    judge: dict[str, Any], order: str, prompt: str, candidate: str, baseline: str, sides: dict | None = None
+) -> dict[str, Any]:
+    """What one judgment was given: the judge (name, model, endpoint, prompt), the order, and per side the text's
+    hash and how it was generated (sides: {"candidate": {model, backend, settings, seed}, "baseline": {...}})."""
+    sides = sides or {}
+    return {
+        "judge": judge,
+        "order": order,
+        "prompt": text_sha256(prompt),
+        "candidate": {**sides.get("candidate", {}), "text": text_sha256(candidate)},
+        "baseline": {**sides.get("baseline", {}), "text": text_sha256(baseline)},
+    }
+
+
+def verdict_key(spec: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(spec, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def given_for(row: dict[str, Any], generation: dict[str, Any] | None) -> str | None:
+    """None when the verdict row was given for this generation row's prompt and texts; else what differs."""
+    if generation is None:
+        return f"it judged item {row.get('item')}, which the generations do not hold"
+    judged = row.get("judged")
+    if not isinstance(judged, dict):
+        return "it records no hashes of the texts it judged (written before verdicts were keyed)"
+    for part, text in (
+        ("prompt", generation.get("prompt")),
+        ("candidate", generation.get("candidate")),
+        ("baseline", generation.get("baseline")),
+    ):
+        recorded = judged.get(part) if part == "prompt" else (judged.get(part) or {}).get("text")
+        if recorded != text_sha256(text):
+            return f"its {part} text (sha256 {str(recorded)[:12]}) is not the one generated (sha256 {text_sha256(text)[:12]})"
+    return None
+
+
+def read_cache_lines(out: Path) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, row) for the judged rows already on disk. A last line cut short by an interrupted write is
+    dropped; any other line that is not JSON is an error naming it."""
     if not out.is_file():
         return []
     lines = out.read_text(encoding="utf-8").split("\n")
@@ -84,7 +131,7 @@ def read_cache(out: Path) -> list[dict[str, Any]]:
         if not line.strip():
             continue
         try:
-            rows.append(json.loads(line))
+            rows.append((n, json.loads(line)))
         except json.JSONDecodeError:
             if n == len(lines):  # no newline after it: the write was interrupted
                 print(f"note: {out}:{n}: dropping a row cut short by an interrupted run; it is asked again")
@@ -95,3 +142,7 @@ def read_cache(out: Path) -> list[dict[str, Any]]:
                 "delete that line (it is asked again) or the file (everything is asked again)",
             ) from None
     return rows
+
+
+def read_cache(out: Path) -> list[dict[str, Any]]:
+    return [row for _, row in read_cache_lines(out)]

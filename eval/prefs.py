@@ -5,9 +5,15 @@ A pair is kept only where a judge preferred the same answer in BOTH presentation
 a tie, an invalid or failed verdict, or an order flip drops the prompt. With several judges, AGREE=any (default)
 keeps a prompt when at least one judge is position-consistent and none is consistent the other way; AGREE=all
 needs every judge consistent on the same side. Each pair carries its provenance: the judges, both verdicts of
-each, and the identities of the generating models (final adapter sha256, base model). Pairs go to
-<run>/prefs/pairs.jsonl (+ pairs.val.jsonl, VAL= pairs held out, deterministic) in pairs-messages format (a
+each, the identities of the generating models (final adapter sha256, base model) and the suite's split. Pairs go
+to <run>/prefs/pairs.jsonl (+ pairs.val.jsonl, VAL= pairs held out, deterministic) in pairs-messages format (a
 recipe's type chat_template.default reads it) and the manifest's `prefs` section.
+
+Pairs are drawn from a training part of the judged prompts only; the held-out part (a fifth, deterministic:
+eval/prefs_split.py) is written to <run>/prefs/heldout.jsonl and kept for judging the tuned run, which make
+judge then does on that part alone. A verdict is joined only to the texts it was given for: a judge row whose
+recorded prompt or answer hashes differ from the generation cache (make judge ran again with another SEED or
+MAX_NEW_TOKENS and did not finish, or a file was edited) is refused, naming the file and line.
 
 Refused unless FORCE=1, with the numbers: fewer than MIN_PAIRS pairs, or a set where one side is the longer
 in more than 70 % of pairs (judges favour length; such a set teaches length).
@@ -20,6 +26,7 @@ import hashlib
 import json
 import sys
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +36,8 @@ from core.hashing import sha256_file
 from core.manifest import PrefsSection
 from data import preferences as prefs
 from data.tools.preference_data import length_bias
-from eval.judged_io import read_cache
+from eval import prefs_split
+from eval.judged_io import given_for, read_cache_lines
 
 MIN_PAIRS = 20
 SIDES = ("candidate", "baseline")
@@ -56,11 +64,24 @@ def load_generations(run: Path, section: Any) -> tuple[Path, dict[str, dict[str,
     return path, rows
 
 
-def verdicts(run: Path, files: list[str], judges: list[str] | None) -> dict[str, dict[str, dict[str, str]]]:
-    """judge -> item -> order -> verdict (candidate | baseline | tie | invalid); failed requests count invalid."""
+def verdicts(
+    run: Path, files: list[str], judges: list[str] | None, generations: dict[str, dict[str, Any]], gen_path: Path
+) -> dict[str, dict[str, dict[str, str]]]:
+    """judge -> item -> order -> verdict (candidate | baseline | tie | invalid); failed requests count invalid.
+    A row that was not given for the prompt and answers the generation cache holds for its item is refused."""
     out: dict[str, dict[str, dict[str, str]]] = defaultdict(lambda: defaultdict(dict))
     for rel in files:
-        for row in read_cache(run / rel):
+        for line, row in read_cache_lines(run / rel):
+            if judges and row.get("judge") not in judges:
+                continue
+            problem = given_for(row, generations.get(row.get("item")))
+            if problem:
+                raise UserError(
+                    f"this verdict cannot be joined to {gen_path.name}: {problem}",
+                    Where(run / rel, line),
+                    f"make judge RUN={run} again: it judges the answers it generates (those already judged cost "
+                    "nothing), then make prefs",
+                )
             verdict = "invalid" if row.get("error") else row.get("verdict") or "invalid"
             out[row["judge"]][row["item"]][row["order"]] = verdict
     if judges:
@@ -92,13 +113,23 @@ def decide(item: str, by_judge: dict[str, dict[str, dict[str, str]]], agree: str
         return None, "judges disagree"
     if not sides:
         flat = [o for v in by_judge.values() for o in v.get(item, {}).values()]
-        return None, "tie or invalid" if flat and set(flat) <= {"tie", "invalid"} else "position-inconsistent"
+        if not flat:
+            return None, "not judged"
+        return None, "tie or invalid" if set(flat) <= {"tie", "invalid"} else "position-inconsistent"
     if agree == "all" and not all(picks.values()):
         return None, "not every judge position-consistent"
     return next(iter(sides)), "kept"
 
 
-def build(run: Path, judges: list[str] | None, agree: str, val: int | None, force: bool, log=print) -> PrefsSection:
+def build(
+    run: Path,
+    judges: list[str] | None,
+    agree: str,
+    val: int | None,
+    force: bool,
+    log=print,
+    share: float = prefs_split.HELDOUT_SHARE,
+) -> PrefsSection:
     m = manifest.read(run)
     if m.judge is None:
         raise UserError(
@@ -107,7 +138,9 @@ def build(run: Path, judges: list[str] | None, agree: str, val: int | None, forc
             f"make judge RUN={run} JUDGES=... first (both orders per prompt)",
         )
     gen_path, generations = load_generations(run, m.judge)
-    by_judge = verdicts(run, m.judge.files, judges)
+    by_judge = verdicts(run, m.judge.files, judges, generations, gen_path)
+    train_part, held_part = prefs_split.split(list(generations.values()), share)
+    split_record = prefs_split.record(m.judge.suite, train_part, held_part, share)
     base_name = m.train.base_model.name if m.train.base_model else "base model"
     identity = {
         "candidate": {
@@ -118,7 +151,8 @@ def build(run: Path, judges: list[str] | None, agree: str, val: int | None, forc
         "baseline": {"model": m.judge.baseline, "name": base_name},
     }
     pairs, dropped = [], defaultdict(int)
-    for item, gen in generations.items():
+    for gen in train_part:
+        item = gen["item"]
         side, reason = decide(item, by_judge, agree)
         if side is None:
             dropped[reason] += 1
@@ -140,32 +174,47 @@ def build(run: Path, judges: list[str] | None, agree: str, val: int | None, forc
             "verdicts": {j: dict(v.get(item, {})) for j, v in by_judge.items()},
             "models": identity,
             "generations_sha256": sha256_file(gen_path),
+            "split": split_record,
         }
         pairs.append(prefs.write(pair, "pairs-messages", {"provenance": provenance})[0])
-    share = (
+    share_longer = (
         prefs.side_stats([prefs.read(p, "pairs-messages") for p in pairs]).get("chosen_longer_share") if pairs else None
     )
     log(
-        f"{len(pairs)} position-consistent pairs from {len(generations)} prompts; dropped: "
+        f"{len(pairs)} position-consistent pairs from the {len(train_part)} prompts of the training part "
+        f"({len(held_part)} held out for judging the tuned run: prefs/heldout.jsonl); dropped: "
         + (", ".join(f"{k} {v}" for k, v in sorted(dropped.items())) or "none")
-        + (f"; chosen longer in {share:.0%}" if share is not None else "")
+        + (f"; chosen longer in {share_longer:.0%}" if share_longer is not None else "")
     )
     refusals = []
     if len(pairs) < MIN_PAIRS:
         refusals.append(f"only {len(pairs)} pairs (at least {MIN_PAIRS} are needed for a preference run)")
-    if length_bias(share):
-        refusals.append(length_bias(share))
+    if length_bias(share_longer):
+        refusals.append(length_bias(share_longer))
     if refusals and not force:
         raise UserError(
             "; ".join(refusals),
             Where(run / "judge"),
             "judge more prompts (a bigger SUITE=) or with more judges, or FORCE=1 to write them anyway",
         )
-    return write(run, pairs, val, judges or sorted(by_judge), agree, dict(dropped), share, bool(refusals))
+    picked = Picked(judges or sorted(by_judge), agree, dict(dropped), share_longer, bool(refusals))
+    return write(run, pairs, val, picked, held_part, split_record)
 
 
-def split(pairs: list[dict], val: int | None) -> tuple[list[dict], list[dict]]:
-    """A deterministic held-out set: the pairs whose item hashes lowest (VAL=, default a tenth, none under 10)."""
+@dataclass(frozen=True)
+class Picked:
+    """How the pairs were picked, for the manifest."""
+
+    judges: list[str]
+    agree: str
+    dropped: dict[str, int]
+    chosen_longer_share: float | None
+    forced: bool
+
+
+def val_split(pairs: list[dict], val: int | None) -> tuple[list[dict], list[dict]]:
+    """A deterministic held-out set of pairs (the DPO run's eval loss): the pairs whose item hashes lowest (VAL=,
+    default a tenth, none under 10). All of them come from the suite's training part."""
     n = len(pairs) // 10 if val is None else min(val, len(pairs))
     ranked = sorted(
         range(len(pairs)), key=lambda i: hashlib.sha256(pairs[i]["provenance"]["item"].encode()).hexdigest()
@@ -175,33 +224,36 @@ def split(pairs: list[dict], val: int | None) -> tuple[list[dict], list[dict]]:
 
 
 def write(
-    run: Path,
-    pairs: list[dict],
-    val: int | None,
-    judges: list[str],
-    agree: str,
-    dropped: dict[str, int],
-    share: float | None,
-    forced: bool,
+    run: Path, pairs: list[dict], val: int | None, picked: Picked, held_part: list[dict], split_record: dict
 ) -> PrefsSection:
-    train, held = split(pairs, val)
+    train, held = val_split(pairs, val)
     out = run / "prefs"
     lines = lambda rows: "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)  # noqa: E731
     atomic.write_text(out / "pairs.jsonl", lines(train))
     if held:
         atomic.write_text(out / "pairs.val.jsonl", lines(held))
+    kept_back = [
+        {k: g[k] for k in ("item", "suite", "config", "prompt") if k in g}
+        | {"prompt_sha256": prefs_split.prompt_sha256(g["prompt"])}
+        for g in held_part
+    ]
+    atomic.write_text(out / "heldout.jsonl", lines(kept_back))
     section = PrefsSection(
         path="prefs/pairs.jsonl",
         val_path="prefs/pairs.val.jsonl" if held else None,
         sha256=sha256_file(out / "pairs.jsonl"),
-        judges=judges,
-        agree=agree,
+        judges=picked.judges,
+        agree=picked.agree,
         pairs=len(train),
         val_pairs=len(held),
-        dropped=dropped,
-        chosen_longer_share=share,
-        forced=forced,
+        dropped=picked.dropped,
+        chosen_longer_share=picked.chosen_longer_share,
+        forced=picked.forced,
         at=rundir.utc_now(),
+        suite=split_record["suite"],
+        train_prompts=len(split_record["train"]),
+        heldout_prompts=len(split_record["heldout"]),
+        heldout_path="prefs/heldout.jsonl",
     )
     manifest.write_sections(run, prefs=section)
     return section
@@ -223,7 +275,11 @@ def main(argv: list[str] | None = None) -> int:
             raise UserError(f"AGREE={agree} is not any or all", Where(key="AGREE"))
         names = [j.strip() for j in (ns.judges or s.judges or "").split(",") if j.strip()] or None
         section = build(run, names, agree, s.val, ns.force or s.force)
-        print(f"wrote {run / section.path} ({section.pairs} pairs, {section.val_pairs} held out)")
+        print(
+            f"wrote {run / section.path} ({section.pairs} pairs, {section.val_pairs} held out for the eval loss) from "
+            f"{section.train_prompts} prompts; {section.heldout_prompts} kept back for judging the tuned run: "
+            f"{run / section.heldout_path}"
+        )
         print(
             f"next: a recipe with meta.start_from: {{recipe: {manifest.read(run).recipe_name}, prefs: true}}, "
             f"or FROM_RUN={run} with datasets pointing at {run / section.path}"

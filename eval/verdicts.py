@@ -5,13 +5,15 @@ A pair is shown as "Response A" / "Response B" (neutral labels). `order` says wh
 is "invalid" and is never counted as a win. The seeds lost 56 % of their verdicts to getting this wrong.
 
 What counts as a label (tests/judge_replies.yaml holds the cases):
-- a JSON object with a "winner" key (structured output; also inside a code fence or after some text): its
-  value alone decides, and a value that is not A, B or a tie is invalid;
+- a JSON object with a "winner" key (structured output; also inside a code fence or after some text); a
+  value that is not A, B or a tie makes the reply invalid;
 - MT-Bench's verdict markers [[A]], [[B]] and [[C]] (C is MT-Bench's tie);
 - "Winner: X" / "Verdict: X" where X stands alone: followed by the end of the line or punctuation. So
   "Winner: a tie" is a tie (the article "a" is no label), and "Winner: A or B", "Winner: A is worse" and
   "Winner: A/B" are no label at all.
-Several labels that disagree are invalid, never the first one found.
+Every label the reply gives counts, in any of these forms and in any mix of them: a reply that names two
+different winners (`{"winner": "A"} Actually, Winner: B`, `[[A]] ... [[B]]`, two JSON verdicts) is invalid,
+never the first one found.
 """
 
 from __future__ import annotations
@@ -35,32 +37,37 @@ _LABEL = re.compile(
 _MT_BENCH = re.compile(r"\[\[(A|B|C)\]\]")
 
 
-def _json_winner(text: str) -> tuple[bool, str | None]:
-    """(found a JSON object with a 'winner' key?, its label or None when the value is no label)."""
+def _json_winners(text: str) -> list[str | None]:
+    """The label of every JSON object with a 'winner' key in the text (None where its value is no label)."""
     decoder = json.JSONDecoder()
+    found: list[str | None] = []
     for start in (m.start() for m in re.finditer(r"\{", text)):
         try:
             obj, _ = decoder.raw_decode(text, start)
         except json.JSONDecodeError:
             continue
         if isinstance(obj, dict) and "winner" in obj:
-            return True, _JSON_VALUES.get(str(obj["winner"]).strip().lower())
-    return False, None
+            found.append(_JSON_VALUES.get(str(obj["winner"]).strip().lower()))
+    return found
+
+
+def labels(reply: str | None) -> list[str | None]:
+    """Every label the reply gives, in each form the module doc lists (None: a JSON verdict that is no label)."""
+    if not reply or not reply.strip():
+        return []
+    text = reply.strip()
+    found: list[str | None] = _json_winners(text)
+    found += [{"C": "tie"}.get(m.group(1), m.group(1)) for m in _MT_BENCH.finditer(text)]
+    for m in _LABEL.finditer(text):
+        value = m.group("label")
+        found.append("tie" if value.lower() in _TIE_WORDS else value.upper())
+    return found
 
 
 def parse_label(reply: str | None) -> str | None:
     """'A', 'B' or 'tie' from a reply; None if absent, ambiguous or contradictory (see the module doc)."""
-    if not reply or not reply.strip():
-        return None
-    text = reply.strip()
-    found_json, label = _json_winner(text)
-    if found_json:
-        return label
-    found = {{"C": "tie"}.get(m.group(1), m.group(1)) for m in _MT_BENCH.finditer(text)}
-    for m in _LABEL.finditer(text):
-        value = m.group("label")
-        found.add("tie" if value.lower() in _TIE_WORDS else value.upper())
-    return found.pop() if len(found) == 1 else None
+    found = set(labels(reply))
+    return found.pop() if len(found) == 1 else None  # {None}: a JSON verdict that is no label
 
 
 def to_model(label: str | None, order: str) -> str:

@@ -38,7 +38,12 @@ def norm(name: str) -> str:
 
 
 def installed() -> dict[str, str]:
-    return {norm(d.metadata["Name"]): d.version for d in md.distributions() if d.metadata["Name"]}
+    """name -> version of what imports here: the first on sys.path wins, as it does for an import."""
+    found: dict[str, str] = {}
+    for d in md.distributions():
+        if d.metadata["Name"]:
+            found.setdefault(norm(d.metadata["Name"]), d.version)
+    return found
 
 
 def _requirement(spec: str) -> tuple[str, set[str], str]:

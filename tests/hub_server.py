@@ -221,3 +221,11 @@ class LocalHub:
     def __exit__(self, *exc) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def stopped_endpoint() -> str:
+    """The endpoint of a Hub fake that has been stopped: 127.0.0.1 and a port where nothing listens any more, which
+    is what a machine with no network sees (every connection refused)."""
+    with LocalHub() as hub:
+        url = hub.endpoint
+    return url

@@ -3,7 +3,8 @@ and the REST API v2 Instant Cluster endpoints (RUNPOD_REST_URL points here): POS
 GET/DELETE /v2/clusters/{id}, GET /v2/clusters/{id}/pods, validating a create as the published OpenAPI spec does
 (unknown keys, podCount 2..250, GPU types) and answering errors as problem+json. Each GraphQL request is parsed
 with graphql-core and recorded as (operation field, arguments, auth header); each REST request as ("METHOD /path
-template", JSON body, auth), so tests assert on what was really sent. Faults to inject: an HTTP status with an
+template", JSON body, auth), so tests assert on what was really sent. A pod reports its price (costPerHr) and an
+uptime that advances by one step at each read of it (pod_uptime_step_s), as RunPod's own billing figures. Faults to inject: an HTTP status with an
 HTML body (what a gateway 429/5xx looks like), "drop" (connection closed without a reply), "lost" (the request is
 carried out, then the connection closes: the reply is lost) or "error:<msg>" (a GraphQL error); None lets one
 request through."""
@@ -44,6 +45,12 @@ class RunPodState:
         self.fail_only: set[str] | None = None  # faults hit only these operation fields (None: any)
         self.pod_uptime_s = 5400  # what a new pod reports as its uptime and hourly rate (its cost so far)
         self.pod_cost_per_hr = 2.69
+        # a running pod's clock: each read of it (the `pod` query) first adds this many seconds to its uptime, so
+        # its spend advances one step per poll, without wall-clock time in a test; after `pod_reads_to_exit` reads
+        # it reports EXITED (it stopped itself; None: it runs until stopped or terminated)
+        self.pod_uptime_step_s = 0.0
+        self.pod_reads_to_exit: int | None = None
+        self.pod_reads: dict[str, int] = {}
         self.lock = threading.Lock()
 
     def ops(self, field: str) -> list[dict[str, Any]]:
@@ -93,7 +100,13 @@ def _answer(state: RunPodState, field: str, args: dict[str, Any]) -> Any:
     if field == "myself":
         return {"pods": list(state.pods.values()), "networkVolumes": [{"id": "vol1", "dataCenterId": "EU-RO-1"}]}
     if field == "pod":
-        return state.pods.get(args.get("podId"))
+        pod = state.pods.get(args.get("podId"))
+        if pod and pod["desiredStatus"] == "RUNNING":
+            reads = state.pod_reads[pod["id"]] = state.pod_reads.get(pod["id"], 0) + 1
+            pod["uptimeSeconds"] = pod.get("uptimeSeconds", 0) + state.pod_uptime_step_s
+            if state.pod_reads_to_exit is not None and reads >= state.pod_reads_to_exit:
+                pod["desiredStatus"] = "EXITED"
+        return pod
     if field == "podStop":
         pod = state.pods[args["podId"]]
         pod["desiredStatus"] = "EXITED"

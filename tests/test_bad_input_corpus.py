@@ -1,11 +1,18 @@
-"""The bad-input corpus (tests/bad_inputs.yaml), one parametrized test: every case runs its real CLI in a fresh
-process and must exit non-zero with an error that says what is wrong and names the file, line or field, print
-no traceback, and leave every file that existed before it (its inputs, the run directory, other outputs)
-byte-identical."""
+"""The bad-input corpus (tests/bad_inputs.yaml), one parametrized test: every case runs its real CLI and must exit
+non-zero with an error that says what is wrong and names the file, line or field, print no traceback, and leave
+every file that existed before it (its inputs, the run directory, other outputs) byte-identical.
+
+How a case runs: the first case of each CLI (that is not marked `heavy: true`) in a fresh process that must not
+import torch, transformers, axolotl, datasets, peft, lm-eval or llama.cpp before refusing (`python -m`, as the
+Makefile runs it); cases that talk to a local Hub or RunPod server in a fresh process too (huggingface_hub and the
+runpod SDK read their endpoints at import); every other case through the CLI's `main(argv)` in this process
+(tests/cli_inprocess.py). `heavy: true` marks a refusal that needs a heavy check (a model's module tree, a
+tokenizer, axolotl's schema) and may import what that check needs."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from contextlib import ExitStack
 from pathlib import Path
@@ -17,6 +24,7 @@ from core import atomic
 from core import manifest as run_manifest
 from core.paths import REPO
 from core.rundir import LATEST
+from tests.cli_inprocess import run_cold, run_main
 from tests.conftest import run_cli
 
 CORPUS = Path(__file__).with_name("bad_inputs.yaml")
@@ -80,6 +88,25 @@ def fill(value: str, tmp: Path, run: Path | None) -> str:
     return value.replace("{tmp}", str(tmp)).replace("{repo}", str(REPO)).replace("{run}", str(run))
 
 
+def _cold_ids() -> set[str]:
+    first: dict[str, str] = {}
+    for case in CASES:
+        if not case.get("heavy") and not case.get("server"):
+            first.setdefault(case["cmd"][0], case["id"])
+    return set(first.values())
+
+
+COLD_IDS = _cold_ids()
+
+
+def how(case) -> str:
+    if case["id"] in COLD_IDS:
+        return "cold"
+    if case.get("server") or case["cmd"][0] == "launch.cloud.runpod.commands":
+        return "process"
+    return "in-process"
+
+
 def params():
     for case in CASES:
         slow = case.get("run") == "trained"  # needs the default recipe's trained run
@@ -94,8 +121,14 @@ def test_corpus_has_enough_cases_across_areas():
     assert areas <= {i.split("-")[0] for i in ids}
 
 
+def test_every_cli_of_the_corpus_has_a_cold_case():
+    """Each CLI refuses at least one bad input in a fresh process before any heavy import."""
+    cold = {c["cmd"][0] for c in CASES if c["id"] in COLD_IDS}
+    assert cold == {c["cmd"][0] for c in CASES}
+
+
 @pytest.mark.parametrize("case", params())
-def test_bad_input(case, tmp_path, request):
+def test_bad_input(case, tmp_path, request, monkeypatch, capfd):
     from tests.hub_server import LocalHub
     from tests.runpod_server import RunPodServer
 
@@ -127,7 +160,16 @@ def test_bad_input(case, tmp_path, request):
                 "RUNPOD_API_BASE_URL": rp.url,
                 "RUNPOD_BACKOFF_S": "0",
             }
-        proc = run_cli(case["cmd"][0], *(fill(a, tmp_path, run) for a in case["cmd"][1:]), env=env, timeout=300)
+        argv = [fill(a, tmp_path, run) for a in case["cmd"][1:]]
+        mode = how(case)
+        if mode == "cold":
+            imports = tmp_path.parent / f"{tmp_path.name}.imports.json"
+            proc = run_cold(case["cmd"][0], argv, env, imports)
+            assert json.loads(imports.read_text()) == [], f"imported before refusing: {imports.read_text()}"
+        elif mode == "process":
+            proc = run_cli(case["cmd"][0], *argv, env=env, timeout=300)
+        else:
+            proc = run_main(case["cmd"][0], argv, env, monkeypatch, capfd)
     said = proc.stdout + proc.stderr
     assert proc.returncode != 0, said[-2000:]
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]

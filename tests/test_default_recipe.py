@@ -3,6 +3,8 @@ at an adapter that loads with peft, changes the model and generates text."""
 
 from __future__ import annotations
 
+import importlib.metadata as md
+
 import pytest
 import torch
 
@@ -26,7 +28,7 @@ def test_make_train_default_recipe(default_run, monkeypatch):
         ("data/samples/philosophy_chat.val.jsonl", "held-out"),
     ]
     assert all(len(d.sha256) == 64 for d in t.datasets) and t.summary.eval_loss is not None
-    assert t.packages["axolotl"] == "0.19.0" and t.hardware["cpu_count"]
+    assert t.packages["axolotl"] == md.version("axolotl") and t.hardware["cpu_count"]
     assert t.started <= t.ended and t.summary.global_step == 3
     assert (run / "config.yaml").is_file() and (run / "logs" / "train.log").stat().st_size > 0
     assert list((run / "output" / "runs").rglob("events.out.tfevents.*")), "no TensorBoard events"

@@ -95,6 +95,7 @@ def scripted_judge(run):
 def test_prefs_from_judged_generations_then_dpo_on_top_of_the_sft_run(default_run, outputs, tmp_path, monkeypatch):
     from eval.judge import run_judging
     from eval.prefs import build
+    from eval.prefs_split import split
     from launch.train import train
 
     sft = outputs / "runs" / "smollm2-135m-cpu" / default_run[0].name
@@ -114,14 +115,21 @@ def test_prefs_from_judged_generations_then_dpo_on_top_of_the_sft_run(default_ru
     gens = [json.loads(x) for x in (sft / "judge" / "generations.jsonl").read_text().splitlines()]
     assert all(g["candidate"] != g["baseline"] for g in gens)  # otherwise the script cannot tell them apart
 
-    with pytest.raises(UserError, match=r"only 4 pairs \(at least 20"):
+    # pairs come from the training part of the suite only; a fifth of its prompts is held out (eval/prefs_split.py)
+    train_part, held_part = split(gens)
+    tags_trained = [g["prompt"].split("]")[0] + "]" for g in train_part]
+    kept = sum(t in ("[cand]", "[base]") for t in tags_trained)
+    with pytest.raises(UserError, match=rf"only {kept} pairs \(at least 20"):
         build(sft, None, "any", None, force=False, log=print)
     section = build(sft, None, "any", 0, force=True, log=print)
-    assert (
-        section.pairs == 4 and section.forced and section.dropped == {"position-inconsistent": 2, "tie or invalid": 2}
-    )
+    assert section.pairs == kept and section.forced and section.heldout_prompts == len(held_part) == 2
+    assert section.dropped == {
+        "position-inconsistent": tags_trained.count("[first]"),
+        "tie or invalid": tags_trained.count("[tie]"),
+    }
     pairs = [json.loads(x) for x in (sft / section.path).read_text().splitlines()]
     by_prompt = {g["prompt"]: g for g in gens}
+    assert not {p["messages"][-1]["content"] for p in pairs} & {g["prompt"] for g in held_part}
     for p in pairs:
         gen, prov = by_prompt[p["messages"][-1]["content"]], p["provenance"]
         side = "candidate" if gen["prompt"].startswith("[cand]") else "baseline"
@@ -142,8 +150,9 @@ def test_prefs_from_judged_generations_then_dpo_on_top_of_the_sft_run(default_ru
     assert m.train.datasets[0].path == str(sft / section.path)
 
     # the chain's evaluation: judged against the SFT run it started from, then against the root's base model
-    # (whose answers are the SFT run's baseline answers: same model, prompts, settings and seed); scored on the
-    # SFT run's held-out split; the leaderboard shows base -> SFT -> DPO with the reward margins
+    # (whose answers are the SFT run's baseline answers: same model, prompts, settings and seed), on the prompts
+    # make prefs held out only; scored on the SFT run's held-out split; the leaderboard shows base -> SFT -> DPO
+    # with the reward margins
     from eval import chain, leaderboard, lmeval
 
     with OpenAIServer(lambda prompt: json.dumps({"winner": "tie", "reason": "scripted"})) as server:
@@ -154,8 +163,10 @@ def test_prefs_from_judged_generations_then_dpo_on_top_of_the_sft_run(default_ru
     assert vs_origin.baseline == "base model HuggingFaceTB/SmolLM2-135M-Instruct (the chain's root)"
     m = manifest.read(run)
     assert m.judge.baseline == vs_start.baseline and m.judge_origin.baseline == vs_origin.baseline
+    assert vs_start.heldout.n == vs_origin.heldout.n == 2 and vs_start.judges["local"]["n"] == 2
     origin = [json.loads(x) for x in (run / "judge-origin" / "generations.jsonl").read_text().splitlines()]
-    assert [g["baseline"] for g in origin] == [g["baseline"] for g in gens[:2]]
+    assert {g["prompt"] for g in origin} == {g["prompt"] for g in held_part}
+    assert [g["baseline"] for g in origin] == [by_prompt[g["prompt"]]["baseline"] for g in origin]
     assert chain.versus_for(run, None) == ["base", "origin"] and chain.versus_for(sft, None) == ["base"]
     assert chain.heldout_run(run) == sft
     assert lmeval.heldout_docs(run)[2] == lmeval.heldout_docs(sft)[2]

@@ -148,7 +148,10 @@ def run(
         rows = None
     else:
         rows = list(sources.local_rows(path)) if local else hub_rows(data, split, limit or 200)
-        fmt = fmt or next((f for r in rows if r.error is None and (f := detect(r.record))), None)
+        fmt = fmt or next(
+            (f for r in rows if r.error is None and (f := preference_data.prefs.detect(r.record) or detect(r.record))),
+            None,
+        )
         if fmt is None:
             raise UserError(
                 "cannot tell the dataset's format from its records", Where(data), f"pass FORMAT= ({', '.join(FORMATS)})"
@@ -159,7 +162,7 @@ def run(
     label = str(path) if local else f"{data} (split {split or 'train'}, first {count} rows)"
     print(f"{label}: {count} records, {len(problems)} unusable ({fmt})")
     result: dict[str, Any] = {"file": data, "format": fmt, "records": count, "problems": problems}
-    if recipe:
+    if recipe and fmt not in PREFERENCE:  # preference rows: validated above; per-side stats are for JSONL files
         config, ds = recipe_dataset(recipe, path if local else data, fmt, args)
         if split:
             ds["split"] = split

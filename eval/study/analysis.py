@@ -118,4 +118,14 @@ def gather(study: Study, runs: list[StudyRun], jobs: dict[str, Job], paths: stat
         "heldout": heldout,
         "seeds": seed_spread(entries, heldout),
         "judged": [(e["key"], j, s) for e in entries for j, s in e["judges"].items()],
+        "budget": budget(st),
     }
+
+
+def budget(st: dict[str, Any]) -> dict[str, Any] | None:
+    """RUNPOD=1's cap (as the last `make study` had it) and what every pod of the study spent against it."""
+    cap = st.get("budget")
+    if not cap:
+        return None
+    pods = [p for e in st.get("runs", {}).values() for p in e.get("pods", [])]
+    return {**cap, "spent_usd": round(sum(p.get("spent_usd", 0.0) for p in pods), 4), "pods": len(pods)}

@@ -1,10 +1,13 @@
-"""RUNPOD=1: one pod per run, in parallel, never launched past MAX_COST by the plan's estimate plus what has been
-spent. Each pod is the request `make runpod-up` builds (launch/cloud/runpod: sized by the plan, secrets as
-RunPod references, ON_FINISH=terminate) with the run's job in STUDY_SPEC, on which the pod's entrypoint (after
-the bootstrap, or a pre-built image's CMD) runs the study's pod job (python -m eval.study.pod: train, evaluate,
-judge, upload the results to the study's private Hub repo, stop). The study polls the pods, collects
-each run's results from the Hub when its pod is gone, tries a failed run again `retries` times, and records
-pods and spending in state.json, so a re-run neither launches a pod twice nor forgets what was spent."""
+"""RUNPOD=1: one pod per run, in parallel, within MAX_COST. A pod is launched only when the plan's estimate fits in
+what is left; as the plan is a lower bound, every poll also reads each live pod's spend from RunPod's own price
+(costPerHr) and uptime, and once the study's spend (every pod's, ended or live) reaches MAX_COST the live pods
+are terminated: the cap overshoots by at most one poll interval (STUDY_POLL_S) times the running pods' price.
+Each pod is the request `make runpod-up` builds (launch/cloud/runpod: sized by the plan, secrets as RunPod
+references, ON_FINISH=terminate) with the run's job in STUDY_SPEC, on which the pod's entrypoint (after the
+bootstrap, or a pre-built image's CMD) runs the study's pod job (python -m eval.study.pod: train, evaluate,
+judge, upload the results to the study's private Hub repo, stop). The study polls the pods, collects each
+run's results from the Hub when its pod is gone, tries a failed run again `retries` times, and records pods
+and spending in state.json, so a re-run neither launches a pod twice nor forgets what was spent."""
 
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ from eval.study.progress import Progress
 from eval.study.spec import Study, StudyRun
 
 POD_OVERHEAD_H = 0.25  # image start, model download, evaluation and judging: beyond the plan's training time
-POLL_S = 30.0  # STUDY_POLL_S
+POLL_S = 30.0  # STUDY_POLL_S; also the cap's overshoot: this long at the running pods' price
 ENDED = ("EXITED", "TERMINATED", "DEAD")
 
 
@@ -62,10 +65,22 @@ def request(study: Study, r: StudyRun, job: Job, s: Settings) -> tuple[dict[str,
     return req.sdk_kwargs(), plan.usd + POD_OVERHEAD_H * rate, plan.hours + POD_OVERHEAD_H
 
 
-def spent(pod: dict[str, Any] | None, before: float) -> float:
+def record_spend(pod: dict[str, Any] | None, rec: dict[str, Any]) -> None:
+    """A pod record's spend so far from RunPod's own figures: its price (costPerHr) times its uptime. A pod that
+    is gone keeps what was last read; RunPod's uptime starts again at 0 when a pod restarts, so what the earlier
+    start spent is banked first."""
     if not pod:
-        return before
-    return max(before, (pod.get("uptimeSeconds") or 0) / 3600 * float(pod.get("costPerHr") or 0))
+        return
+    uptime, price = float(pod.get("uptimeSeconds") or 0), float(pod.get("costPerHr") or 0)
+    if uptime < rec.get("uptime_s", 0.0):
+        rec["banked_usd"] = rec["spent_usd"]
+    rec.update(uptime_s=uptime, price_per_hr=price)
+    rec["spent_usd"] = round(max(rec["spent_usd"], rec.get("banked_usd", 0.0) + uptime / 3600 * price), 4)
+
+
+def spent(entries: dict[str, dict[str, Any]]) -> float:
+    """What the study's pods have spent, ended or live."""
+    return sum(p["spent_usd"] for e in entries.values() for p in e.get("pods", []))
 
 
 def committed(entries: dict[str, dict[str, Any]]) -> float:
@@ -77,10 +92,14 @@ def committed(entries: dict[str, dict[str, Any]]) -> float:
     return total
 
 
+def _live(e: dict[str, Any]) -> dict[str, Any] | None:
+    return next((p for p in e["pods"] if not p.get("ended")), None)
+
+
 def run_all(
     study: Study, paths: state.StudyPaths, runs: list[StudyRun], jobs: dict[str, Job], s: Settings, prog: Progress
-) -> tuple[dict[str, str], list[str]]:
-    """({key: why it failed}, [budget stops])."""
+) -> tuple[dict[str, str], dict[str, str]]:
+    """({key: why it failed}, {key: why the budget stopped it})."""
     from launch.cloud.runpod import api
 
     budget = s.max_cost if s.max_cost is not None else study.budget.max_cost
@@ -94,14 +113,14 @@ def run_all(
     st = state.read_state(paths)
     entries = st["runs"]
     poll_s = POLL_S if s.study_poll_s is None else s.study_poll_s
+    st["budget"] = {"max_cost": budget, "poll_s": poll_s}  # the report shows the spend against it
     failed: dict[str, str] = {}
-    stopped: list[str] = []
+    stopped: dict[str, str] = {}
     todo = []
     for r in runs:
         e = entries.setdefault(r.key, {"pods": []})
         e.setdefault("pods", [])
-        live = [p for p in e["pods"] if not p.get("ended")]
-        if state.run_dir(paths, r) is None and not live and hub.collect(s, repo, r.key, paths.root):
+        if state.run_dir(paths, r) is None and not _live(e) and hub.collect(s, repo, r.key, paths.root):
             prog.say(f"{r.key}: results found on {repo}")
         if all(state.progress(jobs[r.key], state.run_dir(paths, r)).values()):
             prog.update(r.key, state="done", note="finished before: skipped", cost=_cost(e))
@@ -110,9 +129,16 @@ def run_all(
         todo.append(r)
     pending = {r.key: r for r in todo}
     while pending:
+        polled = {}  # every live pod first, so the cap sees the whole study's spend of this poll
+        for key in pending:
+            live = _live(entries[key])
+            if live is not None:
+                polled[key] = api.get_pod(live["id"])
+                record_spend(polled[key], live)
+        total = spent(entries)
         for key, r in list(pending.items()):
             e = entries[key]
-            live = next((p for p in e["pods"] if not p.get("ended")), None)
+            live = _live(e)
             if live is None:
                 if e["tries"] > study.retries:
                     failed[key] = e.get("error") or "failed"
@@ -120,8 +146,8 @@ def run_all(
                     continue
                 kwargs, usd, hours = request(study, r, jobs[key], s)
                 if committed(entries) + usd > budget:
-                    stopped.append(key)
                     note = f"not launched: ${committed(entries):.2f} committed + ${usd:.2f} > MAX_COST ${budget:.2f}"
+                    stopped[key] = "not launched (budget)"
                     prog.update(key, state="budget stop", note=note, cost=_cost(e))
                     e.update(status="budget stop", error=note)
                     pending.pop(key)
@@ -136,22 +162,29 @@ def run_all(
                 prog.update(key, state="pod starting", note=f"pod {pod['id']}, estimate ${usd:.2f}", cost=_cost(e))
                 state.write_state(paths, st)
                 continue
-            pod = api.get_pod(live["id"])
-            live["spent_usd"] = round(spent(pod, live["spent_usd"]), 4)
-            overdue = time.time() - live["started"] > 3600 * (3 * live["estimate_h"] + 0.5)
-            if pod and pod.get("desiredStatus") not in ENDED and not overdue:
+            pod = polled.get(key)
+            running = bool(pod) and pod.get("desiredStatus") not in ENDED
+            capped = total >= budget
+            if running and not capped:
                 seen = hub.get_progress(s, repo, key)  # what the pod last reported
                 state_now = f"pod {pod.get('desiredStatus', '').lower()}"
                 prog.update(key, state=state_now, cost=_cost(e), step=seen.get("step"), loss=seen.get("loss"))
                 continue
-            if pod and overdue:
+            if running:
                 api.terminate_pod(live["id"])
-                prog.say(f"{key}: pod {live['id']} ran past 3x its estimate; terminated")
+                live["stopped_at_cap"] = True
+                prog.say(f"{key}: pod {live['id']} terminated: the study spent ${total:.2f} of MAX_COST ${budget:.2f}")
             live["ended"] = True
             hub.collect(s, repo, key, paths.root)
             if all(state.progress(jobs[key], state.run_dir(paths, r)).values()):
                 e.update(status="done", error=None)
                 prog.update(key, state="done", note=f"collected from {repo}", cost=_cost(e))
+                pending.pop(key)
+            elif live.get("stopped_at_cap"):
+                note = f"stopped at MAX_COST: the study spent ${total:.2f} of ${budget:.2f}"
+                stopped[key] = note
+                e.update(status="budget stop", error=note)
+                prog.update(key, state="budget stop", note=note, cost=_cost(e))
                 pending.pop(key)
             else:
                 e.update(status="failed", error=f"pod {live['id']} ended without finished results (see {key}/pod.log)")

@@ -25,6 +25,7 @@ def _f(x: Any) -> str:
 
 def runs_table(data: dict[str, Any]) -> leaderboard.Table:
     headers = ["run", "recipe", "overrides", "seed", "status", "steps", "first / final loss", "eval loss", "cost"]
+    headers.append("measured: tokens/s, peak memory (plan), MFU")
     rows = []
     for e in data["entries"]:
         t = e["train"]
@@ -36,8 +37,32 @@ def runs_table(data: dict[str, Any]) -> leaderboard.Table:
         losses = f"{_f(t.get('first_loss'))} / {_f(t.get('final_loss'))}"
         seed = "-" if e["seed"] is None else str(e["seed"])
         rows.append([e["key"], e["recipe"], over, seed, status, str(t.get("global_step") or "-"), losses])
-        rows[-1] += [_f(t.get("eval_loss")), cost]
+        rows[-1] += [_f(t.get("eval_loss")), cost, measured(e.get("run"))]
     return headers, rows
+
+
+def spend_line(b: dict[str, Any]) -> str:
+    """Spend against the cap, and how far past it the cap lets a study go."""
+    reached = " (cap reached: live pods were terminated)" if b["spent_usd"] >= b["max_cost"] else ""
+    return (
+        f"RunPod spend: ${b['spent_usd']:.2f} of MAX_COST ${b['max_cost']:.2f}{reached}, over {b['pods']} pod(s): "
+        f"each pod's price times its uptime as RunPod reports them, read every {b['poll_s']:g} s, so the cap can "
+        "be overshot by one poll interval times the running pods' price."
+    )
+
+
+def measured(run: str | None) -> str:
+    """The run's own tokens/s, peak memory beside the plan, and MFU (its manifest's train.telemetry)."""
+    from pathlib import Path
+
+    from core import manifest
+    from core.errors import UserError
+    from launch.telemetry_record import cell
+
+    try:
+        return cell(manifest.read(Path(run)).train.telemetry) if run else "-"
+    except UserError:
+        return "-"
 
 
 def seeds_table(data: dict[str, Any]) -> leaderboard.Table:
@@ -60,6 +85,8 @@ def blocks(data: dict[str, Any], images: list[str]) -> list[Block]:
     counts = {k: sum(e["status"] == k for e in entries) for k in ("failed", "budget stop", "not started")}
     extra = ", ".join(f"{v} {k}{'s' if k == 'budget stop' and v > 1 else ''}" for k, v in counts.items() if v)
     out += [("p", f"{done} of {len(entries)} runs finished" + (f"; {extra}" if extra else "") + ".")]
+    if data.get("budget"):
+        out += [("p", spend_line(data["budget"]))]
     out += [("h", 2, "Runs"), ("table", runs_table(data))]
     if data["models"]:
         h = data["heldout"]

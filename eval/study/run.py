@@ -1,7 +1,8 @@
 """`make study STUDY=studies/x.yaml [RUNPOD=1 MAX_COST=40]`: train, evaluate and judge every model of a study,
 then write its report (eval/study/report.py). Locally the runs go one after another; with RUNPOD=1 each run
 gets its own pod, in parallel, within MAX_COST. Re-running a study skips finished runs (by manifest), goes
-on with unfinished ones and tries failed ones again; one live table shows state, step, loss and cost."""
+on with unfinished ones and tries failed ones again; one live table shows state, step, loss and cost. One
+`make study` of a study at a time: a second is refused, naming the first (eval/study/state.py's hold)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 
 from core import cli, settings
 from core.errors import UserError, Where
-from eval.study import local, pods, report, spec
+from eval.study import local, pods, report, spec, state
 from eval.study.progress import Progress
 
 
@@ -37,6 +38,34 @@ def refuse_big_models_on_cpu(runs: list[spec.StudyRun], study_file: Path, force:
         )
 
 
+def run_study(s: settings.Settings, study_ref: str | None) -> None:
+    study, runs, jobs, paths = report.load(study_ref)
+    study_file = Path(study_ref or "")
+    with state.hold(paths, study.name):  # a second `make study` of this study is refused here
+        state.read_state(paths)  # a corrupt state.json is refused before any work
+        spec.check_overrides(runs, study_file)
+        if not s.runpod:
+            refuse_big_models_on_cpu(runs, study_file, s.force)
+        where = f"RunPod, MAX_COST ${s.max_cost or study.budget.max_cost}" if s.runpod else "this machine"
+        print(f"study {study.name}: {len(runs)} runs on {where}; folder {paths.root}", flush=True)
+        stopped: dict[str, str] = {}
+        with Progress(runs, f"study {study.name}") as prog:
+            if s.runpod:
+                failed, stopped = pods.run_all(study, paths, runs, jobs, s, prog)
+            else:
+                failed = local.run_all(paths, runs, jobs, study.retries, prog)
+        folder = report.build(study, runs, jobs, paths)
+    print(f"report: {folder / 'report.md'} and {folder / 'report.html'}")
+    problems = [f"{k}: {why.splitlines()[0]}" for k, why in failed.items()]
+    problems += [f"{k}: {why}" for k, why in stopped.items()]
+    if problems:
+        raise UserError(
+            f"{len(problems)} of {len(runs)} run(s) did not finish:\n  " + "\n  ".join(problems),
+            Where(study_file),
+            "the step logs are under " + str(paths.root / "logs") + "; make study again goes on from here",
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("study", nargs="?", help="the study file (default: STUDY)")
@@ -44,29 +73,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> None:
         s = settings.load()
-        study, runs, jobs, paths = report.load(ns.study or s.study)
-        study_file = Path(ns.study or s.study)
-        spec.check_overrides(runs, study_file)
-        if not s.runpod:
-            refuse_big_models_on_cpu(runs, study_file, s.force)
-        where = f"RunPod, MAX_COST ${s.max_cost or study.budget.max_cost}" if s.runpod else "this machine"
-        print(f"study {study.name}: {len(runs)} runs on {where}; folder {paths.root}", flush=True)
-        stopped: list[str] = []
-        with Progress(runs, f"study {study.name}") as prog:
-            if s.runpod:
-                failed, stopped = pods.run_all(study, paths, runs, jobs, s, prog)
-            else:
-                failed = local.run_all(paths, runs, jobs, study.retries, prog)
-        folder = report.build(study, runs, jobs, paths)
-        print(f"report: {folder / 'report.md'} and {folder / 'report.html'}")
-        problems = [f"{k}: {why.splitlines()[0]}" for k, why in failed.items()]
-        problems += [f"{k}: not launched (budget)" for k in stopped]
-        if problems:
-            raise UserError(
-                f"{len(problems)} of {len(runs)} run(s) did not finish:\n  " + "\n  ".join(problems),
-                Where(study_file),
-                "the step logs are under " + str(paths.root / "logs") + "; make study again goes on from here",
-            )
+        run_study(s, ns.study or s.study)
 
     return cli.main(body)
 

@@ -29,12 +29,12 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from core import yamlio
+from core import rundir, yamlio
 from core.errors import UserError, Where
 from core.paths import REPO
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-RESERVED = {"report", "logs", "hub", "state.json"}  # names of a study folder's own entries
+RESERVED = {"report", "logs", "hub", "state.json", "state.json.bak"}  # names of a study folder's own entries
 
 
 class _Strict(BaseModel):
@@ -232,7 +232,7 @@ def expand(study: Study, path: Path) -> list[StudyRun]:
     if study.runs is not None:
         for i, item in enumerate(study.runs):
             recipe = _recipe_ref(item.recipe, path)
-            base.append((item.name or _slug(Path(item.recipe).stem), recipe, item.overrides, f"runs[{i}]"))
+            base.append((item.name or _slug(rundir.recipe_name(item.recipe)), recipe, item.overrides, f"runs[{i}]"))
     else:
         grid = study.grid
         keys = list(grid.over)
@@ -241,7 +241,7 @@ def expand(study: Study, path: Path) -> list[StudyRun]:
                 f"{k.split('.')[-1]}={Path(str(v)).name if k == 'base_model' else v}"
                 for k, v in zip(keys, combo, strict=True)
             ]
-            label = _slug(f"{Path(grid.recipe).stem}-{'-'.join(parts)}")
+            label = _slug(f"{rundir.recipe_name(grid.recipe)}-{'-'.join(parts)}")
             base.append((label, _recipe_ref(grid.recipe, path), dict(zip(keys, combo, strict=True)), "grid.over"))
     out = []
     for label, recipe, own, where in base:
@@ -257,7 +257,7 @@ def expand(study: Study, path: Path) -> list[StudyRun]:
 
 def _recipe_ref(recipe: str, study_file: Path) -> str:
     """A recipe name as is; a recipe file relative to the study file (or the repo) as an absolute path."""
-    if Path(recipe).suffix not in (".yaml", ".yml"):
+    if not rundir.is_recipe_file(recipe):
         return recipe
     for base in (study_file.parent, REPO):
         if (base / recipe).is_file():

@@ -2,7 +2,7 @@
 FSDP), the config keys it adds, and the one command line (plus environment) that starts training.
 
 1 process: `axolotl train cfg --launcher python`. More: `axolotl train cfg --launcher torchrun -- <torchrun
-args>`, torchrun being the launcher axolotl itself wraps; the DeepSpeed JSONs live in launch/deepspeed/.
+args>`, torchrun being the launcher axolotl itself wraps; the DeepSpeed JSONs live in launch/dist/deepspeed/.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from core.paths import REPO
 from core.settings import STRATEGIES as _ALL
 from core.settings import Settings
 from launch.dist.topology import RUNPOD_NCCL_IFNAME, Topology
+from launch.recipe.meta import ADAPTER_METHODS
 
 DEEPSPEED_DIR = Path(__file__).with_name("deepspeed")
 ZERO = {"zero1": "zero1.json", "zero2": "zero2.json", "zero3": "zero3.json", "zero3-offload": "zero3-offload.json"}
@@ -30,7 +31,7 @@ GLOO_ZERO3 = "zero3-gloo.json"
 STRATEGIES = _ALL  # ("auto", "none", "ddp", *ZERO, "fsdp"), one list for settings, meta and the launcher
 RANK_PLUGIN = "launch.rank_plugin.RankFingerprintPlugin"
 DDP_TIMEOUT_S = 3600  # a ZeRO-3 gather-and-save of a 32B model can outlast the 30-minute default
-# Measured on CPU (gloo) with stock axolotl (README, "On CPU"): ZeRO-3 and DDP run (DDP with ACCELERATE_USE_CPU
+# Measured on CPU (gloo) with stock axolotl (docs/training.md): ZeRO-3 and DDP run (DDP with ACCELERATE_USE_CPU
 # and the rank plugin's device map, launch/rank_plugin.py); these do not.
 CPU_BROKEN = {
     "zero1": "ZeRO-1/2 fail on gloo at the optimizer step (all_gather_into_tensor); use STRATEGY=zero3",
@@ -76,10 +77,10 @@ def choose_strategy(
         return requested, "as the recipe/STRATEGY says"
     if topo.device == "cpu":
         return "zero3", "CPU processes: ZeRO-3 is the strategy that runs on gloo"
-    if method in ("lora", "qlora") and fits_replicated:
+    if method in ADAPTER_METHODS and fits_replicated:
         return "ddp", "the base model fits on each GPU; LoRA gradients are small, so plain data parallel"
-    if method == "qlora":
-        return "zero3", "the 4-bit base does not fit on one GPU: ZeRO-3 shards it"
+    if method in ("qlora", "lora-8bit"):
+        return "zero3", "the quantized base does not fit on one GPU: ZeRO-3 shards it"
     if fits_replicated:
         return "zero2", "full fine-tune: ZeRO-2 shards gradients and optimizer state"
     return "zero3", "the model does not fit on one GPU: ZeRO-3 shards weights, gradients and optimizer state"

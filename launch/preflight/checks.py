@@ -16,7 +16,7 @@ from launch.preflight.findings import Finding
 from launch.preflight.kernels import check_kernels
 from launch.preflight.lengths import check_lengths
 from launch.preflight.lora import check_lora_targets
-from launch.preflight.model import check_gguf_support, check_kind, ensure_facts
+from launch.preflight.model import check_gguf_support, check_kind, check_meta, ensure_facts
 from launch.preflight.numbers import check_numbers
 from launch.preflight.preference import check_preference
 from launch.preflight.schema import check_schema
@@ -58,7 +58,7 @@ def run_checks(
         r = resolve(recipe, device=device, args=args)  # derive again from the fetched files
     derived = f"; derived: {'; '.join(r.derived)}" if r.derived else ""
     findings = [Finding("ok", "recipe", f"{recipe.name}: {r.meta.description} (checked for {device}){derived}"), *found]
-    findings += check_kind(r) + check_numbers(r) + check_schema(r)
+    findings += check_meta(r) + check_kind(r) + check_numbers(r) + check_schema(r)
     for check in CHECKS:
         findings += check(r)
     return r, findings

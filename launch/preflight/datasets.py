@@ -14,7 +14,7 @@ HUB_ROWS = 200  # rows of a Hub dataset the preflight reads (streamed)
 SHOWN = 5
 
 
-def check_entry(r: Resolved, section: str, i: int, ds: dict, online: bool) -> list[Finding]:
+def check_entry(r: Resolved, section: str, i: int, ds: dict, online: bool, why: str = "") -> list[Finding]:
     key = f"{section}[{i}]"
     kind = kind_of(ds, rl=r.config.get("rl"))
     if kind.error:
@@ -36,7 +36,7 @@ def check_entry(r: Resolved, section: str, i: int, ds: dict, online: bool) -> li
             Finding(
                 "warning",
                 "data",
-                f"{label}: a Hub dataset, not checked offline (HF_HUB_OFFLINE=1)",
+                f"{label}: a Hub dataset, not checked offline ({why or 'HF_HUB_OFFLINE=1'})",
                 r.recipe.where(f"{key}.path"),
                 "run make check with network access to validate its first rows",
             )
@@ -85,7 +85,7 @@ def check_entry(r: Resolved, section: str, i: int, ds: dict, online: bool) -> li
 
 
 def check_datasets(r: Resolved) -> list[Finding]:
-    from launch.recipe.facts import online
+    from launch.recipe.facts import offline_reason, online
 
     entries = dataset_entries(r.config)
     if not entries and r.config.get("pretraining_dataset"):
@@ -107,5 +107,7 @@ def check_datasets(r: Resolved) -> list[Finding]:
                 "add datasets: [{path: ..., type: ...}] (axolotl's keys)",
             )
         ]
-    up = online()
-    return [f for section, i, ds in entries for f in check_entry(r, section, i, ds, up)]
+    hub = any(not sources.is_local(ds) for _, _, ds in entries)
+    up = hub and online()  # probed only for a Hub dataset: a run on local files makes no request
+    why = "" if up else offline_reason()
+    return [f for section, i, ds in entries for f in check_entry(r, section, i, ds, up, why)]

@@ -1,7 +1,9 @@
 """Preflight: what a run, its merge and its GGUF files write under OUTPUTS, and the base model download under
 HF_HOME, against the free space there (the plan's formula, launch/preflight/estimate.py), on the machine that
 trains. A GPU run checked where it will not train (a GPU recipe on a laptop with no CUDA) reports instead the
-volume `make plan` / `make runpod-up` will ask RunPod for; the check runs again where it trains."""
+volume `make plan` / `make runpod-up` will ask RunPod for (VOLUME_GB= when given); the check runs again where it
+trains. A model whose size is not known here (no facts, no meta.params_b) needs an unknown amount, never 0: a
+warning naming the command that fetches the facts (make plan and make runpod-up refuse until they are here)."""
 
 from __future__ import annotations
 
@@ -22,9 +24,9 @@ def free_bytes(path: Path) -> tuple[int, Path]:
     return shutil.disk_usage(probe).free, probe
 
 
-def disk_need(r: Resolved) -> tuple[dict[str, float], float]:
+def disk_need(r: Resolved) -> tuple[dict[str, float], float] | None:
     """(parts in GB, base download in GB): what this run and its merge + GGUF write under OUTPUTS, and the base
-    model download (into HF_HOME) when it is not local."""
+    model download (into HF_HOME) when it is not local. None when the model's size is not known here."""
     from launch.preflight import estimate as est
 
     cfg = r.config
@@ -32,12 +34,31 @@ def disk_need(r: Resolved) -> tuple[dict[str, float], float]:
     try:
         m = est.model_facts(cfg, cfg["base_model"] if local else r.hub_base_model)
     except UserError:  # an architecture without offline facts: parameters from meta, 2 % of them trained
-        params = int((r.meta.params_b or 0) * 1e9)
+        if not r.meta.params_b:
+            return None
+        params = int(r.meta.params_b * 1e9)
         trained = int(params * 0.02) if cfg.get("adapter") in ("lora", "qlora") else params
         m = est.Model(params, trained, 0, 0, 0, 0, 0, 0)
     parts = est.disk(m, cfg, downloads_base=False).parts
     download = 0.0 if local else m.params * 2.0 / 1e9
     return parts, download
+
+
+def unknown_finding(r: Resolved, volume_gb: int | None) -> Finding:
+    from launch.recipe.facts import fetch_hint
+
+    # make plan / runpod-up fetch the facts when the Hub can be reached; without them memory cannot be planned
+    then = "make plan and make runpod-up refuse until its facts are here" + (
+        f" (then runpod-up asks RunPod for VOLUME_GB={volume_gb} GB)" if volume_gb else ""
+    )
+    return Finding(
+        "warning",
+        "disk",
+        f"needs an unknown amount: the size of {r.hub_base_model} is not known here (no facts, no meta.params_b); "
+        f"{then}",
+        r.recipe.where("base_model"),
+        fetch_hint(r.hub_base_model),
+    )
 
 
 def trains_here(r: Resolved) -> bool:
@@ -47,26 +68,30 @@ def trains_here(r: Resolved) -> bool:
     return r.device == "cpu" or cuda_available()
 
 
-def volume_finding(r: Resolved, parts: dict[str, float], download: float) -> Finding:
+def volume_finding(r: Resolved, parts: dict[str, float], download: float, volume_gb: int | None = None) -> Finding:
     from launch.preflight import estimate as est
 
     total = sum(parts.values()) + download
     detail = ", ".join(f"{k} {v:.2f}" for k, v in parts.items()) + (
         f", base download {download:.1f}" if download else ""
     )
+    asks = f"VOLUME_GB={volume_gb} GB" if volume_gb else f"a {est.volume_gb(total)} GB volume"
     return Finding(
         "ok",
         "disk",
         f"trains on a GPU machine, not here: needs {total:.1f} GB there ({detail}); make runpod-up asks RunPod for "
-        f"a {est.volume_gb(total)} GB volume. The disk is checked again where it trains.",
+        f"{asks}. The disk is checked again where it trains.",
     )
 
 
 def check_disk(r: Resolved, here: bool | None = None) -> list[Finding]:
     s = settings.load()
-    parts, download = disk_need(r)
+    sized = disk_need(r)
+    if sized is None:
+        return [unknown_finding(r, s.volume_gb)]
+    parts, download = sized
     if not (trains_here(r) if here is None else here):
-        return [volume_finding(r, parts, download)]
+        return [volume_finding(r, parts, download, s.volume_gb)]
     need = sum(parts.values()) * 1e9
     free, probe = free_bytes(s.outputs)
     detail = ", ".join(f"{k} {v:.2f}" for k, v in parts.items())

@@ -5,7 +5,8 @@ With the tokenizer at hand (a local model, the HF cache, or fetched by `make che
 token of the tokenizer and appear in the rendered template, the template's own turn terminator is read from
 the rendered probe conversation (launch/recipe/turns.py), and a probe turn is tokenized through axolotl's own prompt
 strategy: its last trained label must be an end-of-turn id (eos, eot_tokens, generation_config's eos ids).
-Without it: axolotl's named template is rendered and the text after the reply compared with the known eos and
+Without it: axolotl's named template is rendered; every eot_token must appear in it (an entry it never emits would
+never be trained: the model would not stop), and the text after the reply is compared with the known eos and
 eot_tokens; with no eos known that is a warning naming the command that fetches the tokenizer, never a pass.
 """
 
@@ -13,12 +14,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from jinja2.exceptions import TemplateError
+
 from launch.preflight.findings import Finding
 from launch.recipe import facts
 from launch.recipe.resolve import Resolved
 from launch.recipe.turns import (
     SAMPLE,
     after_reply,
+    emitted,
     end_ids,
     named_template,
     render,
@@ -30,6 +34,7 @@ from launch.recipe.turns import (
 __all__ = [
     "check_end_of_turn",
     "label_level_problem",
+    "missing_eot_tokens",
     "named_template",
     "render",
     "template_choice",
@@ -53,6 +58,29 @@ def text_level_problem(template: str, eos: str | None, eot_tokens: list[str]) ->
     )
 
 
+EOS_UNKNOWN = "<eos-unknown-here>"  # rendered where the template writes eos_token, when no eos is known
+
+
+def missing_eot_tokens(template: str, name: str, eos: str | None, eot_tokens: list[str]) -> list[tuple[str, str]]:
+    """(level, message) for each eot_tokens entry the rendered template never emits: an error, or a warning when the
+    entry may be the eos this machine does not know (the template writes eos_token there)."""
+    text = render(template, SAMPLE, eos=eos or EOS_UNKNOWN)
+    out = []
+    for token in eot_tokens:
+        if token in text:
+            continue
+        level = "warning" if eos is None and EOS_UNKNOWN in text else "error"
+        maybe = " (unless it is the eos, not known here)" if level == "warning" else ""
+        out.append(
+            (
+                level,
+                f"eot_tokens names '{token}', which the rendered template '{name}' never emits{maybe}: "
+                f"{emitted(template, eos or '')}",
+            )
+        )
+    return out
+
+
 def _tokenizer(config: dict[str, Any]):
     from axolotl.loaders import load_tokenizer
     from axolotl.utils.dict import DictDefault
@@ -71,7 +99,8 @@ def eot_problems(config: dict[str, Any], tokenizer: Any, template: str) -> list[
         if token not in vocab:
             problems.append(f"eot_tokens names '{token}', which is not a token of this tokenizer")
         elif token not in text:
-            problems.append(f"eot_tokens names '{token}', which the chat template never emits")
+            shown = emitted(template, tokenizer.eos_token or "", tokenizer.bos_token or "")
+            problems.append(f"eot_tokens names '{token}', which the chat template never emits: {shown}")
     return problems
 
 
@@ -173,8 +202,10 @@ def check_end_of_turn(r: Resolved) -> list[Finding]:
                     )
                 )
                 continue
-            problem = text_level_problem(named_template(choice, cfg), eos, cfg.get("eot_tokens") or [])
-        except (ValueError, KeyError, OSError) as exc:
+            template = named_template(choice, cfg)
+            missing = missing_eot_tokens(template, choice, eos, cfg.get("eot_tokens") or [])
+            problem = text_level_problem(template, eos, cfg.get("eot_tokens") or [])
+        except (ValueError, KeyError, OSError, TemplateError) as exc:
             out.append(
                 Finding(
                     "error",
@@ -183,6 +214,20 @@ def check_end_of_turn(r: Resolved) -> list[Finding]:
                     r.recipe.where("chat_template"),
                 )
             )
+            continue
+        out += [
+            Finding(
+                level,
+                "end of turn",
+                msg,
+                r.recipe.where("eot_tokens"),
+                "list only tokens the template emits (its turn terminator), or pick the model's own chat_template"
+                if level == "error"
+                else facts.fetch_hint(r.hub_base_model),
+            )
+            for level, msg in missing
+        ]
+        if missing and any(level == "error" for level, _ in missing):
             continue
         if problem and problem.startswith("no eos token known"):
             out.append(

@@ -2,14 +2,17 @@
 
 Memory per GPU (GiB), summed then padded: total = 1.05 x (weights + trainable state + activations + logits) + 1.
   weights    bf16: 2 B/param. QLoRA: nf4 linears 0.5625 B/param (4 bits + an fp32 absmax per 64), the rest bf16.
+             LoRA on an 8-bit base (load_in_8bit, method lora-8bit): int8 linears 1 B/param, the rest bf16.
   trainable  LoRA: params counted on the real architecture (meta device), fp32 weight 4 + grad 4 + Adam 8 B.
              full: grad 2 + fp32 master 4 + Adam 8 B on top of the bf16 weights.
   sharding   ZeRO-1 divides the optimizer state by the number of GPUs, ZeRO-2 also the gradients, ZeRO-3
              and FSDP also the weights; ZeRO-3 offload moves optimizer state and weights to CPU RAM.
   activations t = micro_batch x sequence_len tokens; per layer and token 16h + 8i bytes (bf16: attention
              inputs/outputs ~10h, norms 4h, gated MLP 2h + 8i; Korthikanti et al. 2022 adapted to SwiGLU).
-             Gradient checkpointing keeps 2h per layer and token plus one layer; eager attention adds
-             4 x heads x seq bytes per layer and token (scores and softmax; flash-attention stores none).
+             Gradient checkpointing keeps 2h per layer and token plus one layer. Attention follows the
+             implementation (attention_of): eager materialises the seq x seq scores and their softmax, 4 x heads
+             x seq bytes per layer and token; SDPA (transformers' default, memory-efficient kernels), flash,
+             flex, xformers and sage store none (linear in seq, inside the 16h).
   logits     t x vocab x 8 B (fp32 logits and their gradient), zero with Liger's fused linear cross-entropy.
   the + 1 GiB and 5 %: CUDA context, cuBLAS workspaces, allocator fragmentation.
 Time: FLOPs per token (flops_per_token): forward 2 x params, backward 2 x params for the activation gradients and
@@ -17,7 +20,7 @@ Time: FLOPs per token (flops_per_token): forward 2 x params, backward 2 x params
 gradient checkpointing recomputes the forward (+2 x params, counted for time, not in MFU). Divided by GPUs x bf16
 peak x an assumed MFU, plus the base model's download. Tokens: characters / 3.7 of the training files x epochs (no tokenizer needed offline).
 Disk: base download + (save_total_limit + 1) checkpoints + final weights + merged model + GGUF f16/Q8_0/Q4_K_M.
-The error is honest only to about +-25 % on memory and a factor of 2 on time: README "How good is the plan".
+The error is honest only to about +-25 % on memory and a factor of 2 on time: docs/check-and-plan.md, "How good is it".
 """
 
 from __future__ import annotations
@@ -37,6 +40,17 @@ from core.errors import UserError, Where
 GPU_TABLE = Path(__file__).with_name("gpus.yaml")
 GIB = 1024**3
 RESERVED_GIB = 0.5
+NF4_BYTES = 0.5625  # 4 bits + an fp32 absmax per 64 weights
+INT8_BYTES = 1.0  # bitsandbytes LLM.int8 weights (its per-row fp32 scales are under 0.1 %)
+# axolotl's legacy attention flags, specific before generic (axolotl utils/schemas/enums.py LEGACY_ATTN_FLAG_TO_IMPL)
+ATTENTION_FLAGS = {
+    "xformers_attention": "xformers",
+    "sage_attention": "sage",
+    "flex_attention": "flex_attention",
+    "flash_attention": "flash_attention_2",
+    "sdp_attention": "sdpa",
+    "eager_attention": "eager",
+}
 CHARS_PER_TOKEN = 3.7
 GGUF_BYTES_PER_PARAM = {"f16": 2.0, "Q8_0": 1.0625, "Q4_K_M": 0.606}  # Q4_K_M ~4.85 bits/weight
 SHARDED = {
@@ -92,10 +106,16 @@ class Model:
 
 def model_facts(config: dict[str, Any], base_model: str) -> Model:
     from launch.recipe import architecture as arch
+    from launch.recipe.facts import fetch_hint
 
     facts = arch.facts_for(base_model)
     if facts is None:
-        raise UserError(f"no offline facts for '{base_model}'", hint=f"add it to {arch.HUB_FACTS.name}")
+        raise UserError(
+            f"no facts for '{base_model}' here (not a local folder, not in the HF cache, not in the facts tables): "
+            "its size, memory and disk are unknown, so nothing can be planned for it",
+            Where(key="base_model"),
+            fetch_hint(base_model),
+        )
     raw = facts["config"]
     text = raw.get("text_config") or raw
     _, params, linears = arch.architecture(base_model)
@@ -121,6 +141,29 @@ def model_facts(config: dict[str, Any], base_model: str) -> Model:
     )
 
 
+def attention_of(config: dict[str, Any]) -> str:
+    """The attention implementation a config trains with: attn_implementation, else a legacy flag, else
+    transformers' default for the model classes here, sdpa."""
+    if config.get("attn_implementation"):
+        return str(config["attn_implementation"])
+    return next((impl for flag, impl in ATTENTION_FLAGS.items() if config.get(flag)), "sdpa")
+
+
+def stores_scores(config: dict[str, Any]) -> bool:
+    """Whether attention keeps the seq x seq score matrix: only eager does (SDPA's memory-efficient and flash
+    kernels, flex, xformers and sage work in tiles, linear in seq)."""
+    return attention_of(config) == "eager"
+
+
+def base_weight_bytes(m: Model, config: dict[str, Any]) -> float:
+    """The base model's weights: bf16, or its linear layers in 4 bits (QLoRA) or 8 bits (load_in_8bit)."""
+    if config.get("adapter") == "qlora" or config.get("load_in_4bit"):
+        return m.quantizable * NF4_BYTES + (m.params - m.quantizable) * 2
+    if config.get("load_in_8bit"):
+        return m.quantizable * INT8_BYTES + (m.params - m.quantizable) * 2
+    return m.params * 2.0
+
+
 @dataclass
 class Memory:
     parts: dict[str, float]  # GiB per GPU, before padding
@@ -138,10 +181,7 @@ def memory(m: Model, config: dict[str, Any], strategy: str, world: int, vram_gib
     n = world if strategy in SHARDED and world > 1 else 1
     shard = SHARDED.get(strategy, set())
     lora = config.get("adapter") in ("lora", "qlora")
-    if config.get("adapter") == "qlora" or config.get("load_in_4bit"):
-        weights = m.quantizable * 0.5625 + (m.params - m.quantizable) * 2
-    else:
-        weights = m.params * 2.0
+    weights = base_weight_bytes(m, config)
     if lora:
         trained_w, grad, opt = m.trainable * 4.0, m.trainable * 4.0, m.trainable * 8.0
     else:
@@ -158,9 +198,7 @@ def memory(m: Model, config: dict[str, Any], strategy: str, world: int, vram_gib
     seq = int(config.get("sequence_len") or 2048)
     t = int(config.get("micro_batch_size") or 1) * seq
     per_token_layer = 16 * m.hidden + 8 * m.intermediate
-    if config.get("attn_implementation") not in ("flash_attention_2", "flash_attention_3") and not config.get(
-        "flash_attention"
-    ):
+    if stores_scores(config):
         per_token_layer += 4 * m.heads * seq
     if config.get("gradient_checkpointing"):
         acts = t * (2 * m.hidden * m.layers + per_token_layer)

@@ -1,6 +1,7 @@
 """Preflight: the base model's facts (config.json and tokenizer, fetched into the HF cache when the Hub can be
-reached, launch/recipe/facts.py), what was derived from them, the kind of training the config asks for, and
-whether llama.cpp's converter supports the architecture (so `make gguf` does not fail after the GPU hours)."""
+reached, launch/recipe/facts.py), what was derived from them, a meta block that contradicts them, the kind of
+training the config asks for, and whether llama.cpp's converter supports the architecture (so `make gguf` does
+not fail after the GPU hours)."""
 
 from __future__ import annotations
 
@@ -53,10 +54,8 @@ def ensure_facts(r: Resolved) -> list[Finding]:
     if facts.online():
         try:
             got = facts.fetch(base)
-        except facts.HubUnreachable as exc:
-            if found is None:
-                return [Finding("error", "model", exc.message, r.recipe.where("base_model"), exc.hint)]
-            return [_table_only(r, base, found, "the Hub could not be reached and ")]
+        except facts.HubUnreachable:  # the network dropped after the probe: offline from here on
+            return [_table_only(r, base, found, f"{facts.offline_reason()} and ") if found else _no_facts(r, base)]
         except UserError as exc:
             return [Finding("error", "model", exc.message, r.recipe.where("base_model"), exc.hint)]
         return [
@@ -68,16 +67,41 @@ def ensure_facts(r: Resolved) -> list[Finding]:
         ]
     if found is not None:
         return [_table_only(r, base, found)]
+    return [_no_facts(r, base)]
+
+
+def _no_facts(r: Resolved, base: str) -> Finding:
+    """No network behaves as HF_HUB_OFFLINE=1: a warning naming the command that fetches the facts."""
+    return Finding(
+        "warning",
+        "model",
+        f"no facts for {base} here (not a local folder, not in the HF cache, not in "
+        f"the facts tables) and {facts.offline_reason()}: family, size, LoRA targets, end of turn and lengths are "
+        "not checked",
+        r.recipe.where("base_model"),
+        facts.fetch_hint(base),
+    )
+
+
+def check_meta(r: Resolved) -> list[Finding]:
+    """A meta value that contradicts what is derived (launch/recipe/derive.py contradictions) is an error: the
+    plan, the cards, the table and the study would report the wrong model or method."""
+    import copy
+
+    from launch.recipe import derive
+    from launch.recipe import overrides as ov
+
+    config = ov.apply(copy.deepcopy(r.recipe.config), r.overrides)  # as the recipe writes it, before a profile
+    base = r.config["base_model"] if facts.find(r.config["base_model"]) else r.hub_base_model
     return [
         Finding(
-            "warning",
-            "model",
-            f"no facts for {base} here (not a local folder, not in the HF cache, not in "
-            "the facts tables) and HF_HUB_OFFLINE=1: family, size, LoRA targets, end of turn and lengths are "
-            "not checked",
-            r.recipe.where("base_model"),
-            facts.fetch_hint(base),
+            "error",
+            "meta",
+            f"{key} says {said!r}, but {derived!r} is derived ({source})",
+            r.recipe.where(key),
+            f"correct {key}, or remove it (it is derived)",
         )
+        for key, said, derived, source in derive.contradictions(r.stated or r.recipe.meta, config, base)
     ]
 
 

@@ -17,12 +17,13 @@ from launch.dist import strategy as dist
 from launch.dist.topology import Topology
 from launch.preflight import estimate as est
 from launch.preflight import preference_cost as cost
+from launch.recipe import facts
 from launch.recipe.resolve import RUN_PLACEHOLDER, Resolved, resolve
 
 CONTAINER_DISK_GB = 40  # image layers are separate; this is pip/triton caches and /tmp
 SUITES = Path(__file__).resolve().parents[2] / "eval" / "suites"
 LMEVAL_TOKENS = 128  # eval/lmeval.py's max_gen_toks
-# Where each strategy has really run (the tests); the rest waits for a GPU. README "What has run where".
+# Where each strategy has really run (the tests); the rest waits for a GPU (docs/check-and-plan.md).
 TESTED = {
     "none": "ran here: one process, CPU end to end (make test); on a GPU not yet measured",
     "ddp": "ran here: 2 CPU processes on gloo (tests/test_ddp_cpu.py); on GPUs (NCCL) not yet measured",
@@ -84,8 +85,12 @@ def alternatives(m: est.Model, config: dict, gpu: dict, world: int, strategy: st
         if n > world and _memory(m, config, "zero3", n, vram).fits:
             out.append(f"GPUS={n} (ZeRO-3 shards the model {n} ways)")
             break
-    if config.get("adapter") == "lora":
-        c = {**config, "adapter": "qlora", "load_in_4bit": True}
+    if config.get("adapter") == "lora" and not config.get("load_in_8bit") and not config.get("load_in_4bit"):
+        c = {**config, "load_in_8bit": True}
+        if _memory(m, c, strategy, world, vram).fits:
+            out.append("LoRA on an 8-bit base (load_in_8bit: true): 1 byte per base weight")
+    if config.get("adapter") == "lora" and not config.get("load_in_4bit"):
+        c = {**config, "adapter": "qlora", "load_in_4bit": True, "load_in_8bit": False}
         if _memory(m, c, strategy, world, vram).fits:
             out.append("QLoRA (extends: fragments/method/qlora.yaml): 4-bit base weights")
     bigger = sorted((row["vram_gib"], name) for name, row in est.gpu_table()["gpus"].items() if row["vram_gib"] > vram)
@@ -122,6 +127,15 @@ def make_plan(
     args: str | None = None,
 ) -> Plan:
     r = resolve(recipe, device="gpu", args=args)
+    base = r.hub_base_model
+    if (
+        not facts.is_path(base)
+        and facts.find(base) is None
+        and facts.find(r.config["base_model"]) is None
+        and facts.online()
+    ):
+        facts.fetch(base)  # its small files, as make check does: the plan needs its sizes
+        r = resolve(recipe, device="gpu", args=args)
     meta = r.meta
     if meta.gpu is None:  # a config without meta.gpu: the plan suggests one
         from launch.recipe.meta import GpuSuggestion
@@ -210,7 +224,9 @@ def report(p: Plan) -> str:
         f"{t.procs_per_node} {p.gpu['name']} ({p.gpu['vram_gib']} GiB each)",
         f"strategy: {p.launch.strategy} ({p.launch.why})",
         f"params: {p.model.params / 1e9:.2f} B total, {p.model.trainable / 1e6:.1f} M trained",
-        "memory per GPU (GiB): "
+        f"memory per GPU (GiB; {est.attention_of(r.config)} attention"
+        + (", seq x seq scores stored" if est.stores_scores(r.config) else ", no seq x seq scores stored")
+        + "): "
         + ", ".join(f"{k} {v:.1f}" for k, v in mem.parts.items() if v >= 0.05)
         + f"; with overhead {mem.total:.1f} of {mem.available:.1f} usable -> "
         + ("FITS" if mem.fits else "DOES NOT FIT"),

@@ -159,9 +159,38 @@ class HubUnreachable(UserError):
     fall back to it instead of failing."""
 
 
+DEFAULT_ENDPOINT = "https://huggingface.co"
+PROBE_TIMEOUT_S = 3.0  # one short request: an answer of any status means the Hub can be reached
+_down: set[str] = set()  # endpoints a fetch found unreachable after the probe said yes
+
+
+def endpoint(s: settings.Settings | None = None) -> str:
+    return ((s or settings.load()).hf_endpoint or DEFAULT_ENDPOINT).rstrip("/")
+
+
+@lru_cache(maxsize=8)
+def reachable(url: str) -> bool:
+    """Whether `url` answers one short request (no network, DNS, a refused connection or a timeout: no)."""
+    import httpx
+
+    try:
+        httpx.head(url, timeout=PROBE_TIMEOUT_S, follow_redirects=False)
+    except (httpx.HTTPError, OSError, ValueError):
+        return False
+    return True
+
+
 def online(s: settings.Settings | None = None) -> bool:
-    """Whether to try the Hub: not with HF_HUB_OFFLINE=1 (an unreachable Hub then fails in fetch, clearly)."""
-    return not (s or settings.load()).hf_hub_offline
+    """Whether to try the Hub: not with HF_HUB_OFFLINE=1, nor when one short probe of the endpoint (HF_ENDPOINT)
+    gets no answer; no network then behaves exactly as HF_HUB_OFFLINE=1 does."""
+    s = s or settings.load()
+    return not s.hf_hub_offline and endpoint(s) not in _down and reachable(endpoint(s))
+
+
+def offline_reason(s: settings.Settings | None = None) -> str:
+    """Why the Hub is not tried, for messages."""
+    s = s or settings.load()
+    return "HF_HUB_OFFLINE=1" if s.hf_hub_offline else f"the Hub ({endpoint(s)}) cannot be reached"
 
 
 def fetch(model: str, s: settings.Settings | None = None) -> ModelFacts:
@@ -199,11 +228,12 @@ def fetch(model: str, s: settings.Settings | None = None) -> ModelFacts:
             Where(key="base_model"),
             "try again, or work offline with HF_HUB_OFFLINE=1",
         ) from None
-    except Exception as exc:  # noqa: BLE001 - huggingface_hub raises httpx/OS/runtime errors when offline
+    except Exception:  # noqa: BLE001 - huggingface_hub raises httpx/OS/runtime errors when the network drops
+        _down.add(endpoint(s))  # from now on this process works offline, as with HF_HUB_OFFLINE=1
         raise HubUnreachable(
-            f"the Hub could not be reached for {model}'s config.json ({type(exc).__name__}: {exc})",
+            f"the Hub ({endpoint(s)}) could not be reached for {model}'s config.json",
             Where(key="base_model"),
-            "check the network (HF_ENDPOINT), or work offline with HF_HUB_OFFLINE=1",
+            fetch_hint(model),
         ) from None
     for name in SMALL_FILES[1:]:
         try:

@@ -11,6 +11,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from core.settings import STRATEGIES
 
+# how a recipe trains: LoRA on a bf16 base, LoRA on an 8-bit (bitsandbytes LLM.int8) base, LoRA on a 4-bit nf4
+# base (QLoRA), or every weight
+METHODS = ("lora", "lora-8bit", "qlora", "full")
+ADAPTER_METHODS = ("lora", "lora-8bit", "qlora")  # a base model frozen under a LoRA adapter
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -58,7 +63,7 @@ class Meta(_Strict):
         None, description="the model's config.json model_type (open: whatever transformers knows)"
     )
     params_b: float | None = Field(None, gt=0, description="parameter count in billions")
-    method: Literal["lora", "qlora", "full"] | None = None
+    method: Literal[METHODS] | None = None  # type: ignore[valid-type]
     gpu: GpuSuggestion | None = None
     data_format: str | None = Field(None, description="messages, prompt-completion, alpaca, completion, ...")
     eval_suite: str | None = None

@@ -19,6 +19,14 @@ from launch.recipe.start_from import StartRun, locate
 from launch.recipe.start_from import apply as apply_start
 
 RUN_PLACEHOLDER = "outputs/runs/{recipe}/<UTC timestamp>"
+# meta fields and the keys whose facts they describe: when ARGS, or a file composed after the one that set the
+# field (a recipe extending another and changing its model), set those keys, the field is derived again
+STALE_BY = {
+    "family": ("base_model",),
+    "params_b": ("base_model",),
+    "method": ("adapter", "load_in_4bit", "load_in_8bit"),
+    "data_format": ("datasets", "rl"),
+}
 
 
 @dataclass
@@ -31,6 +39,7 @@ class Resolved:
     meta: Meta | None = None  # the recipe's meta with every derivable field filled (launch/recipe/derive.py)
     derived: list[str] = field(default_factory=list)
     start: StartRun | None = None  # the run this one starts from (meta.start_from / FROM_RUN=)
+    stated: Meta | None = None  # what the recipe's meta says, less what ARGS made stale (make check compares it)
 
     @property
     def hub_base_model(self) -> str:
@@ -112,5 +121,25 @@ def resolve(
     base = Path(run_dir) if run_dir else Path(RUN_PLACEHOLDER.format(recipe=recipe.name))
     config["output_dir"] = str(base / "output")
     config["dataset_prepared_path"] = str(base / "prepared")
-    meta, derived = derive(recipe.meta, config, config["base_model"], recipe.path.name)
-    return Resolved(recipe, device, config, notes, user, meta, derived, start)
+    stated = _stated(recipe, user, notes)
+    meta, derived = derive(stated, config, config["base_model"], recipe.path.name)
+    return Resolved(recipe, device, config, notes, user, meta, derived, start, stated)
+
+
+def _stated(recipe: Recipe, user: dict[str, Any], notes: list[str]) -> Meta:
+    """The recipe's meta without the fields whose facts ARGS or a later file changed (they are derived again):
+    what is left is what the recipe itself says, which make check holds to the facts."""
+    meta, changed = recipe.meta, {k.split(".")[0] for k in user}
+
+    def layer(key: str) -> int:
+        origin = recipe.origins.get(key)
+        return recipe.files.index(origin[0]) if origin and origin[0] in recipe.files else -1
+
+    stale = [
+        f
+        for f, keys in STALE_BY.items()
+        if getattr(meta, f) is not None and (changed & set(keys) or max(layer(k) for k in keys) > layer(f"meta.{f}"))
+    ]
+    if stale:
+        notes.append(f"meta {', '.join(stale)} derived again (ARGS or a later file change what they describe)")
+    return meta.model_copy(update=dict.fromkeys(stale))

@@ -1,5 +1,6 @@
 """`make recipes`: prints the registry (launch/recipe/registry.py) as a table: every recipe with its family,
-size, method, data and suggested GPUs."""
+size, method (lora, lora-8bit, qlora, full), data and suggested GPUs; what its meta does not say is derived from
+its config (launch/recipe/derive.py), "?" where that needs facts not here."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from core import cli
+from launch.recipe.derive import data_format_of, method_of
 from launch.recipe.registry import list_recipes, load_recipe
 
 
@@ -17,15 +19,17 @@ def rows() -> list[dict]:
     for name in list_recipes():
         r = load_recipe(name)
         m = r.meta
+        method = m.method or method_of(r.config)
+        gpus = "?" if m.gpu is None else "CPU" if m.gpu.count == 0 else f"{m.gpu.count}x {m.gpu.type}"
         out.append(
             {
                 "name": name,
                 "base_model": r.config.get("base_model"),
-                "family": m.family,
-                "params": f"{m.params_b:g}B",
-                "method": m.method + (f" r{r.config['lora_r']}" if r.config.get("lora_r") else ""),
-                "data": m.data_format,
-                "gpus": "CPU" if m.gpu.count == 0 else f"{m.gpu.count}x {m.gpu.type}",
+                "family": m.family or "?",
+                "params": f"{m.params_b:g}B" if m.params_b else "?",
+                "method": method + (f" r{r.config['lora_r']}" if r.config.get("lora_r") else ""),
+                "data": m.data_format or data_format_of(r.config) or "?",
+                "gpus": gpus,
             }
         )
     return out

@@ -4,6 +4,7 @@ turn terminator, whatever the family calls it (<|im_end|>, <|eot_id|>, <end_of_t
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 SENTINEL = "Sentinel-reply-7Q"
@@ -36,11 +37,33 @@ def render(
     def raise_exception(message: str) -> None:
         raise TemplateError(message)
 
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"])
+    env = ImmutableSandboxedEnvironment(
+        trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols", _generation_extension()]
+    )
     env.globals.update(raise_exception=raise_exception, strftime_now=lambda fmt: "")
     return env.from_string(template).render(
         messages=messages, eos_token=eos, bos_token=bos, add_generation_prompt=add_generation_prompt
     )
+
+
+def _generation_extension():
+    """transformers' {% generation %}...{% endgeneration %} tag (it marks the assistant's tokens; phi_4, llava):
+    rendered as its body, as apply_chat_template renders it."""
+    from jinja2 import nodes
+    from jinja2.ext import Extension
+
+    class Generation(Extension):
+        tags = {"generation"}
+
+        def parse(self, parser):
+            lineno = next(parser.stream).lineno
+            body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
+            return nodes.CallBlock(self.call_method("_body"), [], [], body).set_lineno(lineno)
+
+        def _body(self, caller):
+            return caller()
+
+    return Generation
 
 
 def after_reply(template: str, eos: str = "", bos: str = "") -> str:
@@ -49,6 +72,23 @@ def after_reply(template: str, eos: str = "", bos: str = "") -> str:
     if SENTINEL not in text:
         raise ValueError("the template dropped the assistant turn")
     return text.split(SENTINEL, 1)[1][:40]
+
+
+# what a template emits that looks like a special token: <|im_end|>, <end_of_turn>, </s>, [INST], [/INST]
+MARKER = re.compile(
+    r"<\|[^<>|\s]{1,40}\|>|</?[A-Za-z_][^<>\s]{0,38}>|\[/?[A-Z][A-Z_]{1,20}\]|\[\|[^\[\]|\s]{1,40}\|\]"
+    r"|<\uff5c[^<>\uff5c]{1,40}\uff5c>"  # DeepSeek's full-width bars: <｜end▁of▁sentence｜>
+)
+
+
+def emitted(template: str, eos: str = "", bos: str = "") -> str:
+    """What a template emits, for a message: the text after the assistant's words and every special-looking
+    marker of the rendered probe conversation, e.g. "assistant turns end with '<|im_end|>\\n'; it emits
+    <|im_start|>, <|im_end|>"."""
+    text = render(template, SAMPLE, eos=eos, bos=bos)
+    markers = list(dict.fromkeys(MARKER.findall(text)))
+    after = text.split(SENTINEL, 1)[1][:40] if SENTINEL in text else ""
+    return f"assistant turns end with {after!r}; it emits {', '.join(markers) or 'no special-looking markers'}"
 
 
 def terminator(tokenizer: Any, template: str) -> str | None:

@@ -2,7 +2,9 @@
 end themselves, sized by the plan (launch/preflight/plan.py), behind the cloud interface (launch/cloud/base.py):
 a pod for NODES=1 (runpod SDK), an Instant Cluster for NODES>1 (REST API v2, launch/cloud/runpod/clusters.py).
 
-up        RECIPE, GPU, GPUS (per node), NODES, STRATEGY, ARGS as for make plan; IMAGE=<pre-built image> (default:
+up        RECIPE, GPU, GPUS (per node), NODES, STRATEGY, ARGS as for make plan; VOLUME_GB=<GB> instead of the plan's
+          volume (the plan needs the model's facts: refused, with the command that fetches them, when they are
+          not here); IMAGE=<pre-built image> (default:
           axolotl's image + this repo's pushed commit, bootstrapped at pod start; SOURCE_ARCHIVE=<path on the
           volume> instead of the git remote), NETWORK_VOLUME=<id>, CLOUD=SECURE|COMMUNITY, DATA_CENTER (clusters),
           PUSH_REPO, DRY_RUN=1 prints the request and sends nothing
@@ -30,7 +32,7 @@ from launch.cloud.base import Cloud, Machine
 from launch.cloud.runpod import api, request
 from launch.cloud.runpod.clusters import RunPodClusters
 from launch.cloud.runpod.pods import RunPodPods
-from launch.cloud.runpod.spec import check_env_value, load_project
+from launch.cloud.runpod.spec import PodRequest, check_env_value, load_project
 
 LOG = "outputs/pods/{pod_id}.log"  # under the volume mount; written by launch/cloud/runpod/entrypoint.py
 
@@ -54,7 +56,7 @@ def up(s: Settings, dry_run: bool) -> int:
     if not recipe:
         raise UserError("RECIPE is not set", hint="make runpod-up RECIPE=<name> GPU=<type> (make recipes lists them)")
     b = request.build(recipe, s)
-    req, plan, cloud = b.request, b.plan, b.cloud
+    req, plan, cloud = with_volume(b.request, s), b.plan, b.cloud
     t = plan.topology
     shape = f"{t.nodes} pods x " if cloud.kind == "cluster" else ""
     print(f"{cloud.kind}: {req.name}: {shape}{t.procs_per_node} x {plan.gpu['runpod_id']}, image {b.image}")
@@ -62,11 +64,8 @@ def up(s: Settings, dry_run: bool) -> int:
         env = req.env
         where = env.get("AFFINAGE_ARCHIVE") or env.get("AFFINAGE_REPO")
         print(f"code: commit {env['AFFINAGE_COMMIT']} from {where}, set up in the image at pod start")
-    volume = (
-        f"network volume {s.network_volume}"
-        if s.network_volume
-        else f"volume {plan.volume_gb} GB" + " per pod" * (t.nodes > 1)
-    )
+    size = f"{s.volume_gb} GB (VOLUME_GB; the plan says {plan.volume_gb})" if s.volume_gb else f"{plan.volume_gb} GB"
+    volume = f"network volume {s.network_volume}" if s.network_volume else f"volume {size}" + " per pod" * (t.nodes > 1)
     print(f"disks: {volume} (plan: {plan.disk.total:.1f} GB of model, checkpoints, merged, GGUF)")
     print("env: " + shown_env(req.env))
     print(
@@ -91,6 +90,16 @@ def up(s: Settings, dry_run: bool) -> int:
     atomic.write_text(pods_dir() / "LATEST", made.id + "\n")
     print(f"created {cloud.kind} {made.id}; make runpod-status / runpod-logs / runpod-down (POD={made.id})")
     return 0
+
+
+def with_volume(req: Any, s: Settings) -> Any:
+    """The request with VOLUME_GB as its volume when given (a pod's volume_in_gb, a cluster's persistent mount)."""
+    if not s.volume_gb or s.network_volume:
+        return req
+    if isinstance(req, PodRequest):
+        return PodRequest.model_validate({**req.model_dump(), "volume_in_gb": s.volume_gb})
+    mounts = {**req.mounts, "persistent": {**req.mounts["persistent"], "size": s.volume_gb}}
+    return req.model_copy(update={"mounts": mounts})
 
 
 def machine_id(s: Settings) -> str:

@@ -10,7 +10,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from core.errors import UserError, Where
 from core.paths import REPO
@@ -118,6 +118,18 @@ class PodRequest(BaseModel):
     env: dict[str, str]
     network_volume_id: str | None = None
     docker_args: str = ""  # the bootstrap on axolotl's image; empty: the image's own CMD (a pre-built IMAGE=)
+
+    @model_validator(mode="after")
+    def _a_volume_holds_the_outputs(self) -> PodRequest:
+        """Without a network volume the pod's own volume holds the outputs: never a request for 0 GB (a model
+        whose size is not known here has no volume size)."""
+        if not self.network_volume_id and self.volume_in_gb < 1:
+            raise UserError(
+                f"the pod would get a {self.volume_in_gb} GB volume for its outputs",
+                Where(key="VOLUME_GB"),
+                "give VOLUME_GB=<GB>, or NETWORK_VOLUME=<id>; make plan sizes it once the model's facts are here",
+            )
+        return self
 
     def sdk_kwargs(self) -> dict[str, Any]:
         kwargs = self.model_dump()
