@@ -29,11 +29,11 @@ class ContextFull(Exception):
 
 class GgufEngine:
     def __init__(self, path: Path, n_ctx: int = N_CTX):
+        info = gguf_info.read(path)  # a damaged file or one without a template is refused before llama.cpp loads
+        template = gguf_info.require_template(info)
         from llama_cpp import Llama
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-        info = gguf_info.read(path)
-        template = gguf_info.require_template(info)
         self.name = path.name
         self.end_of_turn = end_of_turn(template, info.specials, info.bos, info.eos)
         stop_ids = [i for i in (info.eos_id, info.ids.get(self.end_of_turn or "")) if i is not None]
