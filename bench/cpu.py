@@ -1,6 +1,6 @@
 """The CPU part of `make bench` (every machine): the default recipe vs the seed-style baseline, preflight latency,
-pipeline stage times, GGUF throughput, judge throughput. Padding vs packing on the Brie data is bench/packing.py
-(axolotl's own tokenization and multipack sampler)."""
+judge throughput. The pipeline as a user runs it and the cold CLI times are bench/pipeline.py; padding vs packing on
+the Brie data is bench/packing.py (axolotl's own tokenization and multipack sampler)."""
 
 from __future__ import annotations
 
@@ -24,16 +24,12 @@ def _env(outputs: Path) -> dict:
 
 
 def train_ours(recipe: str, args: str, work: Path) -> tuple[Path, str, float, dict[str, Any]]:
-    """`make train` of `recipe` with overrides, measured: (run dir, its train log, train_runtime s, tracking)."""
-    from core import rundir
+    """`make train RECIPE=recipe ARGS=args` as a user types it, into OUTPUTS=work/ours, measured and checked (a
+    completed run with its final adapter): (run dir, its train log, train_runtime s, the measured command)."""
+    from bench.pipeline import checked_train, make
 
-    ours = run_tracked(
-        [sys.executable, "-m", "launch.train", recipe, f"--args={args}"], env=_env(work / "ours"), cwd=REPO
-    )
-    if ours["returncode"] != 0:
-        raise RuntimeError(ours["stdout"][-2000:])
-    pointer = work / "ours" / "runs" / recipe / rundir.LATEST
-    run = pointer.parent / pointer.read_text().strip()
+    ours = make("train", {"RECIPE": recipe, "ARGS": args}, work / "ours")
+    run = checked_train(ours, work / "ours")
     log = (run / "logs" / "train.log").read_text()
     return run, log, float(re.findall(r"'train_runtime': '?([0-9.]+)", log)[-1]), ours
 
@@ -74,6 +70,8 @@ def train_vs_baseline(steps: int, work: Path) -> dict[str, Any]:
     return {
         "steps": steps,
         "run": str(run),
+        "outputs": str(work / "ours"),
+        "make": {k: ours[k] for k in ("seconds", "command", "returncode", "stdout")},  # the pipeline's train, quick
         "ours": {
             "wall_s": ours["seconds"],
             "train_s": train_s,
@@ -81,6 +79,7 @@ def train_vs_baseline(steps: int, work: Path) -> dict[str, Any]:
             "tokens_per_s": o_t.tokens_per_s if o_t else None,
             "peak_rss_gb": ours["peak_rss_gb"],
             "tokens_method": how,
+            "command": ours["command"],
         },
         "baseline": {
             "wall_s": base["seconds"],
@@ -94,18 +93,10 @@ def train_vs_baseline(steps: int, work: Path) -> dict[str, Any]:
     }
 
 
-def cold_check(name: str, work: Path) -> tuple[float, str]:
-    """`make check RECIPE=name` as a user runs it (`python -m launch.preflight`, imports included): (seconds, its
-    summary line). A time counts only when the checks ran and passed: their `OK: 0 errors` line is printed."""
-    out = run_tracked([sys.executable, "-m", "launch.preflight", name], env=_env(work), cwd=REPO)
-    summary = next((x for x in out["stdout"].splitlines() if re.match(r"(OK|FAILED): \d+ errors", x)), None)
-    if out["returncode"] != 0 or summary is None or not summary.startswith("OK: 0 errors"):
-        raise RuntimeError(f"make check {name} did not pass (exit {out['returncode']}): {out['stdout'][-2000:]}")
-    return out["seconds"], summary
-
-
 def preflight(recipes: list[str], cold: list[str], repeats: int, work: Path) -> dict[str, Any]:
-    """`make check` latency: a cold CLI process (imports included) and warm in-process checks per recipe."""
+    """`make check` latency: `make check RECIPE=<name>` cold (a new process, imports included; counted only when it
+    passes) and warm in-process checks per recipe."""
+    from bench.pipeline import cold_check
     from launch.preflight.checks import run_checks
 
     runs = {name: cold_check(name, work) for name in cold}
@@ -121,41 +112,6 @@ def preflight(recipes: list[str], cold: list[str], repeats: int, work: Path) -> 
 
         warm[name] = repeat(once, repeats)
     return {"cold_cli_s": cold_s, "cold_cli_summary": {name: line for name, (_, line) in runs.items()}, "warm_s": warm}
-
-
-def pipeline(run: Path, quants: list[str], eval_limit: int, work: Path) -> dict[str, Any]:
-    """Wall time of each stage after training, and GGUF convert/quantize throughput."""
-    from core import manifest
-    from eval import lmeval
-    from tools.export import gguf, merge
-
-    work.mkdir(parents=True, exist_ok=True)
-    t = time.perf_counter()
-    merge.merge(run, log=lambda *_: None)
-    stages = {"merge_s": time.perf_counter() - t}
-    merged = run / manifest.read(run).merge.path
-    f16 = work / "model-f16.gguf"
-    t = time.perf_counter()
-    gguf.convert(merged, f16, "f16")
-    stages["gguf_convert_s"] = time.perf_counter() - t
-    mb = f16.stat().st_size / 1e6
-    quant = {}
-    for q in quants:
-        t = time.perf_counter()
-        gguf.quantize(f16, work / f"model-{q}.gguf", q)
-        seconds = time.perf_counter() - t
-        quant[q] = {"seconds": seconds, "mb_per_s": mb / seconds}
-    stages["gguf_quantize_s"] = sum(v["seconds"] for v in quant.values())
-    t = time.perf_counter()
-    lmeval.evaluate(run, ["hf"], limit=eval_limit, max_gen_toks=32, log=lambda *_: None)
-    stages["eval_s"] = time.perf_counter() - t
-    return {
-        "stages": stages,
-        "convert_mb_per_s": mb / stages["gguf_convert_s"],
-        "f16_mb": mb,
-        "quantize": quant,
-        "eval_docs": eval_limit,
-    }
 
 
 def judge_throughput(
@@ -197,4 +153,4 @@ def judge_throughput(
     return out
 
 
-__all__ = ["train_vs_baseline", "preflight", "pipeline", "judge_throughput", "spread"]
+__all__ = ["train_vs_baseline", "preflight", "judge_throughput", "spread"]

@@ -25,12 +25,15 @@ def repeat(fn: Callable[[], float], times: int) -> dict[str, Any]:
 
 
 def run_tracked(cmd: list[str], env: dict | None = None, cwd=None, timeout: int = 3600) -> dict[str, Any]:
-    """Run `cmd`; return stdout, returncode, wall seconds and peak RSS (GB) of the process and its children."""
+    """Run `cmd`; return stdout (stderr merged), each line with the second it arrived at (`lines`: give the child
+    PYTHONUNBUFFERED=1 for live times), returncode, wall seconds and peak RSS (GB) of the process and its
+    children."""
     import psutil
 
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     peak = [0]
+    lines: list[tuple[float, str]] = []
     done = threading.Event()
 
     def poll() -> None:
@@ -46,14 +49,27 @@ def run_tracked(cmd: list[str], env: dict | None = None, cwd=None, timeout: int 
         except psutil.Error:
             return
 
-    watcher = threading.Thread(target=poll, daemon=True)
+    def read() -> None:
+        for line in proc.stdout:
+            lines.append((time.perf_counter() - start, line.rstrip("\n")))
+
+    watcher, reader = threading.Thread(target=poll, daemon=True), threading.Thread(target=read, daemon=True)
     watcher.start()
-    out, _ = proc.communicate(timeout=timeout)
-    done.set()
-    watcher.join()
+    reader.start()
+    try:
+        proc.wait(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        seconds = time.perf_counter() - start
+        reader.join()
+        done.set()
+        watcher.join()
     return {
-        "stdout": out,
+        "stdout": "\n".join(text for _, text in lines),
+        "lines": lines,
         "returncode": proc.returncode,
-        "seconds": time.perf_counter() - start,
+        "seconds": seconds,
         "peak_rss_gb": peak[0] / 1e9,
     }

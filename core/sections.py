@@ -69,6 +69,8 @@ class EvalResult(Record):
     backend: str
     dataset: str | None = None
     metrics: dict[str, float]
+    # what produced the row: "hf:<device>:<dtype>" (transformers) or "llama.cpp:<GGUF file>" (None: an older run)
+    engine: str | None = None
 
 
 class LmEvalSection(Record):
@@ -86,6 +88,10 @@ class LmEvalSection(Record):
     # scores: backend -> a JSONL file in the run directory (the statistics resample documents)
     base: EvalResult | None = None
     samples: dict[str, str] = {}
+    # how the backends were chosen: "BACKENDS" (asked for), or the machine's default (eval/lmeval.py
+    # default_backends); base_gguf: the cached f16 GGUF the base row was scored on (tools/export/base_gguf.py)
+    choice: str | None = None
+    base_gguf: dict[str, Any] | None = None
 
 
 class HeldoutRecord(Record):

@@ -6,7 +6,9 @@ Backends (GEN_BACKEND=auto|hf|gguf; auto: hf on a GPU, else gguf when the run ha
   hf    transformers on the GPU in the recipe's dtype (bf16 where the GPU has it), prompts of the same settings in
         left-padded batches of GEN_BATCH (16 on a GPU; on CPU 1, in float32); each batch seeded with the seed.
   gguf  llama.cpp (llama-cpp-python, in process) on the run's parity-checked reference GGUF (make gguf), its own
-        chat template, each prompt seeded with the seed: many times faster than transformers on a CPU.
+        chat template, each prompt seeded with the seed: many times faster than transformers on a CPU. The model a
+        run is compared with (its base) then goes through its own f16 GGUF, converted once, parity-checked and
+        cached (tools/export/base_gguf.py), so both sides are generated the same way.
 Same seed and sampling either way: temperature, top_p, no top-k, no min-p, no repetition penalty, the cap on new
 tokens. A batched draw depends on its batch (the random stream is shared), so the batch's prompts are in its key."""
 
@@ -266,6 +268,28 @@ def run_gguf(run: Path) -> Path | None:
     return path if path.is_file() else None
 
 
+def baseline_gguf(model: str, run_file: Path | None, log=print) -> Path | None:
+    """The f16 GGUF the model a run is compared with generates through: where the run's own side is llama.cpp
+    (GEN_BACKEND=gguf, or auto on a CPU box for a run with a parity-checked GGUF), the model's cached f16 GGUF when
+    it converts and passes its parity check; None (transformers) otherwise."""
+    from core import settings
+    from tools.export import base_gguf
+
+    s = settings.load()
+    asked = s.gen_backend or "auto"
+    if asked == "hf" or (asked == "auto" and (run_file is None or _cuda())):
+        return None
+    try:
+        f16 = base_gguf.cached_f16(model, s.cache, log)
+    except UserError as exc:
+        log(f"{model}: no GGUF ({exc}); it generates through transformers")
+        return None
+    if f16 is not None and not f16.passed:
+        log(f"{model}: its f16 GGUF failed its parity check ({'; '.join(f16.problems)}); transformers generates")
+        return None
+    return f16.path if f16 is not None else None
+
+
 def for_run(
     run: Path,
     seed: int = 0,
@@ -273,8 +297,8 @@ def for_run(
     baseline: bool = False,
     baseline_path: str | None = None,
 ) -> Generator:
-    """The run's model (base + its adapter, or its GGUF on a CPU box), or with baseline=True its base model, in
-    the recipe's dtype: what make judge compares."""
+    """The run's model (base + its adapter, or its GGUF on a CPU box), or with baseline=True its base model (its
+    cached f16 GGUF where the run's side is its GGUF), in the recipe's dtype: what make judge compares."""
     import yaml
 
     from core import manifest, rundir
@@ -285,5 +309,7 @@ def for_run(
     dtype = ("bfloat16" if config.get("bf16") in (True, "auto") and _bf16() else "float16") if _cuda() else None
     base = m.train.base_model.path
     if baseline:  # the run's base model, or another model to compare with (eval/chain.py: a chain's root)
-        return Generator(baseline_path or base, None, seed, max_new_tokens, dtype=dtype)
+        model = baseline_path or base
+        gguf = baseline_gguf(model, run_gguf(run))
+        return Generator(model, None, seed, max_new_tokens, gguf=gguf, dtype=dtype)
     return Generator(base, rundir.final_adapter(run), seed, max_new_tokens, gguf=run_gguf(run), dtype=dtype)

@@ -16,7 +16,7 @@ from typing import Any
 from core import atomic, cli, manifest, metrics, rundir
 from core.errors import UserError
 from core.paths import outputs_dir
-from eval import chain, stats
+from eval import chain, lmeval, stats
 from eval.lmeval import read_samples
 from launch import telemetry_record
 
@@ -48,7 +48,9 @@ def run_models(run: Path, label: str) -> list[dict[str, Any]]:
     m = manifest.read(run)
     if not m.lm_eval:
         return []
-    base_name = f"{m.train.base_model.name} (base)" if m.train.base_model else "base model"
+    # a base model scored through its GGUF is another measurement than through transformers: its own row
+    via = ", llama.cpp" if m.lm_eval.base and (m.lm_eval.base.engine or "").startswith("llama.cpp") else ""
+    base_name = f"{m.train.base_model.name} (base{via})" if m.train.base_model else f"base model{via}"
     out = []
     results = [*m.lm_eval.results, *([m.lm_eval.base] if m.lm_eval.base else [])]
     for r in results:
@@ -60,6 +62,7 @@ def run_models(run: Path, label: str) -> list[dict[str, Any]]:
                 "run": label,
                 "base": m.train.base_model.name if m.train.base_model else "",
                 "backend": r.backend,
+                "engine": r.engine,  # what produced the row (transformers or llama.cpp on which file)
                 "metrics": r.metrics,
                 "rows": _rows(run, rel),
                 "base_row": None if is_base or not m.lm_eval.base else base_name,
@@ -119,7 +122,10 @@ def collect() -> list[dict[str, Any]]:
                 "telemetry": t.telemetry.model_dump() if t.telemetry else None,
                 "results": [r.model_dump() for r in m.lm_eval.results] if m.lm_eval else [],
                 "models": run_models(run, label),
-                "judges": m.judge.judges if m.judge else {},
+                # each judge's figures, with how both sides' answers were generated (eval/generate.py backend_key)
+                "judges": {k: {**v, "backends": m.judge.backends} for k, v in m.judge.judges.items()}
+                if m.judge
+                else {},
                 "loss": curves["train"],
                 "eval_loss": curves["eval"],
                 **chain_fields(run, m),
@@ -137,10 +143,9 @@ def chain_fields(run: Path, m) -> dict[str, Any]:
         return {}
     primary = metrics.PRIMARY
 
-    def hf(mf) -> float | None:
-        return next(
-            (r.metrics.get(primary) for r in (mf.lm_eval.results if mf.lm_eval else []) if r.backend == "hf"), None
-        )
+    def hf(mf) -> float | None:  # the fine-tune's row: transformers', else its unquantized GGUF's
+        row = lmeval.primary(mf.lm_eval)
+        return row.metrics.get(primary) if row else None
 
     base = m.lm_eval.base.metrics.get(primary) if m.lm_eval and m.lm_eval.base else None
     return {
@@ -186,6 +191,11 @@ def p_text(p: float | None) -> str:
     return "-" if p is None or p != p else f"{p:.3g}"
 
 
+def made_by(e: dict[str, Any]) -> str:
+    """The backend column: the backend and, where recorded, the engine that produced the row."""
+    return f"{e['backend']} ({e['engine']})" if e.get("engine") else e["backend"]
+
+
 def heldout_table(models: list[dict[str, Any]], analysis: dict[str, Any], primary: str = metrics.PRIMARY) -> Table:
     """Tier, model, every shown metric with its interval, the difference from the base model, letters."""
     shown = [metrics.get(k) for k in SHOWN]
@@ -217,7 +227,7 @@ def heldout_table(models: list[dict[str, Any]], analysis: dict[str, Any], primar
             )
             run = e["run"] if e["backend"] != "base" else f"base: {e['base']}"
             tier = f"{prefix}{res['tiers'][name]}"
-            out.append([tier, run, e["base"], e["backend"], str(group["docs"]), *cells, delta, res["letters"][name]])
+            out.append([tier, run, e["base"], made_by(e), str(group["docs"]), *cells, delta, res["letters"][name]])
     for e in models:
         if not e["rows"]:
             out.append(
@@ -225,7 +235,7 @@ def heldout_table(models: list[dict[str, Any]], analysis: dict[str, Any], primar
                     "-",
                     e["run"],
                     e["base"],
-                    e["backend"],
+                    made_by(e),
                     "-",
                     *(metrics.get(k).show(e["metrics"].get(k)) for k in SHOWN),
                 ]
@@ -287,12 +297,15 @@ def judge_table(entries: list[tuple[str, str, dict[str, Any]]]) -> Table:
         usable, why = s.get("usable", True), s.get("usable_note")
         # a run trained on make prefs pairs is judged on the suite's held-out part only (eval/prefs_split.py)
         n = f"{s['n']} held-out of {s['heldout']['of']}" if s.get("heldout") else str(s["n"])
+        made = "; ".join(f"{side}: {how}" for side, how in (s.get("backends") or {}).items())
         if not usable:
-            rows.append([run, judge, n, counts, pc, "unusable", "unusable", "unusable", why or ""])
+            rows.append(
+                [run, judge, n, counts, pc, "unusable", "unusable", "unusable", "; ".join(filter(None, (why, made)))]
+            )
             continue
 
         published = f"{pct(s['win_rate'])} [{pct(s['ci95'][0])}, {pct(s['ci95'][1])}]"
-        note = "; ".join(x for x in (why, "n < 30" if s.get("warning") else None) if x)
+        note = "; ".join(x for x in (why, "n < 30" if s.get("warning") else None, made) if x)
         rows.append(
             [
                 run,

@@ -4,7 +4,9 @@ every result is compared with). Metrics (the persona seed's): exact match, Jacca
 BLEU. The task is built from the recipe's held-out split (test_datasets) with the chat template applied as in
 training (none for prompt/completion recipes). Per-document scores (lm-eval's logged samples) are kept in
 <run>/eval/samples/<backend>.jsonl and named in the manifest's lm_eval section: intervals and paired tests
-resample documents (eval/stats.py)."""
+resample documents (eval/stats.py). Without BACKENDS, a CPU box scores a run that has a parity-checked GGUF through
+llama.cpp only: its GGUF files and the base model's own cached f16 GGUF (default_backends); every row records the
+engine that produced it."""
 
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from core import atomic, cli, manifest, metrics, rundir, settings
 from core.errors import UserError, Where
 from core.hashing import sha256_file
 from core.manifest import EvalResult, LmEvalSection
+from tools.export import base_gguf
 
 TASK = "affinage_heldout"
 BACKENDS = ("hf", "gguf", "base")
@@ -159,11 +162,41 @@ def hf_dtype(run: Path) -> str:
     return "bfloat16" if config.get("bf16") in (True, "auto") and torch.cuda.is_bf16_supported() else "float16"
 
 
+def default_backends(run: Path) -> tuple[list[str], str, str]:
+    """(backends, how the base model is scored, why) when BACKENDS is not given. On a CPU box, for a run whose
+    `make gguf` passed its parity check: its GGUF files (the reference f16 file scores as the HF model does,
+    greedy token for token) and the base model through its own parity-checked f16 GGUF, since float32 transformers
+    generation costs seconds a document there. On a GPU, or without a passing GGUF: transformers, as asked for."""
+    from eval.generate import run_gguf
+
+    if _cuda():
+        return list(BACKENDS), "hf", "default on a GPU: transformers in the recipe's dtype, and each GGUF"
+    if run_gguf(run) is None:
+        return list(BACKENDS), "hf", "default on a CPU for a run without a parity-checked GGUF (make gguf)"
+    return ["gguf", "base"], "gguf", "default on a CPU for a run with a parity-checked GGUF: llama.cpp only"
+
+
+def primary(section: LmEvalSection | None) -> EvalResult | None:
+    """The row that stands for the fine-tune: transformers' when scored, else its reference (unquantized) GGUF's."""
+    results = section.results if section else []
+    return next((r for r in results if r.backend == "hf"), None) or next(
+        (r for r in results if r.backend.split(":")[-1] in ("f16", "bf16", "f32")), None
+    )
+
+
 def evaluate(
-    run: Path, backends: list[str], limit: int | None = None, max_gen_toks: int = 128, log=print
+    run: Path,
+    backends: list[str],
+    limit: int | None = None,
+    max_gen_toks: int = 128,
+    log=print,
+    base_via: str = "hf",
+    cache: Path | None = None,
+    choice: str = "BACKENDS",
 ) -> LmEvalSection:
     """Score the run's model on its held-out documents with each backend: hf (the fine-tune), gguf (each GGUF
-    file) and base (the base model alone: the row every result is compared with)."""
+    file) and base (the base model alone: the row every result is compared with), the base through transformers
+    or (base_via="gguf") through its cached, parity-checked f16 GGUF (tools/export/base_gguf.py, in `cache`)."""
     unknown = sorted(set(backends) - set(BACKENDS))
     if unknown:
         raise UserError(
@@ -173,43 +206,72 @@ def evaluate(
     docs, chat, source = heldout_docs(run)
     folder = run / "eval" / "task"
     hashes = write_task(folder, docs, max_gen_toks)
-    results, samples, base = [], {}, None
+    results, samples, base, base_record = [], {}, None, None
 
     def scored(backend: str, model: Any, args: str | None) -> dict[str, float]:
         scores, rows = score_docs(model, args, folder, chat, limit)
         samples[backend] = write_samples(run, backend, rows)
         return scores
 
+    def scored_gguf(backend: str, path: Path) -> dict[str, float]:
+        from eval.gguf_lm import GGUFLM
+
+        lm = GGUFLM(path)
+        try:
+            return scored(backend, lm, None)
+        finally:
+            lm.close()
+
     dtype = hf_dtype(run)
+    hf_engine = f"hf:{'cuda' if _cuda() else 'cpu'}:{dtype}"
     if "hf" in backends:
         if m.merge is not None:
             args = f"pretrained={run / m.merge.path},dtype={dtype}"
         else:
             args = f"pretrained={m.train.base_model.path},peft={rundir.final_adapter(run)},dtype={dtype}"
         log(f"lm-eval (hf): {args}")
-        results.append(EvalResult(task=f"{TASK} (hf)", backend="hf", dataset=source, metrics=scored("hf", "hf", args)))
+        results.append(
+            EvalResult(
+                task=f"{TASK} (hf)", backend="hf", dataset=source, metrics=scored("hf", "hf", args), engine=hf_engine
+            )
+        )
     if "gguf" in backends and m.gguf is not None:
-        from eval.gguf_lm import GGUFLM
-
         for kind, info in m.gguf.files.items():
-            lm = GGUFLM(run / m.gguf.path / info.file)
             log(f"lm-eval (gguf {kind}): {info.file}")
-            try:
-                scores = scored(f"gguf:{kind}", lm, None)
-            finally:
-                lm.close()
+            scores = scored_gguf(f"gguf:{kind}", run / m.gguf.path / info.file)
             results.append(
-                EvalResult(task=f"{TASK} (gguf {kind})", backend=f"gguf:{kind}", dataset=source, metrics=scores)
+                EvalResult(
+                    task=f"{TASK} (gguf {kind})",
+                    backend=f"gguf:{kind}",
+                    dataset=source,
+                    metrics=scores,
+                    engine=f"llama.cpp:{info.file}",
+                )
             )
     if "base" in backends:
         from eval.chain import origin_base
 
         # the chain's root model: for a DPO run on an SFT run, the original base, not the SFT weights it loads
-        args = f"pretrained={origin_base(run)[1]},dtype={dtype}"
-        log(f"lm-eval (base model, same documents): {args}")
-        base = EvalResult(task=f"{TASK} (base)", backend="base", dataset=source, metrics=scored("base", "hf", args))
+        base_path = origin_base(run)[1]
+        f16 = base_f16(base_path, cache, log) if base_via == "gguf" else None
+        if f16 is not None:
+            log(f"lm-eval (base model, same documents): {f16.path}")
+            base = EvalResult(
+                task=f"{TASK} (base, gguf {base_gguf.OUTTYPE})",
+                backend="base",
+                dataset=source,
+                metrics=scored_gguf("base", f16.path),
+                engine=f"llama.cpp:{f16.path.name}",
+            )
+            base_record = {"path": str(f16.path), "key": f16.key, "parity": f16.parity, "built": f16.built}
+        else:
+            args = f"pretrained={base_path},dtype={dtype}"
+            log(f"lm-eval (base model, same documents): {args}")
+            metrics_ = scored("base", "hf", args)
+            base = EvalResult(task=f"{TASK} (base)", backend="base", dataset=source, metrics=metrics_, engine=hf_engine)
     elif m.lm_eval and m.lm_eval.base and m.lm_eval.task_files == hashes and m.lm_eval.limit == limit:
         base, samples["base"] = m.lm_eval.base, m.lm_eval.samples.get("base", "")  # same documents: still valid
+        base_record = m.lm_eval.base_gguf
     section = LmEvalSection(
         results=results,
         version=md.version("lm_eval"),
@@ -223,15 +285,38 @@ def evaluate(
         at=rundir.utc_now(),
         base=base,
         samples={k: v for k, v in samples.items() if v},
+        choice=choice,
+        base_gguf=base_record,
     )
     manifest.write_sections(run, lm_eval=section)
     return section
 
 
+def base_f16(base: str, cache: Path | None, log=print):
+    """The base model's cached f16 GGUF when it converts and passes its parity check, else None (then transformers
+    scores it, and the log says why)."""
+    from core.paths import cache_dir
+
+    try:
+        f16 = base_gguf.cached_f16(base, cache or cache_dir(), log)
+    except UserError as exc:
+        log(f"the base model's GGUF could not be built ({exc}): scoring it through transformers")
+        return None
+    if f16 is not None and not f16.passed:
+        log(f"the base model's f16 GGUF failed its parity check ({'; '.join(f16.problems)}): transformers scores it")
+        return None
+    return f16
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     cli.add_run_arguments(parser)
-    parser.add_argument("--backends", default=None, help="hf,gguf,base (default: BACKENDS, else all three)")
+    parser.add_argument(
+        "--backends",
+        default=None,
+        help="hf,gguf,base (default: BACKENDS, else on a CPU box for a run with a parity-checked GGUF gguf,base "
+        "with the base through its own f16 GGUF, elsewhere all three)",
+    )
     parser.add_argument("--limit", type=int, default=None, help="documents to score (default: LIMIT, else all)")
     parser.add_argument("--max-gen-toks", type=int, default=None, help="(default: MAX_NEW_TOKENS, else 128)")
     ns = parser.parse_args(argv)
@@ -239,14 +324,24 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> None:
         s = settings.load()
         run = cli.run_from(ns, s)
+        asked = ns.backends or s.backends
+        if asked:
+            backends, base_via, choice = [b.strip() for b in asked.split(",") if b.strip()], "hf", "BACKENDS"
+        else:
+            backends, base_via, choice = default_backends(run)
+        print(f"backends: {','.join(backends)} ({choice})")
         section = evaluate(
             run,
-            [b.strip() for b in (ns.backends or s.backends or "hf,gguf,base").split(",") if b.strip()],
+            backends,
             ns.limit or s.limit or None,
             ns.max_gen_toks or s.max_new_tokens or 128,
+            base_via=base_via,
+            cache=s.cache,
+            choice=choice,
         )
         for r in [*section.results, *([section.base] if section.base else [])]:
-            print(f"{r.task:32s} " + "  ".join(f"{m.label} {m.show(r.metrics.get(m.name))}" for m in metrics.METRICS))
+            shown = "  ".join(f"{m.label} {m.show(r.metrics.get(m.name))}" for m in metrics.METRICS)
+            print(f"{r.task:32s} {shown}  [{r.engine}]")
 
     return cli.main(body)
 

