@@ -175,3 +175,25 @@ def test_unrecognized_bpe_pretokenizer_gets_a_clear_message(tmp_path):
         gguf.export(merged, tmp_path / "gguf", "bpe", [])
     assert "tokenizer.json" in str(exc.value.where) and "original tokenizer" in exc.value.hint
     assert not (tmp_path / "gguf").exists()
+
+
+@pytest.mark.slow
+def test_parity_fails_an_f16_file_that_really_disagrees(default_built, tmp_path):
+    """Teacher-forced parity allows ties (TIE nats) and nothing more: one tensor of the f16 file zeroed makes the
+    GGUF choose other tokens, by margins far beyond a tie, and parity fails naming where."""
+    from gguf import GGUFReader
+
+    from tools.export import parity
+
+    run, _ = default_built
+    good = run / "gguf" / manifest.read(run).gguf.files["f16"].file
+    assert parity.compare(run / "merged", {"f16": good}, "f16")["verdict"] == "pass"
+    bad = tmp_path / good.name
+    bad.write_bytes(good.read_bytes())
+    t = next(t for t in GGUFReader(bad).tensors if t.name == "blk.0.attn_q.weight")
+    with open(bad, "r+b") as fh:
+        fh.seek(int(t.data_offset))
+        fh.write(bytes(int(t.n_bytes)))
+    report = parity.compare(run / "merged", {"f16": bad}, "f16")
+    assert report["verdict"] == "fail" and report["files"]["f16"]["prompt_ids_match"]
+    assert any("f16: prompt " in p and "nats below HF's" in p for p in report["problems"]), report["problems"]
