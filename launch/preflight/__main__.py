@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from core import cli, settings
-from launch.preflight.checks import run_checks
+from launch.preflight.checks import HEAVY, preflight
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,9 +17,12 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> int:
         s = settings.load()
-        _, findings = run_checks(ns.recipe or s.recipe_or_default, ns.args if ns.args is not None else s.args)
+        done = preflight(ns.recipe or s.recipe_or_default, ns.args if ns.args is not None else s.args)
+        findings = done.findings
         for f in findings:
             print(f)
+        if done.stopped:
+            print(f"not checked until the errors above are fixed: {HEAVY}")
         errors = sum(f.level == "error" for f in findings)
         warnings = sum(f.level == "warning" for f in findings)
         print(f"{'FAILED' if errors else 'OK'}: {errors} errors, {warnings} warnings")
