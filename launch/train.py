@@ -38,7 +38,8 @@ def train(
         recorded = manifest.read(rundir.resolve(run_dir)).train
         recipe = recorded.recipe.name if not rundir.is_recipe_file(recipe) else recipe
         args = args if args is not None else (recorded.overrides or None)
-    findings = run_checks(recipe, args)[1]
+    refuse_launch_settings(recipe, args, s)
+    findings = run_checks(recipe, args, need_start=True)[1]  # a missing start run is refused before heavy checks
     errors = errors_of(findings)
     for f in findings:  # what the preflight could not check, and where the run logs to, before training starts
         if f.level == "warning" or f.check == "tracking":
@@ -85,6 +86,19 @@ def train(
     else:
         final, run, launch = start(r, args, topo, s, argv)
     return execute(final, run, launch, topo)
+
+
+def refuse_launch_settings(recipe: str, args: str | dict | None, s: Settings) -> None:
+    """The topology and distributed strategy the settings ask for (NODES, STRATEGY, CPU_PROCS...), refused before
+    the preflight's heavy checks import axolotl; a recipe that does not resolve is left to the preflight."""
+    try:
+        r = resolve(recipe, args=args)
+    except UserError:
+        return
+    topo = topology_mod.detect(r.device, s)
+    dist.choose_strategy(
+        dist.requested_strategy(r.meta.distributed, s), topo, r.meta.method, None, r.recipe.where("meta.distributed")
+    )
 
 
 def merge_start(run: Path, s: Settings) -> None:

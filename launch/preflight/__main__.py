@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from core import cli, settings
-from launch.preflight.checks import HEAVY, preflight
+from launch.preflight.checks import HEAVY, THROUGH_AXOLOTL, preflight
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,12 +17,16 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> int:
         s = settings.load()
-        done = preflight(ns.recipe or s.recipe_or_default, ns.args if ns.args is not None else s.args)
+        done = preflight(ns.recipe or s.recipe_or_default, ns.args if ns.args is not None else s.args, force=s.force)
         findings = done.findings
         for f in findings:
             print(f)
         if done.stopped:
             print(f"not checked until the errors above are fixed: {HEAVY}")
+        if done.reused:
+            print(
+                f"{THROUGH_AXOLOTL}: findings of the same config, files and libraries, from {done.reused} (FORCE=1 runs them again)"
+            )
         errors = sum(f.level == "error" for f in findings)
         warnings = sum(f.level == "warning" for f in findings)
         print(f"{'FAILED' if errors else 'OK'}: {errors} errors, {warnings} warnings")

@@ -8,14 +8,16 @@ checks first.
 Two phases. The cheap checks read the recipe, the facts files, the schema's key names (cached) and the data; when
 one of them is an error the preflight stops there, in about a second. Only then come the heavy ones, which import
 what they need (axolotl's validate_config, the tokenizer through axolotl, the module tree on torch's meta device,
-the lengths, the disk the run needs)."""
+the lengths, the disk the run needs); what goes through axolotl is kept per input (launch/preflight/kept.py)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from core import settings
 from core.errors import UserError
+from launch.preflight import kept
 from launch.preflight.datasets import check_datasets
 from launch.preflight.disk import check_disk
 from launch.preflight.end_of_turn import check_end_of_turn
@@ -32,6 +34,7 @@ from launch.recipe.registry import Recipe, load_recipe
 from launch.recipe.resolve import Resolved, resolve
 
 HEAVY = "axolotl's validate_config, the tokenizer, the module tree, the lengths and the disk"
+THROUGH_AXOLOTL = "axolotl's validate_config, end of turn and lengths"
 
 
 @dataclass
@@ -39,6 +42,7 @@ class Preflight:
     resolved: Resolved | None
     findings: list[Finding] = field(default_factory=list)
     stopped: bool = False  # a cheap check found an error: the heavy ones did not run
+    reused: Path | None = None  # the heavy checks' findings were read back from this file (inputs unchanged)
 
 
 def target_device(recipe: Recipe, device: str | None = None) -> str:
@@ -48,16 +52,24 @@ def target_device(recipe: Recipe, device: str | None = None) -> str:
     return device or settings.load().device or ("cpu" if gpu is not None and gpu.count == 0 else "gpu")
 
 
-def preflight(name: str, args: str | dict | None = None, device: str | None = None) -> Preflight:
+def preflight(
+    name: str,
+    args: str | dict | None = None,
+    device: str | None = None,
+    force: bool = False,
+    need_start: bool | None = None,
+) -> Preflight:
+    """Every check of the recipe; force=True runs the heavy ones even when their inputs have not changed;
+    need_start=True (make train) refuses a start_from recipe that has no completed run yet, as an error."""
     try:
         recipe = load_recipe(name)
         device = target_device(recipe, device)
-        r = resolve(recipe, device=device, args=args)
+        r = resolve(recipe, device=device, args=args, need_start=need_start)
     except UserError as exc:
         return Preflight(None, [Finding("error", "recipe", exc.message, exc.where, exc.hint)])
     model = ensure_facts(r)
     if model[0].level == "ok" and "fetched" in model[0].message:
-        r = resolve(recipe, device=device, args=args)  # derive again from the fetched files
+        r = resolve(recipe, device=device, args=args, need_start=need_start)  # derive again from the fetched files
     derived = f"; derived: {'; '.join(r.derived)}" if r.derived else ""
     head = [Finding("ok", "recipe", f"{recipe.name}: {r.meta.description} (checked for {device}){derived}")]
     meta, config = check_meta(r), check_kind(r) + check_numbers(r)
@@ -68,17 +80,27 @@ def preflight(name: str, args: str | dict | None = None, device: str | None = No
         return Preflight(r, cheap, stopped=True)
     model = check_buildable(r) or model  # transformers cannot build it: that error replaces the facts line
     meta += check_meta(r, counted=True)
-    schema = keys + check_validate(r, keys)
-    heavy = check_end_of_turn(r) + check_lora_targets(r) + check_lengths(r)
-    prefs += check_preference_data(r)
+
+    def through_axolotl() -> kept.Results:
+        return {
+            "schema": check_validate(r, keys),
+            "end of turn": check_end_of_turn(r),
+            "lengths": check_lengths(r),
+            "preference": check_preference_data(r),
+        }
+
+    found, reused = kept.findings(r, through_axolotl, force)
+    schema, prefs = keys + found["schema"], prefs + found["preference"]
+    heavy = found["end of turn"] + check_lora_targets(r) + found["lengths"]
     machine = check_disk(r) + check_kernels(r)
-    return Preflight(r, [*head, *model, *meta, *config, *schema, *data, *heavy, *prefs, *tail, *machine])
+    done = [*head, *model, *meta, *config, *schema, *data, *heavy, *prefs, *tail, *machine]
+    return Preflight(r, done, reused=reused)
 
 
 def run_checks(
-    name: str, args: str | dict | None = None, device: str | None = None
+    name: str, args: str | dict | None = None, device: str | None = None, need_start: bool | None = None
 ) -> tuple[Resolved | None, list[Finding]]:
-    done = preflight(name, args, device)
+    done = preflight(name, args, device, need_start=need_start)
     return done.resolved, done.findings
 
 
