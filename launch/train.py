@@ -17,7 +17,7 @@ from launch.execute import execute
 from launch.preflight import kernels
 from launch.preflight.checks import errors_of, run_checks
 from launch.recipe.resolve import resolve
-from launch.resume import find_unfinished, resume
+from launch.resume import find_unfinished, resumable, resume
 from launch.start import start
 from launch.worker import train_worker
 
@@ -35,6 +35,7 @@ def train(
 ) -> Path:
     s = s or settings.load()
     if run_dir:  # resume this run: its recipe and recorded overrides unless given again
+        resumable(rundir.resolve(run_dir))  # a run that cannot be resumed is refused before the checks
         recorded = manifest.read(rundir.resolve(run_dir)).train
         recipe = recorded.recipe.name if not rundir.is_recipe_file(recipe) else recipe
         args = args if args is not None else (recorded.overrides or None)
