@@ -52,10 +52,9 @@ def test_the_cached_schema_keys_are_axolotls(cache):
     assert schema_keys.schema_keys() == keys and json.loads(kept.read_text())["config"]
 
 
-def test_a_plugin_that_cannot_load_is_said_and_never_kept(cache):
-    with pytest.raises(schema_keys.PluginsUnavailable, match="nowhere_plugin"):
-        schema_keys.schema_keys(["nowhere_plugin.Plugin"])
-    assert not list((cache / "axolotl-schema").glob("*.json"))
+def test_keys_with_a_plugin_axolotl_cannot_load_are_never_kept(cache):
+    keys = schema_keys.schema_keys(["axolotl.integrations.nope.NopePlugin"])  # axolotl goes on without it
+    assert "lora_dropout" in keys.config and not list((cache / "axolotl-schema").glob("*.json"))
 
 
 def test_the_module_tree_is_kept_per_config_and_read_back_the_same(cache, tmp_path):

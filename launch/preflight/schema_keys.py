@@ -2,8 +2,8 @@
 importing axolotl in the process that asks: importing its schema imports torch, transformers and peft (seconds),
 reading them back from the cache folder takes a millisecond. They are read once per installed axolotl version
 and set of plugins, in a child process (`python -m launch.preflight.schema_keys '<plugins as JSON>'`), and kept
-in <cache>/axolotl-schema/. A config with a plugin from outside axolotl is read each time (its package has a
-version of its own), never kept."""
+in <cache>/axolotl-schema/. A config with a plugin from outside axolotl (its package has a version of its own),
+or with one axolotl could not load here, is read each time, never kept."""
 
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ def schema_keys(plugins: list[str] | None = None) -> SchemaKeys:
         tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-5:])
         raise RuntimeError(f"reading axolotl's schema failed:\n{tail}")
     data = json.loads(proc.stdout.strip().splitlines()[-1])
-    if keep:
+    if keep and not data.pop("unloaded"):  # a plugin axolotl skipped here may load once its package is installed
         atomic.write_json(path, data)
     return _parse(data)
 
@@ -112,9 +112,15 @@ def _read_in_process(plugins: list[str]) -> dict[str, Any]:
     """The child's work: axolotl's schema classes (merged with the plugins' args) read for their field names."""
     _, input_cls = config_classes({"plugins": plugins} if plugins else {})
     rl_of = {"sft": None, "dpo": "dpo", "kto": "kto"}
+    loaded = set()
+    if plugins:  # axolotl says a plugin it cannot import and goes on without it (and without its keys)
+        from axolotl.integrations.base import PluginManager
+
+        loaded = set(PluginManager.get_instance().plugins)
     return {
         "config": sorted(field_names(input_cls)),
         "datasets": {kind: sorted(field_names(dataset_class(rl))) for kind, rl in rl_of.items()},
+        "unloaded": sorted(set(plugins) - loaded),
     }
 
 

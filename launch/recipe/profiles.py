@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import copy
-import os
 from pathlib import Path
 from typing import Any
 
+from core import settings
 from core.paths import FRAGMENTS
 from core.settings import Settings
 from launch.recipe.compose import compose, merge_into
@@ -19,7 +19,8 @@ GPU_DEVICE_NODES = ("/dev/nvidiactl", "/dev/nvidia0", "/dev/dxg", "/dev/kfd")
 def cuda_available() -> bool:
     """torch's answer, asked only where it can be yes: importing torch costs seconds, and a machine without a GPU
     driver's device node, or with every GPU hidden (CUDA_VISIBLE_DEVICES empty or -1), has no CUDA."""
-    if os.environ.get("CUDA_VISIBLE_DEVICES") in ("", "-1") or not any(Path(p).exists() for p in GPU_DEVICE_NODES):
+    hidden = settings.load().env.get("CUDA_VISIBLE_DEVICES") in ("", "-1")
+    if hidden or not any(Path(p).exists() for p in GPU_DEVICE_NODES):
         return False
     import torch
 
