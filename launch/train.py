@@ -35,12 +35,16 @@ def train(
 ) -> Path:
     s = s or settings.load()
     if run_dir:  # resume this run: its recipe and recorded overrides unless given again
-        resumable(rundir.resolve(run_dir))  # a run that cannot be resumed is refused before the checks
         recorded = manifest.read(rundir.resolve(run_dir)).train
         recipe = recorded.recipe.name if not rundir.is_recipe_file(recipe) else recipe
         args = args if args is not None else (recorded.overrides or None)
-    refuse_launch_settings(recipe, args, s)
-    findings = run_checks(recipe, args, need_start=True)[1]  # a missing start run is refused before heavy checks
+
+    def before_heavy() -> None:  # what else is refused cheaply: after the preflight's cheap checks, before its heavy
+        refuse_launch_settings(recipe, args, s)
+        if run_dir:
+            resumable(rundir.resolve(run_dir))
+
+    findings = run_checks(recipe, args, need_start=True, before_heavy=before_heavy)[1]
     errors = errors_of(findings)
     for f in findings:  # what the preflight could not check, and where the run logs to, before training starts
         if f.level == "warning" or f.check == "tracking":
@@ -91,11 +95,8 @@ def train(
 
 def refuse_launch_settings(recipe: str, args: str | dict | None, s: Settings) -> None:
     """The topology and distributed strategy the settings ask for (NODES, STRATEGY, CPU_PROCS...), refused before
-    the preflight's heavy checks import axolotl; a recipe that does not resolve is left to the preflight."""
-    try:
-        r = resolve(recipe, args=args)
-    except UserError:
-        return
+    the preflight's heavy checks import axolotl."""
+    r = resolve(recipe, args=args)
     topo = topology_mod.detect(r.device, s)
     dist.choose_strategy(
         dist.requested_strategy(r.meta.distributed, s), topo, r.meta.method, None, r.recipe.where("meta.distributed")

@@ -23,10 +23,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f)
         if done.stopped:
             print(f"not checked until the errors above are fixed: {HEAVY}")
-        if done.reused:
-            print(
-                f"{THROUGH_AXOLOTL}: findings of the same config, files and libraries, from {done.reused} (FORCE=1 runs them again)"
-            )
+        if done.reused:  # a note on how the findings were had, not a finding: stderr
+            same = "findings of the same config, files and libraries"
+            print(f"{THROUGH_AXOLOTL}: {same}, from {done.reused} (FORCE=1 runs them again)", file=sys.stderr)
         errors = sum(f.level == "error" for f in findings)
         warnings = sum(f.level == "warning" for f in findings)
         print(f"{'FAILED' if errors else 'OK'}: {errors} errors, {warnings} warnings")

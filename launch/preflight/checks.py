@@ -12,6 +12,7 @@ the lengths, the disk the run needs); what goes through axolotl is kept per inpu
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,9 +59,11 @@ def preflight(
     device: str | None = None,
     force: bool = False,
     need_start: bool | None = None,
+    before_heavy: Callable[[], None] | None = None,
 ) -> Preflight:
     """Every check of the recipe; force=True runs the heavy ones even when their inputs have not changed;
-    need_start=True (make train) refuses a start_from recipe that has no completed run yet, as an error."""
+    need_start=True (make train) refuses a start_from recipe that has no completed run yet, as an error;
+    before_heavy (make train's own cheap refusals, raising UserError) runs once the cheap checks passed."""
     try:
         recipe = load_recipe(name)
         device = target_device(recipe, device)
@@ -78,6 +81,8 @@ def preflight(
     cheap = [*head, *model, *meta, *config, *keys, *data, *prefs, *tail]
     if errors_of(cheap):
         return Preflight(r, cheap, stopped=True)
+    if before_heavy is not None:
+        before_heavy()
     model = check_buildable(r) or model  # transformers cannot build it: that error replaces the facts line
     meta += check_meta(r, counted=True)
 
@@ -98,9 +103,13 @@ def preflight(
 
 
 def run_checks(
-    name: str, args: str | dict | None = None, device: str | None = None, need_start: bool | None = None
+    name: str,
+    args: str | dict | None = None,
+    device: str | None = None,
+    need_start: bool | None = None,
+    before_heavy: Callable[[], None] | None = None,
 ) -> tuple[Resolved | None, list[Finding]]:
-    done = preflight(name, args, device, need_start=need_start)
+    done = preflight(name, args, device, need_start=need_start, before_heavy=before_heavy)
     return done.resolved, done.findings
 
 
