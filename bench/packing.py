@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from core import stdio_restore
 from core.paths import REPO
 from core.settings import DEFAULT_RECIPE
 from core.yamlio import dump
@@ -37,6 +38,7 @@ def padded_share(lengths, micro_batch: int) -> float:
     return real / slots if slots else 0.0
 
 
+@stdio_restore.restored()  # axolotl's load_cfg and numba rewire stdio and logging in this process
 def measure(folder: Path = BRIE, sequence_len: int = 2048, micro_batch: int = 2, work: Path | None = None) -> dict:
     files = [folder / f for f in FILES]
     missing = [str(f) for f in files if not f.is_file()]

@@ -14,6 +14,8 @@ HYGIENE = {
     "TOKENIZERS_PARALLELISM": "false",
     "WANDB_MODE": "disabled",
     "DO_NOT_TRACK": "1",
+    # ORPO and SimPO make axolotl import trl.experimental, which warns about it in every run
+    "TRL_EXPERIMENTAL_SILENCE": "1",
 }
 OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 
@@ -27,8 +29,8 @@ def child_env(offline: bool = False, extra: Mapping[str, str] | None = None, tra
             continue
         env.setdefault(key, value)
     env["AXOLOTL_DO_NOT_TRACK"] = "1"
-    # the repo's axolotl plugins (launch.seed_plugin, launch.rank_plugin) must import in the child: axolotl logs a
-    # plugin that fails to import and trains without it. `make` exports PYTHONPATH; `python -m` and tests do not.
+    # the repo's axolotl plugins (launch.seed_plugin, launch.rank_plugin, launch.telemetry_plugin) must import in the
+    # child: axolotl up to 0.20 logs a plugin that fails to import and trains without it (0.21 stops). `make` exports PYTHONPATH; `python -m` and tests do not.
     paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     if str(REPO) not in paths:
         env["PYTHONPATH"] = os.pathsep.join([str(REPO), *paths])

@@ -36,6 +36,7 @@ from core.sections import (
     Record,
 )
 from core.sections import PushedRepo as PushedRepo
+from core.sections import TrainTelemetry as TrainTelemetry
 
 SCHEMA_VERSION = 2
 MANIFEST = "manifest.json"
@@ -156,6 +157,7 @@ class TrainSection(Record):
     final_checkpoint: FinalCheckpoint | None = None
     start_from: StartFrom | None = None
     preference: PreferenceRecord | None = None
+    telemetry: TrainTelemetry | None = None  # tokens/s, peak memory and MFU the run measured, beside the plan
 
 
 class ResumeRecord(Record):

@@ -1,7 +1,8 @@
 """`make chat` driven through a pseudo-terminal, as a person uses it: scripted turns, the reply seen arriving in
 pieces (streaming), /prompt equal to transformers' apply_chat_template for the conversation so far (the model's
 own chat template, system prompt included), /save writing the transcript, Ctrl-C stopping a reply and then
-leaving cleanly. Once on a GGUF (llama.cpp) and once on the HF model (base + the default run's adapter)."""
+leaving cleanly. Once on a GGUF (llama.cpp) and once on the HF model (base + the default run's adapter).
+tests/test_chat_exit.py puts the Ctrl-C at its dangerous moments."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import json
 import os
 import pty
 import select
+import signal
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -21,13 +24,15 @@ PROMPT = "you> "
 
 
 class Terminal:
-    """A CLI on a pseudo-terminal; output kept as (arrival time, bytes) reads."""
+    """A CLI on a pseudo-terminal; output kept as (arrival time, bytes) reads. `python` is what follows
+    `python -X faulthandler` (default: the chat with `args`)."""
 
-    def __init__(self, args: list[str], env: dict):
+    def __init__(self, args: list[str], env: dict, python: list[str] | None = None):
         self.pid, self.fd = pty.fork()
         if self.pid == 0:  # the child: the chat, with the pty as its terminal
             os.chdir(REPO)
-            os.execve(sys.executable, [sys.executable, "-m", "tools.serve.chat", *args], env)
+            argv = python or ["-m", "tools.serve.chat", *args]
+            os.execve(sys.executable, [sys.executable, "-X", "faulthandler", *argv], env)
         self.reads: list[bytes] = []
 
     def text(self, start: int = 0) -> str:
@@ -67,8 +72,19 @@ class Terminal:
                     self.reads.append(os.read(self.fd, 4096))
             except OSError:
                 time.sleep(0.2)
-        os.kill(self.pid, 9)
-        raise AssertionError(f"still running: {self.text()[-2000:]}")
+        os.kill(self.pid, signal.SIGABRT)  # faulthandler shows where each thread of the chat is
+        end, reaped = time.time() + 10, False
+        while time.time() < end and not reaped:
+            reaped = bool(os.waitpid(self.pid, os.WNOHANG)[0])
+            try:
+                if select.select([self.fd], [], [], 0.2)[0]:
+                    self.reads.append(os.read(self.fd, 65536))
+            except OSError:
+                time.sleep(0.2)
+        if not reaped:
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+        raise AssertionError(f"still running: {self.text()[-6000:]}")
 
 
 def reply_of(echo: str) -> str:
@@ -130,22 +146,24 @@ def smollm2_tokenizer():
     return AutoTokenizer.from_pretrained(smollm2_dir())
 
 
-@pytest.mark.slow
-def test_chat_on_a_gguf_through_a_terminal(smollm2_tokenizer, tmp_path):
+def smollm2_gguf() -> Path:
     from launch.recipe.local_models import gguf_file
     from launch.recipe.registry import load_recipe
 
-    gguf = gguf_file(load_recipe("smollm2-135m-cpu").meta.local_source)
-    env = {
-        **os.environ,
-        **OFFLINE,
-        "PYTHONPATH": str(REPO),
-        "OUTPUTS": str(tmp_path / "outputs"),
-        "TEMPERATURE": "0",
-        "MAX_NEW_TOKENS": "200",
-        "SYSTEM": "You answer in one short sentence.",
-    }
-    env.pop("RUN", None)
+    return gguf_file(load_recipe("smollm2-135m-cpu").meta.local_source)
+
+
+def gguf_env(tmp_path) -> tuple[str, dict]:
+    env = {**os.environ, **OFFLINE, "PYTHONPATH": str(REPO), "OUTPUTS": str(tmp_path / "outputs")}
+    for name in ("RUN", "SYSTEM", "GGUF"):
+        env.pop(name, None)
+    return str(smollm2_gguf()), env
+
+
+@pytest.mark.slow
+def test_chat_on_a_gguf_through_a_terminal(smollm2_tokenizer, tmp_path):
+    gguf, env = gguf_env(tmp_path)
+    env.update(TEMPERATURE="0", MAX_NEW_TOKENS="200", SYSTEM="You answer in one short sentence.")
     header, messages = chat_session(
         [f"--gguf={gguf}"], env, smollm2_tokenizer, tmp_path, "What is the capital of France?", "And of Italy?"
     )

@@ -1,5 +1,5 @@
-"""Disk: the preflight refuses a run whose checkpoints x save_total_limit + final + merged + GGUF exceed the free
-space under OUTPUTS, with the numbers; a disk that fills up mid-run ends in a clear message and a run that
+"""Disk: the preflight refuses a run whose checkpoints x save_total_limit + final weights exceed the free space
+under OUTPUTS, with the numbers, and warns when the merged model and GGUF files of later steps would not fit; a disk that fills up mid-run ends in a clear message and a run that
 resumes. ENOSPC is injected where a full disk hits the HF Trainer (torch.save of a checkpoint's optimizer
 state), through a sitecustomize on PYTHONPATH, so the real launcher, axolotl and trainer handle it."""
 
@@ -35,15 +35,32 @@ if _step:
 """
 
 
-def test_preflight_refuses_what_the_disk_cannot_hold(outputs, monkeypatch):
+def disk_findings(monkeypatch, free: int):
     usage = namedtuple("usage", "total used free")
-    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**12, 10**12 - 5 * 10**8, 5 * 10**8))
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**12, 10**12 - free, free))
     _, findings = run_checks(RECIPE)
-    [disk] = [f for f in findings if f.check == "disk" and f.level == "error"]
-    assert "needs 0.89 GB under OUTPUTS" in disk.message and "0.5 GB free" in disk.message
-    for part in ("checkpoints (4 kept at peak)", "final weights", "merged model", "GGUF f16 + Q8_0 + Q4_K_M"):
+    return [f for f in findings if f.check == "disk"]
+
+
+def test_preflight_refuses_what_training_cannot_write(outputs, monkeypatch):
+    [disk] = [f for f in disk_findings(monkeypatch, 2 * 10**7) if f.level == "error"]
+    assert "training needs 0.13 GB under OUTPUTS" in disk.message and "0.0 GB free" in disk.message
+    for part in ("checkpoints (4 kept at peak)", "final weights"):
         assert part in disk.message
+    assert "merged model" not in disk.message
     assert disk.where.key == "save_total_limit" and "OUTPUTS" in disk.hint
+
+
+def test_room_for_training_but_not_for_the_exports_warns(outputs, monkeypatch):
+    """make train is not refused for what make merge / make gguf write later (an 8B on a 64 GB disk)."""
+    found = disk_findings(monkeypatch, 5 * 10**8)
+    assert [f.level for f in found] == ["ok", "warning"], found
+    ok, warning = found
+    assert "training needs 0.13 GB" in ok.message
+    assert "make merge and make gguf need 0.76 GB more" in warning.message
+    for part in ("merged model", "GGUF f16 + Q8_0 + Q4_K_M"):
+        assert part in warning.message
+    assert [f.level for f in disk_findings(monkeypatch, 10**10)] == ["ok"]
 
 
 def tiny_run_args(tiny) -> str:

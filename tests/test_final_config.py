@@ -55,7 +55,13 @@ def test_the_final_cpu_config_is_valid(name, strategy):
 
 def test_the_validator_does_reject_a_broken_final_config():
     config, _, gpus = final("qwen25-3b-instruct-brie", "gpu", "zero3")
-    config["fsdp"] = ["full_shard", "auto_wrap"]  # two sharding systems at once
+    from axolotl.utils.schemas.config import AxolotlInputConfig
+
+    # two sharding systems at once; axolotl 0.20 dropped the top-level `fsdp` list for `fsdp_config`
+    if "fsdp" in AxolotlInputConfig.model_fields:
+        config["fsdp"] = ["full_shard", "auto_wrap"]
+    else:
+        config["fsdp_config"] = {"fsdp_version": 2, "reshard_after_forward": True}
     with pytest.raises(Exception) as err:
         schema.validate(config, "gpu", "H100", gpus)
     assert "deepspeed" in str(err.value).lower() and "fsdp" in str(err.value).lower()

@@ -1,6 +1,6 @@
 """Preflight: what a run, its merge and its GGUF files write under OUTPUTS, and the base model download under
 HF_HOME, against the free space there (the plan's formula, launch/preflight/estimate.py), on the machine that
-trains. A GPU run checked where it will not train (a GPU recipe on a laptop with no CUDA) reports instead the
+trains: what training writes refuses the run, what make merge and make gguf write later only warns. A GPU run checked where it will not train (a GPU recipe on a laptop with no CUDA) reports instead the
 volume `make plan` / `make runpod-up` will ask RunPod for (VOLUME_GB= when given); the check runs again where it
 trains. A model whose size is not known here (no facts, no meta.params_b) needs an unknown amount, never 0: a
 warning naming the command that fetches the facts (make plan and make runpod-up refuse until they are here)."""
@@ -92,10 +92,16 @@ def check_disk(r: Resolved, here: bool | None = None) -> list[Finding]:
     parts, download = sized
     if not (trains_here(r) if here is None else here):
         return [volume_finding(r, parts, download, s.volume_gb)]
-    need = sum(parts.values()) * 1e9
+    from launch.preflight.estimate import is_export
+
+    # make train must not be refused for what later steps write: the training's own parts are the error, a disk
+    # too small for the merged model and GGUF files is a warning (the pod sizes its volume for both: volume_finding)
+    train = {k: v for k, v in parts.items() if not is_export(k)}
+    export = {k: v for k, v in parts.items() if is_export(k)}
+    need, later = sum(train.values()) * 1e9, sum(export.values()) * 1e9
     free, probe = free_bytes(s.outputs)
-    detail = ", ".join(f"{k} {v:.2f}" for k, v in parts.items())
-    msg = f"needs {need / 1e9:.2f} GB under OUTPUTS ({detail}); {free / 1e9:.1f} GB free at {probe}"
+    detail = ", ".join(f"{k} {v:.2f}" for k, v in train.items())
+    msg = f"training needs {need / 1e9:.2f} GB under OUTPUTS ({detail}); {free / 1e9:.1f} GB free at {probe}"
     out = []
     if need > free:
         out.append(
@@ -109,6 +115,18 @@ def check_disk(r: Resolved, here: bool | None = None) -> list[Finding]:
         )
     else:
         out.append(Finding("ok", "disk", msg))
+    if export and need + later > free:
+        out.append(
+            Finding(
+                "warning",
+                "disk",
+                f"make merge and make gguf need {later / 1e9:.2f} GB more ("
+                + ", ".join(f"{k} {v:.2f}" for k, v in export.items())
+                + f"): {(need + later) / 1e9:.2f} GB in all, {free / 1e9:.1f} GB free at {probe}",
+                None,
+                "free space before make merge / make gguf, or set OUTPUTS to a bigger volume",
+            )
+        )
     if download:
         hf_free, hf_probe = free_bytes(s.hf_home)
         dl = f"base model download {download:.1f} GB; {hf_free / 1e9:.1f} GB free at {hf_probe} (HF_HOME)"

@@ -1,9 +1,9 @@
-"""Preflight of a preference config (rl: dpo, ipo, simpo, orpo, kto): what axolotl 0.19 / TRL would refuse or
+"""Preflight of a preference config (rl: dpo, ipo, simpo, orpo, kto): what axolotl / TRL would refuse or
 quietly get wrong, the reference model (stated, never guessed), and, with the tokenizer at hand, each dataset
 entry rendered through axolotl's own strategy (data/preference_render.py): the end of turn in BOTH chosen and
 rejected (or in KTO's completion) and prompt + side lengths against sequence_len.
 
-Defaults stated where they apply (TRL 1.9 / axolotl 0.19): beta 0.1 for DPO, IPO, KTO and SimPO (axolotl takes
+Defaults stated where they apply (TRL 1.9-1.14 / axolotl 0.19-0.21): beta 0.1 for DPO, IPO, KTO and SimPO (axolotl takes
 trl.beta, then rl_beta; ORPO's lambda is orpo_alpha, default 0.1); SimPO needs simpo_gamma; KTO needs two
 completions per batch and remove_unused_columns: false; sample packing is refused for every rl: method.
 """

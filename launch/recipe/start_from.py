@@ -2,7 +2,7 @@
 through that run's manifest, never a guessed checkpoint: which weights become this run's base model (its
 verified merge, or a full fine-tune's final folder) and, with `prefs: true`, which preference pairs it trains on.
 
-Why merge rather than load the adapter: axolotl 0.19 ignores lora_model_dir for rl: dpo/ipo/kto (a fresh
+Why merge rather than load the adapter: axolotl (0.19 to 0.21) ignores lora_model_dir for rl: dpo/ipo/kto (a fresh
 LoRA is made), and with LoRA the reference model is the adapter-disabled policy. On the merged SFT model
 both come out right: a new adapter on top of the SFT weights, and the SFT model itself as the reference,
 with no second copy in memory.

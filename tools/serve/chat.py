@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from core.paths import outputs_dir
 from tools.serve import defaults, gguf_info
 from tools.serve.defaults import ChatDefaults
 from tools.serve.engines import ContextFull, GgufEngine, HfEngine
+from tools.serve.terminal import read_line
 
 HELP = "/reset new conversation · /save [file] · /prompt the last reply's input · /quit (Ctrl-C stops a reply)"
 
@@ -80,47 +82,49 @@ class Chat:
         return True
 
     def turn(self, text: str) -> None:
-        self.messages.append({"role": "user", "content": text})
-        self.last_prompt = self.engine.prompt(self.messages)
-        self.say("model> ", end="")
-        pieces: list[str] = []
+        """One exchange. Ctrl-C anywhere in it, the instant the reply ends included, stops it: the conversation is
+        left as it was before the turn, and the reply's generator is closed before the next prompt."""
+        before = list(self.messages)
         try:
-            for piece in self.engine.stream(self.messages, self.d):
-                pieces.append(piece)
-                self.say(piece, end="")
+            self.messages.append({"role": "user", "content": text})
+            self.last_prompt = self.engine.prompt(self.messages)
+            self.say("model> ", end="")
+            pieces: list[str] = []
+            with closing(self.engine.stream(self.messages, self.d)) as stream:
+                for piece in stream:
+                    pieces.append(piece)
+                    self.say(piece, end="")
+            self.say()
+            self.messages.append({"role": "assistant", "content": "".join(pieces)})
+            if self.engine.finish == "length":
+                self.say(
+                    f"[cut at MAX_NEW_TOKENS={self.d.max_new_tokens} before the end of turn "
+                    f"({self.engine.end_of_turn or 'eos'}); MAX_NEW_TOKENS=<n> allows longer replies]"
+                )
         except KeyboardInterrupt:
-            self.messages.pop()
+            self.messages = before
             self.say(" [stopped: the reply is not kept]")
-            return
         except ContextFull as exc:
-            self.messages.pop()
+            self.messages = before
             self.say(f"[{exc}: /reset starts a new conversation]")
-            return
-        self.say()
-        self.messages.append({"role": "assistant", "content": "".join(pieces)})
-        if self.engine.finish == "length":
-            self.say(
-                f"[cut at MAX_NEW_TOKENS={self.d.max_new_tokens} before the end of turn "
-                f"({self.engine.end_of_turn or 'eos'}); MAX_NEW_TOKENS=<n> allows longer replies]"
-            )
 
-    def loop(self, read=input) -> None:
+    def loop(self, read=read_line) -> None:
+        """Until /quit, Ctrl-D or Ctrl-C at the prompt; a Ctrl-C that comes while a stopped reply is still being
+        put away (a second one, pressed quickly) leaves too."""
         self.header()
-        while True:
-            try:
-                line = read("you> ")
-            except (EOFError, KeyboardInterrupt):
-                self.say("\nbye")
-                return
-            line = line.strip()
-            if not line:
-                continue
-            if line.startswith("/"):
-                if not self.command(line):
-                    self.say("bye")
-                    return
-                continue
-            self.turn(line)
+        try:
+            while True:
+                line = read("you> ").strip()
+                if not line:
+                    continue
+                if line.startswith("/"):
+                    if not self.command(line):
+                        self.say("bye")
+                        return
+                    continue
+                self.turn(line)
+        except (EOFError, KeyboardInterrupt):
+            self.say("\nbye")
 
 
 def open_engine(run: Path | None, gguf: str | None, adapter: bool):
@@ -154,6 +158,12 @@ def main(argv: list[str] | None = None) -> int:
         d = defaults.resolve(
             run, s, system=ns.system, temperature=ns.temperature, top_p=ns.top_p, max_new_tokens=ns.max_new_tokens
         )
+        if d.max_new_tokens < 1:  # transformers refuses 0; llama.cpp reads it as "until the context is full"
+            raise UserError(
+                f"at most {d.max_new_tokens} new tokens: a reply needs at least one",
+                Where(key="MAX_NEW_TOKENS"),
+                "MAX_NEW_TOKENS=<n> (or --max-new-tokens) with n >= 1",
+            )
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         save_to = (
             Path(ns.save) if ns.save else (run / "chats" if run else outputs_dir() / "chats") / f"chat-{stamp}.jsonl"

@@ -29,7 +29,7 @@ class ContextFull(Exception):
 
 class GgufEngine:
     def __init__(self, path: Path, n_ctx: int = N_CTX):
-        info = gguf_info.read(path)  # a missing or damaged file is refused before llama.cpp loads
+        info = gguf_info.read(path)  # a damaged file or one without a template is refused before llama.cpp loads
         template = gguf_info.require_template(info)
         from llama_cpp import Llama
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -126,6 +126,7 @@ class HfEngine:
         self.stop_ids = sorted(i for i in ids if i is not None)
         self.finish: str | None = None
         self._stop = threading.Event()
+        self._worker: threading.Thread | None = None
 
     def prompt(self, messages: list[dict]) -> str:
         return self.tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
@@ -152,25 +153,34 @@ class HfEngine:
         result: dict = {}
 
         def run() -> None:
-            result["out"] = self.model.generate(
-                **ids,
-                **sampling,
-                max_new_tokens=d.max_new_tokens,
-                eos_token_id=self.stop_ids,
-                pad_token_id=self.tok.pad_token_id if self.tok.pad_token_id is not None else self.stop_ids[0],
-                streamer=streamer,
-                stopping_criteria=StoppingCriteriaList([Interrupted()]),
-            )
+            try:
+                result["out"] = self.model.generate(
+                    **ids,
+                    **sampling,
+                    max_new_tokens=d.max_new_tokens,
+                    eos_token_id=self.stop_ids,
+                    pad_token_id=self.tok.pad_token_id if self.tok.pad_token_id is not None else self.stop_ids[0],
+                    streamer=streamer,
+                    stopping_criteria=StoppingCriteriaList([Interrupted()]),
+                )
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the chat's thread below
+                result["error"] = exc
+                streamer.end()  # the reader waits for the streamer's end: without it the chat would wait forever
 
-        worker = threading.Thread(target=run, daemon=True)
+        self._worker = worker = threading.Thread(target=run, daemon=True)
         worker.start()
         try:
             yield from streamer
         finally:
             stop.set()  # Ctrl-C while streaming: generation stops at the next token
             worker.join()
-        new = result["out"][0][ids["input_ids"].shape[1] :].tolist() if "out" in result else []
+        if "error" in result:
+            raise result["error"]
+        new = result["out"][0][ids["input_ids"].shape[1] :].tolist()
         self.finish = "stop" if new and new[-1] in self.stop_ids else "length"
 
     def close(self) -> None:
-        pass
+        """No generation outlives the chat: a daemon thread still inside torch when Python exits can crash it."""
+        self._stop.set()
+        if self._worker is not None:
+            self._worker.join()
