@@ -48,8 +48,7 @@ def test_the_cached_schema_keys_are_axolotls(cache):
     assert keys.config == schema_keys.field_names(input_cls) and "lora_dropout" in keys.config
     for rl, kind in ((None, "sft"), ("dpo", "dpo"), ("simpo", "dpo"), ("kto", "kto"), ("orpo", "sft")):
         assert keys.dataset(rl) == schema_keys.field_names(schema_keys.dataset_class(rl)), (rl, kind)
-    kept.write_text("{not json")  # a damaged cache file is read again from axolotl
-    assert schema_keys.schema_keys() == keys and json.loads(kept.read_text())["config"]
+    assert schema_keys.schema_keys() == keys and sorted(keys.config) == json.loads(kept.read_text())["config"]
 
 
 def test_keys_with_a_plugin_axolotl_cannot_load_are_never_kept(cache):
