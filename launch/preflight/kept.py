@@ -22,6 +22,7 @@ from launch.preflight.findings import Finding
 from launch.recipe import facts
 
 LIBRARIES = ("axolotl", "transformers", "tokenizers", "torch", "peft", "trl", "datasets", "jinja2", "pydantic")
+KEEP = 500  # findings files kept (a few kB each)
 CODE = ("core", "data", "launch/preflight", "launch/recipe")  # what the checks run (and the tables they read)
 Results = dict[str, list[Finding]]
 
@@ -95,4 +96,17 @@ def findings(r: Any, run: Callable[[], Results], force: bool = False) -> tuple[R
     results = run()
     if path is not None:
         atomic.write_json(path, {name: [_to_json(f) for f in found] for name, found in results.items()})
+        _prune(path.parent)
     return results, None
+
+
+def _prune(folder: Path) -> None:
+    """Keep the newest KEEP files: every config checked once (a test's temp recipe too) leaves one."""
+    aged = []
+    for path in folder.glob("*.json"):
+        try:
+            aged.append((path.stat().st_mtime, path))
+        except FileNotFoundError:  # pruned by another command at the same time
+            continue
+    for _, old in sorted(aged, reverse=True)[KEEP:]:
+        old.unlink(missing_ok=True)
