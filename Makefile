@@ -21,11 +21,16 @@ setup: ## build .venv with the pinned dependency set (idempotent; the other targ
 train: setup ## train RECIPE (default: the embedded CPU recipe smollm2-135m-cpu) into outputs/runs/
 	@$(PY) -m launch.train $(RECIPE)
 
-test: setup lint ## the lint gate, then every test (unit + end-to-end on CPU)
-	@$(PY) -m pytest tests
+# TEST_WORKERS pytest-xdist processes, a test file per worker at a time (module fixtures built once); runs the
+# whole session shares (trained once, tests/shared_runs.py). TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 2
+PYTEST_PARALLEL = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 
-test-fast: setup lint ## the lint gate, then only the fast tests (no training)
-	@$(PY) -m pytest tests -m "not slow"
+test: setup lint ## the lint gate, then every test (unit + end-to-end on CPU); prints the 25 slowest
+	@$(PY) -m pytest tests $(PYTEST_PARALLEL) --durations=25
+
+test-fast: setup lint ## the lint gate, then only the fast tests (no training): the edit loop
+	@$(PY) -m pytest tests -m "not slow" $(PYTEST_PARALLEL) --durations=10
 
 lint: setup ## ruff check + ruff format --check (rules in pyproject.toml); `ruff format .` fixes the format
 	@$(PY) -m ruff check .

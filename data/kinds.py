@@ -205,11 +205,12 @@ def known_type(name: str) -> bool:
     """Whether axolotl has a prompt strategy of this name: a prompt_strategies module (`mod` or `mod.load_x`), or
     one of its built-in handlers (alpaca, jeopardy, ...)."""
     import importlib.util
+    from pathlib import Path
 
     module = name.split(":")[0].split(".")[0]
     if module in BUILTIN_HANDLERS:
         return True
-    try:
-        return importlib.util.find_spec(f"axolotl.prompt_strategies.{module}") is not None
-    except (ImportError, ValueError):
-        return False
+    # looked up as files: finding the submodule's spec would import axolotl.prompt_strategies (torch, transformers)
+    spec = importlib.util.find_spec("axolotl")
+    roots = [Path(p) / "prompt_strategies" for p in (spec.submodule_search_locations or [])] if spec else []
+    return bool(module) and any((d / f"{module}.py").is_file() or (d / module / "__init__.py").is_file() for d in roots)

@@ -9,6 +9,7 @@ report (eval/study) is built from the same tables and plots."""
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 from typing import Any
@@ -379,7 +380,9 @@ def build() -> dict[str, Any]:
     return {"runs": len(rows), "folder": str(folder), "images": images}
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)
+
     def body() -> None:
         result = build()
         print((Path(result["folder"]) / "leaderboard.md").read_text())

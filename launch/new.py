@@ -18,6 +18,7 @@ from core.errors import UserError, Where
 from core.paths import FRAGMENTS, RECIPES, repo_relative
 from core.yamlio import dump
 from data import sources
+from data.entries import dataset_file
 from launch.recipe import architecture, facts
 from launch.recipe.turns import terminator
 
@@ -91,10 +92,11 @@ def lora_targets(model: str) -> list[str]:
 
 
 def build(name: str, model: str, data: str, method: str, val: str | None, template: str | None) -> dict[str, Any]:
-    from transformers import AutoTokenizer
-
     if method not in METHODS:
         raise UserError(f"METHOD must be one of {', '.join(METHODS)}, not '{method}'", Where(key="METHOD"))
+    for key, path in (("DATA", data), ("HELDOUT", val)):
+        if path and sources.is_local({"path": path}) and not dataset_file({"path": path}).is_file():
+            raise UserError("dataset file not found", Where(dataset_file({"path": path}), key=key))
     f = facts.get(model, fetch_if_missing=True)
     if f is None or f.folder is None:
         raise UserError(
@@ -104,6 +106,8 @@ def build(name: str, model: str, data: str, method: str, val: str | None, templa
     entry = dataset_entry(data, rows)
     recipe: dict[str, Any] = {"base_model": model}
     if entry["type"] == "chat_template":
+        from transformers import AutoTokenizer
+
         tokenizer = AutoTokenizer.from_pretrained(f.folder)
         if template is None and not tokenizer.chat_template:
             raise UserError(
@@ -138,11 +142,15 @@ def suggest(recipe: dict[str, Any], model: str) -> tuple[str, int]:
     return suggest_gpu(estimate.model_facts(recipe, model), recipe)
 
 
-def write(path: Path, recipe: dict[str, Any], method: str, argv: str, force: bool) -> None:
+def refuse_existing(path: Path, force: bool) -> None:
     if path.exists() and not force:
         raise UserError(
             "the recipe exists already", Where(path), "choose another RECIPE= name, or FORCE=1 to replace it"
         )
+
+
+def write(path: Path, recipe: dict[str, Any], method: str, argv: str, force: bool) -> None:
+    refuse_existing(path, force)
     fragments = [FRAGMENTS / "base.yaml", FRAGMENTS / "method" / f"{method}.yaml"]
     recipe = {"extends": [os.path.relpath(f, path.parent.resolve()) for f in fragments], **recipe}
     header = (
@@ -171,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         path = Path(s.out).expanduser() if s.out else RECIPES / f"{s.recipe}.yaml"
         method = s.method or "lora"
+        refuse_existing(path, s.force)  # before the model's files are read
         recipe = build(s.recipe, s.model, s.data, method, s.heldout, s.template)
         write(path, recipe, method, f"make new RECIPE={s.recipe} MODEL={s.model} DATA={s.data}", s.force)
         print(f"wrote {repo_relative(path)}; checking it:")

@@ -34,8 +34,9 @@ def find_unfinished(r: Resolved) -> Path | None:
     return None
 
 
-def resume_config(run: Path) -> tuple[Path, Manifest]:
-    """Point the run's config at its last complete checkpoint and record the resume; return (checkpoint, manifest)."""
+def resumable(run: Path) -> Path:
+    """The run's last complete checkpoint, or a UserError saying why the run cannot be resumed (checked before
+    the preflight's heavy checks, and again when the config is pointed at it)."""
     m = manifest.read(run)
     if m.train.status == "completed":
         raise UserError("this run already completed; nothing to resume", Where(run / manifest.MANIFEST))
@@ -46,6 +47,13 @@ def resume_config(run: Path) -> tuple[Path, Manifest]:
             Where(run / "output"),
             f"start afresh: make train RECIPE={m.train.recipe.name}",
         )
+    return ckpt
+
+
+def resume_config(run: Path) -> tuple[Path, Manifest]:
+    """Point the run's config at its last complete checkpoint and record the resume; return (checkpoint, manifest)."""
+    ckpt = resumable(run)
+    m = manifest.read(run)
     config = yaml.safe_load((run / "config.yaml").read_text())
     config["resume_from_checkpoint"] = str(ckpt)
     atomic.write_text(run / "config.yaml", dump(config))

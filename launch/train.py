@@ -17,7 +17,7 @@ from launch.execute import execute
 from launch.preflight import kernels
 from launch.preflight.checks import errors_of, run_checks
 from launch.recipe.resolve import resolve
-from launch.resume import find_unfinished, resume
+from launch.resume import find_unfinished, resumable, resume
 from launch.start import start
 from launch.worker import train_worker
 
@@ -42,7 +42,13 @@ def train(
         recipe = recorded.recipe.name if not rundir.is_recipe_file(recipe) else recipe
         args = args if args is not None else (recorded.overrides or None)
     require_cuda(s, recipe, args)
-    findings = run_checks(recipe, args)[1]
+
+    def before_heavy() -> None:  # what else is refused cheaply: after the preflight's cheap checks, before its heavy
+        refuse_launch_settings(recipe, args, s)
+        if run_dir:
+            resumable(rundir.resolve(run_dir))
+
+    findings = run_checks(recipe, args, need_start=True, before_heavy=before_heavy)[1]
     errors = errors_of(findings)
     for f in findings:  # what the preflight could not check, and where the run logs to, before training starts
         if f.level == "warning" or f.check == "tracking":
@@ -117,6 +123,16 @@ def require_cuda(s: Settings, recipe: str, args: str | dict | None) -> None:
         Where(key="DEVICE"),
         f"{cpu} (a CPU recipe such as smollm2-135m-cpu is sized for it), or train on a GPU: "
         f"make runpod-up RECIPE={recipe}",
+    )
+
+
+def refuse_launch_settings(recipe: str, args: str | dict | None, s: Settings) -> None:
+    """The topology and distributed strategy the settings ask for (NODES, STRATEGY, CPU_PROCS...), refused before
+    the preflight's heavy checks import axolotl."""
+    r = resolve(recipe, args=args)
+    topo = topology_mod.detect(r.device, s)
+    dist.choose_strategy(
+        dist.requested_strategy(r.meta.distributed, s), topo, r.meta.method, None, r.recipe.where("meta.distributed")
     )
 
 

@@ -191,18 +191,47 @@ def write_recipe(path: Path, body: str, base: str = "smollm2-135m-cpu") -> Path:
     return path
 
 
+def _make(target: str, env: dict[str, str], timeout: int = 1200) -> subprocess.CompletedProcess:
+    full = {**os.environ, **OFFLINE, **env}
+    for name in ("RECIPE", "RUN", "ARGS", "QUANTS"):
+        if name not in env:
+            full.pop(name, None)
+    proc = subprocess.run(["make", target], cwd=REPO, env=full, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"make {target}: " + proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
 @pytest.fixture(scope="session")
 def default_run(tmp_path_factory):
-    """`make train` of the embedded default, shortened: (run dir, make's stdout). Trained once per session."""
+    """`make train` of the embedded default, shortened: (run dir, make's stdout). Trained once per session (one
+    worker trains, the others wait: tests/shared_runs.py). Read-only: a test that writes into it takes copy_run."""
     from core.rundir import LATEST
+    from tests.shared_runs import once
 
-    outputs = tmp_path_factory.mktemp("default-outputs")
-    env = {**os.environ, **OFFLINE, "OUTPUTS": str(outputs), "ARGS": "--max_steps=3 --eval_steps=3 --save_steps=3"}
-    env.pop("RECIPE", None)
-    proc = subprocess.run(["make", "train"], cwd=REPO, env=env, capture_output=True, text=True, timeout=1200)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    pointer = outputs / "runs" / "smollm2-135m-cpu" / LATEST
-    return pointer.parent / pointer.read_text().strip(), proc.stdout
+    def build(folder: Path) -> dict:
+        proc = _make("train", {"OUTPUTS": str(folder), "ARGS": "--max_steps=3 --eval_steps=3 --save_steps=3"})
+        pointer = folder / "runs" / "smollm2-135m-cpu" / LATEST
+        return {"run": str(pointer.parent / pointer.read_text().strip()), "stdout": proc.stdout}
+
+    built = once(tmp_path_factory, "default-run", build)
+    return Path(built["run"]), built["stdout"]
+
+
+@pytest.fixture(scope="session")
+def default_built(default_run, tmp_path_factory):
+    """A copy of the default run after `make merge` and `make gguf QUANTS="Q8_0 Q4_K_M"`, as a user runs them:
+    (run dir, {"merge": stdout, "gguf": stdout}). Built once per session; read-only like default_run."""
+    from tests.shared_runs import copy_run, once
+
+    def build(folder: Path) -> dict:
+        run = copy_run(default_run[0], folder)
+        said = {}
+        for target, extra in (("merge", {}), ("gguf", {"QUANTS": "Q8_0 Q4_K_M"})):
+            said[target] = _make(target, {"OUTPUTS": str(folder), "RUN": str(run), **extra}).stdout
+        return {"run": str(run), "said": said}
+
+    built = once(tmp_path_factory, "default-built", build)
+    return Path(built["run"]), built["said"]
 
 
 SMOKE = (
@@ -213,25 +242,19 @@ SMOKE = (
 
 @pytest.fixture(scope="session")
 def family_run(tiny_model, tmp_path_factory):
-    """family_run(recipe, family, tokenizer) -> run dir of a 2-step train of `recipe` on a tiny model (cached)."""
+    """family_run(recipe, family, tokenizer) -> run dir of a 2-step train of `recipe` on a tiny model, trained once
+    per session (across workers: tests/shared_runs.py); read-only like default_run."""
     from launch.train import train
-
-    cache: dict[tuple, Path] = {}
+    from tests.shared_runs import once
 
     def get(recipe: str, family: str, tokenizer: str = "smollm2") -> Path:
-        key = (recipe, family, tokenizer)
-        if key not in cache:
-            outputs = tmp_path_factory.mktemp(f"outputs-{recipe}")
-            old = os.environ.get("OUTPUTS")
-            os.environ["OUTPUTS"] = str(outputs)
-            try:
-                cache[key] = train(recipe, f"--base_model={tiny_model(family, tokenizer)} {SMOKE}", force=True)
-            finally:
-                if old is None:
-                    os.environ.pop("OUTPUTS")
-                else:
-                    os.environ["OUTPUTS"] = old
-        return cache[key]
+        def build(folder: Path) -> dict:
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setenv("OUTPUTS", str(folder))
+                run = train(recipe, f"--base_model={tiny_model(family, tokenizer)} {SMOKE}", force=True)
+            return {"run": str(run)}
+
+        return Path(once(tmp_path_factory, f"family-{recipe}-{family}-{tokenizer}", build)["run"])
 
     return get
 

@@ -12,13 +12,14 @@ from core import manifest
 from core.errors import UserError
 from core.paths import REPO
 from eval.judge import run_judging
+from tests.shared_runs import copy_run
 
 SUITE = REPO / "eval" / "suites" / "brie.jsonl"
 
 
 @pytest.mark.slow
 def test_local_judge_both_orders(default_run, llama_server, monkeypatch, outputs):
-    run, _ = default_run
+    run = copy_run(default_run[0], outputs)  # judging writes into the run
     monkeypatch.setenv("JUDGE_URL", llama_server)
     section = run_judging(run, ["local"], SUITE, limit=4, concurrency=2, max_new_tokens=24)
     rows = [json.loads(line) for line in (run / "judge" / "local.jsonl").read_text().splitlines()]
@@ -40,9 +41,8 @@ def test_local_judge_both_orders(default_run, llama_server, monkeypatch, outputs
 
 @pytest.mark.slow
 def test_unreachable_judge_is_invalid_never_a_win(default_run, monkeypatch, outputs, tmp_path):
-    run, _ = default_run
+    run = copy_run(default_run[0], outputs)
     monkeypatch.setenv("JUDGE_URL", "http://127.0.0.1:9/v1")  # discard port: nothing listens
-    (run / "judge" / "local.jsonl").unlink(missing_ok=True)
     section = run_judging(run, ["local"], SUITE, limit=1, concurrency=2, max_new_tokens=24)
     s = section.judges["local"]
     assert s["invalid"] == 1 and s["wins"] == 0

@@ -11,12 +11,12 @@ import urllib.request
 import pytest
 
 from tests.conftest import run_cli
+from tests.shared_runs import copy_run
 
 
 @pytest.mark.slow
 def test_local_judge_without_url_is_served_and_stopped(default_run, tmp_path):
-    run, _ = default_run
-    (run / "judge" / "local.jsonl").unlink(missing_ok=True)
+    run = copy_run(default_run[0], tmp_path / "outputs")  # judging writes into the run
     env = {"OUTPUTS": str(run.parent.parent.parent), "JUDGE_URL": "", "RUN": str(run)}
     proc = run_cli("eval.judge", "--judges", "local", "--limit", "1", "--max-new-tokens", "8", env=env, timeout=900)
     said = proc.stdout + proc.stderr
@@ -29,7 +29,6 @@ def test_local_judge_without_url_is_served_and_stopped(default_run, tmp_path):
     assert (run / "judge" / "llama-server.log").is_file()
     with pytest.raises(OSError):
         urllib.request.urlopen(f"{url}/models", timeout=5)  # stopped
-    (run / "judge" / "local.jsonl").unlink()
 
 
 @pytest.mark.slow

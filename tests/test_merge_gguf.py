@@ -5,6 +5,7 @@ without leaving anything that looks complete."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,6 +15,7 @@ from core import manifest, rundir
 from core.errors import UserError
 from core.hashing import sha256_file
 from core.manifest import RecipeRef, TrainSection
+from tests.shared_runs import copy_run
 from tools.export import gguf, merge
 from tools.tiny_models import llama3_tokenizer_dir
 
@@ -42,9 +44,10 @@ def peft_vs_merged(run, cls_name: str = "AutoModelForCausalLM") -> float:
 
 
 @pytest.mark.slow
-def test_merge_default_recipe_adapter(default_run):
-    run, _ = default_run
-    section = merge.merge(run)
+def test_merge_default_recipe_adapter(default_built):
+    run, said = default_built  # `make merge` of the default run, as a user runs it
+    section = manifest.read(run).merge
+    assert f"next: make gguf RUN={run}" in said["merge"]
     assert section.lora_modules == 210 and section.changed_tensors >= 210
     assert section.chat_template and section.eos_token == "<|im_end|>"
     assert peft_vs_merged(run) < 1e-3
@@ -54,10 +57,10 @@ def test_merge_default_recipe_adapter(default_run):
 
 
 @pytest.mark.slow
-def test_merge_gemma3_conditional_generation_keeps_its_vision_tower(family_run, tiny_model):
-    run = family_run("gemma3-27b", "gemma3")
+def test_merge_gemma3_conditional_generation_keeps_its_vision_tower(family_run, tmp_path):
+    run = copy_run(family_run("gemma3-27b", "gemma3"), tmp_path / "outputs")  # the merge writes into the run
     merge.merge(run)
-    base_dir = tiny_model("gemma3", "smollm2")
+    base_dir = Path(manifest.read(run).train.base_model.path)
     with (
         safe_open(base_dir / "model.safetensors", "pt") as base,
         safe_open(run / "merged/model.safetensors", "pt") as out,
@@ -73,9 +76,10 @@ def test_merge_gemma3_conditional_generation_keeps_its_vision_tower(family_run, 
 
 
 @pytest.mark.slow
-def test_gguf_of_the_default_recipe(default_run):
-    run, _ = default_run
-    section = gguf.build(run, ["Q8_0", "Q4_K_M"])
+def test_gguf_of_the_default_recipe(default_built):
+    run, said = default_built  # `make gguf QUANTS="Q8_0 Q4_K_M"` after `make merge`, as a user runs them
+    section = manifest.read(run).gguf
+    assert "parity: pass" in said["gguf"]
     files = section.files
     assert section.parity == "pass" and set(files) == {"f16", "Q8_0", "Q4_K_M"}
     assert files["f16"].prompt_ids_match and files["f16"].agreement == 1.0
@@ -131,8 +135,8 @@ def test_merge_refuses_a_run_without_a_completed_adapter(outputs):
 
 
 @pytest.mark.slow
-def test_interrupted_merge_leaves_nothing_that_looks_complete(default_run, monkeypatch):
-    run, _ = default_run
+def test_interrupted_merge_leaves_nothing_that_looks_complete(default_run, monkeypatch, tmp_path):
+    run = copy_run(default_run[0], tmp_path / "outputs")
     before = manifest.read(run).merge
 
     def boom(*args, **kwargs):
@@ -171,3 +175,25 @@ def test_unrecognized_bpe_pretokenizer_gets_a_clear_message(tmp_path):
         gguf.export(merged, tmp_path / "gguf", "bpe", [])
     assert "tokenizer.json" in str(exc.value.where) and "original tokenizer" in exc.value.hint
     assert not (tmp_path / "gguf").exists()
+
+
+@pytest.mark.slow
+def test_parity_fails_an_f16_file_that_really_disagrees(default_built, tmp_path):
+    """Teacher-forced parity allows ties (TIE nats) and nothing more: one tensor of the f16 file zeroed makes the
+    GGUF choose other tokens, by margins far beyond a tie, and parity fails naming where."""
+    from gguf import GGUFReader
+
+    from tools.export import parity
+
+    run, _ = default_built
+    good = run / "gguf" / manifest.read(run).gguf.files["f16"].file
+    assert parity.compare(run / "merged", {"f16": good}, "f16")["verdict"] == "pass"
+    bad = tmp_path / good.name
+    bad.write_bytes(good.read_bytes())
+    t = next(t for t in GGUFReader(bad).tensors if t.name == "blk.0.attn_q.weight")
+    with open(bad, "r+b") as fh:
+        fh.seek(int(t.data_offset))
+        fh.write(bytes(int(t.n_bytes)))
+    report = parity.compare(run / "merged", {"f16": bad}, "f16")
+    assert report["verdict"] == "fail" and report["files"]["f16"]["prompt_ids_match"]
+    assert any("f16: prompt " in p and "nats below HF's" in p for p in report["problems"]), report["problems"]

@@ -6,7 +6,9 @@
   versions in the supported range; DEVICE=cpu, so no GPU is asked for), sets up in image mode (only what the image
   lacks is installed, nothing it holds moves);
 - the entrypoint trains the embedded recipe with the image's axolotl, merges, converts, pushes to the local Hub and
-  terminates its pod through the local RunPod server; no secret in any log.
+  terminates its pod through the local RunPod server, with fake HF, RunPod, OpenAI, Anthropic, Gemini and W&B keys
+  in its environment: none of them in any file the pod wrote (the volume, the Hub's received files) or any output
+  (tests/test_secrets.py's scanner).
 """
 
 from __future__ import annotations
@@ -25,9 +27,10 @@ from tests import pod_image
 from tests.conftest import OFFLINE, SMOKE, git
 from tests.hub_server import LocalHub
 from tests.runpod_server import RunPodServer
+from tests.test_secrets import FAKE, files_under, leaks
 
-KEY = "rp-fake-key-for-tests-only-0000"
-HF_TOKEN = "hf_fake-token-for-tests-only-0123-4567"
+KEY = FAKE["RUNPOD_API_KEY"]
+HF_TOKEN = FAKE["HF_TOKEN"]
 POD = "podstart1"
 
 
@@ -53,6 +56,7 @@ def source_remote(root) -> tuple[str, str]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # builds an image environment and runs a pod's whole pipeline (minutes on a busy box)
 def test_a_pod_on_an_image_with_another_axolotl_sets_up_trains_pushes_and_terminates(tmp_path):
     python = pod_image.build(tmp_path / "image")
     held = pod_image.versions(python)
@@ -65,6 +69,7 @@ def test_a_pod_on_an_image_with_another_axolotl_sets_up_trains_pushes_and_termin
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("AFFINAGE_", "VIRTUAL_ENV"))},
             **OFFLINE,
+            **FAKE,
             "PATH": f"{python.parent}{os.pathsep}{os.environ['PATH']}",
             "AFFINAGE_DIR": str(tmp_path / "opt" / "affinage"),
             "AFFINAGE_PYTHON": str(python),
@@ -108,5 +113,11 @@ def test_a_pod_on_an_image_with_another_axolotl_sets_up_trains_pushes_and_termin
         steps = [line.split(" -m ")[1].split()[0] for line in log.splitlines() if line.startswith(f"$ {python} -m ")]
         assert steps == ["launch.train", "tools.export.merge", "tools.export.gguf", "tools.export.push"]
         assert f"pod {POD}: terminate requested" in log
-        for text in (log, proc.stdout, proc.stderr):
-            assert HF_TOKEN not in text and KEY not in text
+        received = tmp_path / "hub-received"
+        received.mkdir()
+        for i, data in enumerate(b for repo in hub.state.repos.values() for b in repo["files"].values()):
+            (received / f"file{i}").write_bytes(data)
+        sent = {f"runpod request {i}": r.get("query", "") for i, r in enumerate(server.state.requests)}
+        written = files_under(volume, received)
+        assert len(written) > 30 and any(p.name.endswith(".gguf") for p in written)
+        assert leaks(written, {"stdout": proc.stdout, "stderr": proc.stderr, **sent}) == []

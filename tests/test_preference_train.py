@@ -8,7 +8,6 @@ them on top of the run's merged weights."""
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 
@@ -92,14 +91,14 @@ def scripted_judge(run):
 
 
 @pytest.mark.slow
-def test_prefs_from_judged_generations_then_dpo_on_top_of_the_sft_run(default_run, outputs, tmp_path, monkeypatch):
+def test_prefs_from_judged_generations_then_dpo_on_top_of_the_sft_run(default_built, outputs, tmp_path, monkeypatch):
     from eval.judge import run_judging
     from eval.prefs import build
     from eval.prefs_split import split
     from launch.train import train
+    from tests.shared_runs import copy_run
 
-    sft = outputs / "runs" / "smollm2-135m-cpu" / default_run[0].name
-    shutil.copytree(default_run[0], sft)
+    sft = copy_run(default_built[0], outputs)  # the default SFT run, merged and converted (make merge, make gguf)
     rundir.mark_latest(sft)
     tags = ["[cand]", "[base]", "[first]", "[tie]"] * 2
     suite = tmp_path / "suite.jsonl"

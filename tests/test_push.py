@@ -10,7 +10,7 @@ from core import manifest, rundir
 from core.manifest import EvalResult, LmEvalSection
 from tests.conftest import run_cli
 from tests.hub_server import LocalHub
-from tools.export import gguf
+from tests.shared_runs import copy_run
 
 TOKEN = "hf_fake-token-for-tests-only-0123-4567"  # not token-shaped: no secret scanner should fire on it
 
@@ -32,10 +32,8 @@ def card(files: dict) -> tuple[dict, str]:
 
 
 @pytest.fixture
-def built_run(default_run):
-    run, _ = default_run
-    if manifest.read(run).gguf is None:
-        gguf.build(run, ["Q4_K_M"])
+def built_run(default_built, tmp_path):
+    run = copy_run(default_built[0], tmp_path / "outputs")  # a push writes its section into the run
     # the evaluation step's manifest section (its contract), so the card's model-index can be checked
     result = EvalResult(task="persona_holdout", backend="hf", metrics={"rouge1": 0.345, "bleu": 0.135})
     manifest.write_sections(run, lm_eval=LmEvalSection(results=[result]))

@@ -14,6 +14,7 @@ import yaml
 from core import manifest
 from core.errors import UserError
 from tests.conftest import run_cli
+from tests.shared_runs import copy_run
 from tools.export import cards, gguf, push, quality
 from tools.serve import gguf_info
 
@@ -21,11 +22,11 @@ QUANTS = ["Q8_0", "Q4_K_M"]
 
 
 @pytest.fixture(scope="module")
-def built(default_run):
-    run, _ = default_run
-    m = manifest.read(run)
-    have = m.gguf is not None and set(QUANTS) <= set(m.gguf.files) and m.gguf.quality is not None
-    section = m.gguf if have else gguf.build(run, QUANTS)
+def built(default_built):
+    """The default run after `make merge` and `make gguf QUANTS="Q8_0 Q4_K_M"` (shared, read-only)."""
+    run, _ = default_built
+    section = manifest.read(run).gguf
+    assert set(QUANTS) <= set(section.files) and section.quality is not None
     return run, section
 
 
@@ -98,7 +99,7 @@ def test_a_truncated_gguf_is_refused_with_a_clear_error(built, tmp_path):
 
 @pytest.mark.slow
 def test_ollama_modelfile_of_the_run_is_pushed_with_the_gguf_repo(built, tmp_path):
-    run, section = built
+    run, section = copy_run(built[0], tmp_path / "outputs"), built[1]  # make ollama writes beside the GGUFs
     proc = run_cli("tools.serve.ollama", f"--run={run}", env={"PATH": str(tmp_path)})  # no ollama on PATH
     assert proc.returncode == 0, proc.stderr
     text = (run / "gguf" / "Modelfile").read_text()

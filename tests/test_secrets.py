@@ -1,8 +1,9 @@
 """No credential leaks: with fake HF, RunPod, OpenAI, Anthropic, Gemini and W&B keys in the environment, run the
-default pipeline the way a pod does (train, merge, GGUF, push, stop the pod), lm-eval, the judge and the RunPod
-commands, then scan every file they wrote (run directory, logs, manifests, model cards, TensorBoard events,
-generation and judge caches, pod records and logs, the Hub's received files, anything new in the checkout or
-the model cache) and all captured output for any of the keys."""
+steps after training on a copy of the default run (merged and converted: push to the Hub, lm-eval, the judge) and
+the RunPod commands, then scan every file they wrote (run directory, logs, manifests, model cards, generation and
+judge caches, pod records, the Hub's received files, anything new in the checkout or the model cache) and all
+captured output for any of the keys. The pipeline a pod runs with the keys in its environment (train, merge,
+GGUF, push, stop the pod) is scanned the same way by tests/test_pod_start.py, with this file's scanner."""
 
 from __future__ import annotations
 
@@ -13,11 +14,11 @@ import pytest
 
 from core import manifest
 from core.paths import REPO, cache_dir
-from core.rundir import LATEST
 from tests.conftest import run_cli
 from tests.hub_server import LocalHub
 from tests.openai_server import OpenAIServer
 from tests.runpod_server import RunPodServer
+from tests.shared_runs import copy_run
 
 FAKE = {
     "HF_TOKEN": "hf_fake-token-for-tests-only-0123-4567",
@@ -65,10 +66,17 @@ def test_the_scanner_finds_a_planted_key(tmp_path):
 
 
 @pytest.mark.slow
-def test_no_key_in_any_file_or_output(tmp_path):
+def test_no_key_in_any_file_or_output(default_built, tmp_path):
     start = time.time() - 1
     volume = tmp_path / "volume"
-    base = {**FAKE, "OUTPUTS": str(volume), "HF_HOME": str(tmp_path / "hf"), "RUNPOD_BACKOFF_S": "0"}
+    run_dir = copy_run(default_built[0], volume)
+    base = {
+        **FAKE,
+        "OUTPUTS": str(volume),
+        "HF_HOME": str(tmp_path / "hf"),
+        "RUNPOD_BACKOFF_S": "0",
+        "RUN": str(run_dir),
+    }
     outputs: dict[str, str] = {}
 
     def run(label: str, module: str, *args: str, **env) -> None:
@@ -77,12 +85,6 @@ def test_no_key_in_any_file_or_output(tmp_path):
         assert proc.returncode == 0, f"{label}: " + proc.stdout[-3000:] + proc.stderr[-3000:]
 
     with RunPodServer() as rp, LocalHub() as hub, OpenAIServer() as judge:
-        rp.state.pods["podsecrets"] = {
-            "id": "podsecrets",
-            "name": "affinage-x",
-            "desiredStatus": "RUNNING",
-            "volumeInGb": 50,
-        }
         base.update(
             RUNPOD_API_BASE_URL=rp.url,
             HF_ENDPOINT=hub.endpoint,
@@ -90,15 +92,7 @@ def test_no_key_in_any_file_or_output(tmp_path):
             HF_HUB_OFFLINE="0",
             OPENAI_BASE_URL=judge.url,
         )
-        run(
-            "pod",
-            "launch.cloud.runpod.entrypoint",
-            RECIPE="smollm2-135m-cpu",
-            ARGS="--max_steps=3 --eval_steps=3 --save_steps=3",
-            PUSH_REPO="me/secret-scan",
-            QUANTS="Q8_0",
-            RUNPOD_POD_ID="podsecrets",
-        )
+        run("push", "tools.export.push", "--repo=me/secret-scan")
         run("lm-eval", "eval.lmeval", "--backends=hf,gguf", "--limit=2", "--max-gen-toks=8")
         run("judge", "eval.judge", "--judges=gpt-4o", "--limit=2", "--max-new-tokens=8")
         run(
@@ -108,22 +102,22 @@ def test_no_key_in_any_file_or_output(tmp_path):
             RECIPE="llama31-8b-instruct",
             GPU="H100",
             PUSH_REPO="me/x",
+            RUN="",
         )
-        run("runpod status", "launch.cloud.runpod.commands", "status")
-        run("runpod down", "launch.cloud.runpod.commands", "down", FORCE="1")
+        run("runpod status", "launch.cloud.runpod.commands", "status", RUN="")
+        run("runpod down", "launch.cloud.runpod.commands", "down", FORCE="1", RUN="")
         sent = [r["query"] for r in rp.state.requests]
         received = [b for repo in hub.state.repos.values() for b in repo["files"].values()]
         judge_auth = list(judge.auth)
 
-    run_dir = volume / "runs" / "smollm2-135m-cpu" / (volume / "runs" / "smollm2-135m-cpu" / LATEST).read_text().strip()
     m = manifest.read(run_dir)
     assert None not in (m.push, m.gguf, m.merge, m.lm_eval, m.judge) and m.judge.judges["gpt-4o"]["n"] == 2
     assert all(a == f"Bearer {FAKE['OPENAI_API_KEY']}" for a in judge_auth)  # the key was really in use
-    written = files_under(tmp_path) + files_under(REPO, cache_dir(), since=start)
+    assert set(hub.state.repos) == {"me/secret-scan", "me/secret-scan-merged", "me/secret-scan-GGUF"}
+    written = files_under(tmp_path, since=start) + files_under(REPO, cache_dir(), since=start)
     names = {p.name for p in written}
-    assert {"manifest.json", "config.yaml", "train.log", "podsecrets.log", "gpt-4o.jsonl", "report.md"} <= names
-    assert any(n.startswith("events.out.tfevents") for n in names) and any(n.endswith(".gguf") for n in names)
-    assert len(written) > 50
+    assert {"manifest.json", "gpt-4o.jsonl", "report.md", "generations.jsonl"} <= names
+    assert len(written) > 10
     texts = {**outputs, **{f"runpod request {i}": q for i, q in enumerate(sent)}}
     hub_files = tmp_path / "hub-received"
     hub_files.mkdir()

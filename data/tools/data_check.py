@@ -21,7 +21,6 @@ from core.paths import outputs_dir
 from data.formats import FORMATS, detect
 from data.preferences import FORMATS as PREFERENCE
 from data.sources import Row
-from data.stats import histogram, summarize, tokenize_rows
 from data.tools import preference_data
 from data.validate import checker, read_jsonl, validate_file
 
@@ -136,7 +135,7 @@ def run(
     if local and not path.is_file():
         raise UserError("dataset file not found", Where(path))
     if local and path.suffix.lower() == ".jsonl" and (pref := fmt or preference_data.detect_file(path)) in PREFERENCE:
-        return preference_data.check(path, pref, *recipe_tokenizer(recipe, args))
+        return preference_data.check(path, pref, lambda: recipe_tokenizer(recipe, args))
     if (
         local
         and path.suffix.lower() in (".jsonl", ".json")
@@ -162,10 +161,14 @@ def run(
     label = str(path) if local else f"{data} (split {split or 'train'}, first {count} rows)"
     print(f"{label}: {count} records, {len(problems)} unusable ({fmt})")
     result: dict[str, Any] = {"file": data, "format": fmt, "records": count, "problems": problems}
-    if recipe and fmt not in PREFERENCE:  # preference rows: validated above; per-side stats are for JSONL files
+    if recipe and fmt not in PREFERENCE and problems:  # the stats need the tokenizer: a bad file is refused first
+        print(preference_data.SKIPPED)
+    elif recipe and fmt not in PREFERENCE:  # preference rows: validated above; per-side stats are for JSONL files
         config, ds = recipe_dataset(recipe, path if local else data, fmt, args)
         if split:
             ds["split"] = split
+        from data.stats import histogram, summarize, tokenize_rows
+
         items = tokenize_rows(config, ds, rows if rows is not None else sources.local_rows(path))
         stats = summarize(
             items,

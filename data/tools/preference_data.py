@@ -7,6 +7,7 @@ is named and nothing is written)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from core.paths import outputs_dir
 from data import preferences as prefs
 from data.validate import read_jsonl
 
+SKIPPED = "token statistics: not computed until the unusable records are fixed"
 LENGTH_BIASED = 0.7  # chosen longer in more than this share of pairs (or less than 1 - it): a length lesson
 
 
@@ -60,8 +62,10 @@ def length_bias(share: float | None) -> str | None:
     )
 
 
-def check(path: Path, fmt: str, tokenizer: Any = None, name: str = "") -> dict[str, Any]:
-    """Validate and summarise; prints each bad row, the table of per-side figures and a length-bias warning."""
+def check(path: Path, fmt: str, tokenizer_of: Callable[[], tuple[Any, str]] | None = None) -> dict[str, Any]:
+    """Validate and summarise; prints each bad row, the table of per-side figures and a length-bias warning.
+    `tokenizer_of` loads (tokenizer, its folder) for token counts, only once every record is usable (loading a
+    tokenizer imports transformers: a bad file is refused first)."""
     items, problems = read_file(path, fmt)
     for p in problems:
         print(p)
@@ -74,6 +78,9 @@ def check(path: Path, fmt: str, tokenizer: Any = None, name: str = "") -> dict[s
         "problems": problems,
         "stats": {"characters": prefs.side_stats(only)},
     }
+    tokenizer, name = tokenizer_of() if tokenizer_of is not None and not problems else (None, "")
+    if tokenizer_of is not None and problems:
+        print(SKIPPED)
     if tokenizer is not None:
         count = lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])  # noqa: E731
         result["stats"]["tokens"] = prefs.side_stats(only, count)

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from core import cli, settings
-from launch.preflight.checks import run_checks
+from launch.preflight.checks import HEAVY, THROUGH_AXOLOTL, preflight
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,9 +17,15 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> int:
         s = settings.load()
-        _, findings = run_checks(ns.recipe or s.recipe_or_default, ns.args if ns.args is not None else s.args)
+        done = preflight(ns.recipe or s.recipe_or_default, ns.args if ns.args is not None else s.args, force=s.force)
+        findings = done.findings
         for f in findings:
             print(f)
+        if done.stopped:
+            print(f"not checked until the errors above are fixed: {HEAVY}")
+        if done.reused:  # a note on how the findings were had, not a finding: stderr
+            same = "findings of the same config, files and libraries"
+            print(f"{THROUGH_AXOLOTL}: {same}, from {done.reused} (FORCE=1 runs them again)", file=sys.stderr)
         errors = sum(f.level == "error" for f in findings)
         warnings = sum(f.level == "warning" for f in findings)
         print(f"{'FAILED' if errors else 'OK'}: {errors} errors, {warnings} warnings")

@@ -64,10 +64,12 @@ class Machine:
 
 
 def probe() -> Machine:
+    from launch.recipe.profiles import cuda_available
+
+    if not cuda_available():
+        return Machine(cuda=False)
     import torch
 
-    if not torch.cuda.is_available():
-        return Machine(cuda=False)
     gpus = tuple(
         (torch.cuda.get_device_name(i), tuple(torch.cuda.get_device_capability(i)))
         for i in range(torch.cuda.device_count())

@@ -50,7 +50,7 @@ def ensure_facts(r: Resolved) -> list[Finding]:
             "model",
             f"{r.hub_base_model}: {found.architecture} ({found.model_type}), files from {SOURCE_WORDS[found.source]}",
         )
-        return [buildable(r, base) or ok]
+        return [ok]
     if facts.online():
         try:
             got = facts.fetch(base)
@@ -83,9 +83,10 @@ def _no_facts(r: Resolved, base: str) -> Finding:
     )
 
 
-def check_meta(r: Resolved) -> list[Finding]:
+def check_meta(r: Resolved, counted: bool = False) -> list[Finding]:
     """A meta value that contradicts what is derived (launch/recipe/derive.py contradictions) is an error: the
-    plan, the cards, the table and the study would report the wrong model or method."""
+    plan, the cards, the table and the study would report the wrong model or method. counted=True: params_b
+    alone, against the parameters counted on the module tree (a heavy check)."""
     import copy
 
     from launch.recipe import derive
@@ -101,8 +102,19 @@ def check_meta(r: Resolved) -> list[Finding]:
             r.recipe.where(key),
             f"correct {key}, or remove it (it is derived)",
         )
-        for key, said, derived, source in derive.contradictions(r.stated or r.recipe.meta, config, base)
+        for key, said, derived, source in derive.contradictions(r.stated or r.recipe.meta, config, base, counted)
+        if not counted or key == "meta.params_b"
     ]
+
+
+def check_buildable(r: Resolved) -> list[Finding]:
+    """A model with files here: can transformers build it? (a heavy check: the module tree, launch/recipe/tree.py)"""
+    base = r.config["base_model"]
+    found = facts.find(base)
+    if found is None or found.folder is None:
+        return []
+    problem = buildable(r, base)
+    return [problem] if problem else []
 
 
 def buildable(r: Resolved, base: str) -> Finding | None:

@@ -86,7 +86,8 @@ def _config_problems(config: dict[str, Any]) -> list[tuple[str, str, str]]:
     return out
 
 
-def check_preference(r: Resolved) -> list[Finding]:
+def check_preference_config(r: Resolved) -> list[Finding]:
+    """What axolotl/TRL would refuse in the config, and the reference model (no tokenizer needed)."""
     rl = r.config.get("rl")
     if rl not in METHODS:
         return []
@@ -108,10 +109,16 @@ def check_preference(r: Resolved) -> list[Finding]:
                 f"make train RECIPE={spec.recipe}" + (", then make judge and make prefs on it" if spec.prefs else ""),
             )
         )
+    return out
+
+
+def check_preference_data(r: Resolved) -> list[Finding]:
+    """Each dataset entry rendered through axolotl's strategy with the tokenizer (a heavy check: axolotl)."""
+    if r.config.get("rl") not in METHODS:
+        return []
     source = r.tokenizer_source()
     if not source:
         return [
-            *out,
             Finding(
                 "warning",
                 "preference",
@@ -125,6 +132,7 @@ def check_preference(r: Resolved) -> list[Finding]:
 
     config = tokenizer_config(r.config, source)
     tokenizer = _tokenizer(config)
+    out = []
     for section, i, ds in dataset_entries(r.config):
         out += _entry(r, config, tokenizer, section, i, ds)
     return out

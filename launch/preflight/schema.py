@@ -7,9 +7,10 @@ import copy
 import difflib
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from launch.preflight.findings import Finding
+from launch.preflight.schema_keys import schema_keys
 
 # compute capability of the GPU types recipes suggest (validation needs one; the values are public specs)
 COMPUTE_CAPABILITY = {
@@ -24,35 +25,14 @@ COMPUTE_CAPABILITY = {
     "RTX5090": "sm_120",
     "A6000": "sm_86",
 }
-
-
-def _field_names(model: type[BaseModel]) -> set[str]:
-    names = set()
-    for name, field in model.model_fields.items():
-        names.add(name)
-        if field.alias:
-            names.add(field.alias)
-    return names
-
-
-def _config_classes(config: dict[str, Any]):
-    from axolotl.utils.config import prepare_plugins
-    from axolotl.utils.schemas.config import AxolotlConfigWCapabilities, AxolotlInputConfig
-
-    if config.get("plugins"):
-        from axolotl.utils.config import merge_input_args
-        from axolotl.utils.dict import DictDefault
-
-        prepare_plugins(DictDefault(copy.deepcopy(config)))
-        return merge_input_args()
-    return AxolotlConfigWCapabilities, AxolotlInputConfig
+UNCHECKED = "axolotl's schema is not checked on this machine"
 
 
 def unknown_keys(config: dict[str, Any]) -> list[tuple[str, list[str]]]:
-    """(dotted key, close matches) for every key axolotl's schema does not know (it drops them silently)."""
-    _, input_cls = _config_classes(config)
-    known = _field_names(input_cls)
-    ds_known = _field_names(dataset_class(config.get("rl")))
+    """(dotted key, close matches) for every key axolotl's schema does not know (it drops them silently); the
+    schema's key names come from the cache (launch/preflight/schema_keys.py), not from importing axolotl here."""
+    keys = schema_keys(config.get("plugins") or [])
+    known, ds_known = keys.config, keys.dataset(config.get("rl"))
     found = []
     for key in config:
         if key not in known:
@@ -64,14 +44,6 @@ def unknown_keys(config: dict[str, Any]) -> list[tuple[str, list[str]]]:
                     close = difflib.get_close_matches(key, sorted(ds_known), n=3, cutoff=0.75)
                     found.append((f"{section}[{i}].{key}", close))
     return found
-
-
-def dataset_class(rl: str | None) -> type[BaseModel]:
-    """The schema axolotl validates a dataset entry with: DPO's for dpo/ipo/simpo (it keeps only path, split,
-    type, data_files, revision and field_messages/chosen/rejected), KTO's for kto, SFT's otherwise (ORPO too)."""
-    from axolotl.utils.schemas.datasets import DPODataset, KTODataset, SFTDataset
-
-    return {"dpo": DPODataset, "ipo": DPODataset, "simpo": DPODataset, "kto": KTODataset}.get(str(rl), SFTDataset)
 
 
 def capabilities_for(device: str, gpu_type: str | None, gpus: int) -> tuple[dict, dict]:
@@ -119,19 +91,18 @@ def first_error(exc: Exception) -> tuple[str | None, str]:
     return None, str(exc)
 
 
-def check_schema(r) -> list[Finding]:
-    """Keys axolotl does not know (it drops them silently), then axolotl's own validate_config."""
+def check_keys(r) -> list[Finding]:
+    """Keys axolotl does not know (it drops them silently): a near miss of a known key is an error (a typo)."""
     findings = []
     try:
         unknown = unknown_keys(r.config)
-    except (ImportError, AttributeError) as exc:  # a plugin whose package is not installed here
+    except ImportError as exc:  # a plugin whose package is not installed here
         plugins = ", ".join(r.config.get("plugins") or [])
         return [
             Finding(
                 "warning",
                 "schema",
-                f"the config's plugins ({plugins}) cannot be loaded here ({exc}): axolotl's "
-                "schema is not checked on this machine",
+                f"the config's plugins ({plugins}) cannot be loaded here ({exc}): {UNCHECKED}",
                 r.recipe.where("plugins"),
                 "install the plugin's package, or check on the machine that will train",
             )
@@ -157,19 +128,25 @@ def check_schema(r) -> list[Finding]:
                     "remove it if it was meant for another tool",
                 )
             )
+    return findings
+
+
+def check_validate(r, keys: list[Finding]) -> list[Finding]:
+    """axolotl's own validate_config (imports axolotl: a heavy check); `keys` is what check_keys found (a config
+    whose plugins cannot be loaded is not validated here, and `accepted` is said only with every key known)."""
+    if any(f.message.endswith(UNCHECKED) for f in keys):
+        return []
     meta = r.meta
     try:
         validate(r.config, r.device, meta.gpu.type if meta.gpu else None, meta.gpu.count if meta.gpu else 1)
-        if not unknown:
-            findings.append(Finding("ok", "schema", "accepted by axolotl's validate_config"))
+        return [] if keys else [Finding("ok", "schema", "accepted by axolotl's validate_config")]
     except Exception as exc:  # noqa: BLE001 - axolotl raises ValueError and pydantic errors
         key, msg = first_error(exc)
-        findings.append(
+        return [
             Finding(
                 "error",
                 "schema",
                 f"axolotl rejects the config: {msg}",
                 r.recipe.where(key) if key else r.recipe.where(""),
             )
-        )
-    return findings
+        ]

@@ -7,12 +7,16 @@ must not touch), and the text sizes the estimator needs.
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata as md
+import json
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from core import atomic
 from core.errors import UserError, Where
 from launch.recipe import facts as model_facts
 
@@ -97,14 +101,40 @@ def _decoder_prefix(model, named: dict[int, str]) -> str:
 
 @lru_cache(maxsize=32)
 def tree(base_model: str) -> Tree:
-    import torch
-
+    """The module tree, kept in the cache folder per config.json and transformers version: building it imports
+    torch and transformers (seconds), reading it back does not."""
     f = model_facts.find(base_model)
     if f is None:
         raise UserError(
             f"no facts for base model '{base_model}' here (not a local folder, not in the HF cache)",
             hint=model_facts.fetch_hint(base_model),
         )
+    path = _tree_file(f)
+    if path.is_file():
+        try:
+            return _tree_from(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # a damaged cache file: built again
+    built = _build(f)
+    atomic.write_json(path, asdict(built))
+    return built
+
+
+def _tree_file(f: model_facts.ModelFacts) -> Path:
+    from core.paths import cache_dir
+
+    key = json.dumps([f.architecture, f.config, md.version("transformers")], sort_keys=True, default=str)
+    return cache_dir() / "trees" / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
+
+
+def _tree_from(data: dict[str, Any]) -> Tree:
+    linears = tuple(Linear(**lin) for lin in data["linears"])
+    return Tree(**{**data, "linears": linears, "towers": tuple(data["towers"])})
+
+
+def _build(f: model_facts.ModelFacts) -> Tree:
+    import torch
+
     config = _config(f)
     try:
         cls = _model_class(f.architecture)

@@ -75,9 +75,12 @@ def counted_params_b(base_model: str) -> float | None:
         return None  # the preflight reports a model it cannot build
 
 
-def contradictions(meta: Meta, config: dict[str, Any], base_model: str) -> list[tuple[str, Any, Any, str]]:
+def contradictions(
+    meta: Meta, config: dict[str, Any], base_model: str, counted: bool = True
+) -> list[tuple[str, Any, Any, str]]:
     """(meta key, what meta says, what is derived, where it is derived from) for every meta value that contradicts
-    the config (as the recipe writes it, before a device profile) or the model's own files."""
+    the config (as the recipe writes it, before a device profile) or the model's own files; counted=False leaves
+    out params_b (counting builds the module tree)."""
     out: list[tuple[str, Any, Any, str]] = []
     if meta.method is not None and meta.method != (method := method_of(config)):
         out.append(("meta.method", meta.method, method, "the adapter / load_in_* keys"))
@@ -89,7 +92,7 @@ def contradictions(meta: Meta, config: dict[str, Any], base_model: str) -> list[
         return out  # nothing known about the model here: the preflight says so
     if meta.family is not None and meta.family.lower() != found.model_type.lower():
         out.append(("meta.family", meta.family, found.model_type, "config.json model_type"))
-    counted = counted_params_b(base_model) if meta.params_b is not None else None
+    counted = counted_params_b(base_model) if counted and meta.params_b is not None else None
     if counted and abs(meta.params_b - counted) > PARAMS_TOLERANCE * counted:
         apart = f"counted on the meta device; more than {PARAMS_TOLERANCE:.0%} apart"
         out.append(("meta.params_b", meta.params_b, counted, apart))

@@ -97,6 +97,13 @@ def materialize(src: LocalSource, log=print) -> Path:
     target = target_dir(src)
     if (target / DONE).is_file():
         return target
+    with atomic.locked(target):  # two commands at once: one builds, the other waits and takes its folder
+        if (target / DONE).is_file():
+            return target
+        return _build(src, target, log)
+
+
+def _build(src: LocalSource, target: Path, log) -> Path:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

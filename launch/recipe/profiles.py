@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
+from core import settings
 from core.paths import FRAGMENTS
 from core.settings import Settings
 from launch.recipe.compose import compose, merge_into
 
 CPU_OVERLAY = FRAGMENTS / "hardware" / "cpu.yaml"
+# device nodes of a GPU driver torch can use (NVIDIA, WSL's, ROCm's): without one torch sees no CUDA
+GPU_DEVICE_NODES = ("/dev/nvidiactl", "/dev/nvidia0", "/dev/dxg", "/dev/kfd")
 
 
 def cuda_available() -> bool:
+    """torch's answer, asked only where it can be yes: importing torch costs seconds, and a machine without a GPU
+    driver's device node, or with every GPU hidden (CUDA_VISIBLE_DEVICES empty or -1), has no CUDA."""
+    hidden = settings.load().env.get("CUDA_VISIBLE_DEVICES") in ("", "-1")
+    if hidden or not any(Path(p).exists() for p in GPU_DEVICE_NODES):
+        return False
     import torch
 
     return torch.cuda.is_available()
@@ -26,9 +35,11 @@ def detect_device(s: Settings) -> str:
 
 
 def gpu_count() -> int:
+    if not cuda_available():
+        return 0
     import torch
 
-    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return torch.cuda.device_count()
 
 
 def apply(config: dict[str, Any], device: str) -> tuple[dict[str, Any], list[str]]:

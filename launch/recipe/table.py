@@ -4,6 +4,7 @@ its config (launch/recipe/derive.py), "?" where that needs facts not here."""
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from rich.console import Console
@@ -35,7 +36,9 @@ def rows() -> list[dict]:
     return out
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)
+
     def body() -> None:
         table = Table(title="recipes (make train RECIPE=<name>)")
         for col in ("name", "base_model", "family", "params", "method", "data", "gpus"):

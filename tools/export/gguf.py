@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import importlib.util
 import json
+import re
 import sys
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -22,17 +25,28 @@ from core.manifest import GgufSection
 from tools.export import parity, quality
 
 CONVERTER = Path(sys.prefix) / "llama.cpp" / "convert_hf_to_gguf.py"
+FTYPE = "LLAMA_FTYPE_MOSTLY_"
 OUTTYPES = ("f16", "bf16", "f32")
 
 
-def ftype(quant: str) -> int:
-    import llama_cpp
+@lru_cache(maxsize=1)
+def ftypes() -> dict[str, int]:
+    """llama.cpp's quant types (LLAMA_FTYPE_MOSTLY_<name> = <value>), read from llama-cpp-python's own source:
+    importing llama_cpp loads its shared library (seconds), and a QUANTS= typo is refused before that."""
+    spec = importlib.util.find_spec("llama_cpp")
+    source = Path(spec.origin).with_name("llama_cpp.py") if spec and spec.origin else None
+    if source is None or not source.is_file():  # laid out otherwise: ask the module itself
+        import llama_cpp
 
-    value = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{quant.upper()}", None)
+        return {n.removeprefix(FTYPE): getattr(llama_cpp, n) for n in dir(llama_cpp) if n.startswith(FTYPE)}
+    text = source.read_text(encoding="utf-8")
+    return {m[1]: int(m[2]) for m in re.finditer(rf"^{FTYPE}(\w+) = (\d+)\s*$", text, re.MULTILINE)}
+
+
+def ftype(quant: str) -> int:
+    value = ftypes().get(quant.upper())
     if value is None:
-        known = sorted(
-            n.removeprefix("LLAMA_FTYPE_MOSTLY_") for n in dir(llama_cpp) if n.startswith("LLAMA_FTYPE_MOSTLY_")
-        )
+        known = sorted(ftypes())
         raise UserError(f"unknown quant type '{quant}'", Where(key="QUANTS"), f"one of: {' '.join(known)}")
     return value
 
@@ -148,6 +162,8 @@ def refuse_unconvertible(merged: Path) -> None:
 def build(run: Path, quants: list[str], outtype: str = "f16", log=print) -> GgufSection:
     for q in quants:
         ftype(q)
+    if outtype not in OUTTYPES:  # before a merge that may come first
+        raise UserError(f"OUTTYPE must be one of {', '.join(OUTTYPES)}", Where(key="OUTTYPE"))
     m = manifest.read(run)
     if m.merge is None:
         from tools.export.merge import merge

@@ -12,7 +12,6 @@ import json
 import sys
 from pathlib import Path
 
-import torch
 import yaml
 
 from core import atomic, cli, manifest, rundir, settings
@@ -21,35 +20,38 @@ from core.hashing import sha256_file
 from core.manifest import MergeSection
 
 PROBE = [{"role": "user", "content": "Describe the sound of rain in one sentence."}]
-TOLERANCE = {torch.float32: 1e-3, torch.bfloat16: 0.15, torch.float16: 0.05}
+TOLERANCE = {"float32": 1e-3, "bfloat16": 0.15, "float16": 0.05}  # torch dtype name -> max logits difference
 
 
-def run_dtype(run: Path) -> torch.dtype:
+def run_dtype(run: Path) -> str:
     """The dtype training used (the run's resolved config), so the merge is not silently up/down-cast."""
     cfg = yaml.safe_load((run / "config.yaml").read_text()) or {}
     if cfg.get("bf16") in (True, "auto", "true"):
-        return torch.bfloat16
+        return "bfloat16"
     if cfg.get("fp16") in (True, "true"):
-        return torch.float16
-    return torch.float32
+        return "float16"
+    return "float32"
 
 
-def load_base(base: str, dtype: torch.dtype):
+def load_base(base: str, dtype: str):
     """Load the base with its own class from config.json (Gemma3ForConditionalGeneration keeps its vision tower)."""
+    import torch
     import transformers
     from transformers import AutoConfig, AutoModelForCausalLM
 
     config = AutoConfig.from_pretrained(base)
     arch = (config.architectures or [None])[0]
     cls = getattr(transformers, arch, None) if arch else None
-    return (cls or AutoModelForCausalLM).from_pretrained(base, dtype=dtype)
+    return (cls or AutoModelForCausalLM).from_pretrained(base, dtype=getattr(torch, dtype))
 
 
 def _checksums(model) -> dict[str, float]:
     return {n: p.detach().double().abs().sum().item() for n, p in model.state_dict().items()}
 
 
-def _probe_logits(model, tokenizer) -> torch.Tensor:
+def _probe_logits(model, tokenizer):
+    import torch
+
     if tokenizer.chat_template:
         enc = tokenizer.apply_chat_template(PROBE, add_generation_prompt=True, return_tensors="pt", return_dict=True)
     else:
@@ -59,9 +61,6 @@ def _probe_logits(model, tokenizer) -> torch.Tensor:
 
 
 def merge(run: Path, log=print) -> MergeSection:
-    from peft import PeftConfig, PeftModel
-    from transformers import AutoTokenizer
-
     m = manifest.read(run)
     adapter = rundir.final_adapter(run)
     if not (adapter / "adapter_config.json").is_file():
@@ -70,11 +69,16 @@ def merge(run: Path, log=print) -> MergeSection:
             Where(adapter),
             "full fine-tunes are already complete models",
         )
-    peft_cfg = PeftConfig.from_pretrained(adapter)
+    if m.train.base_model is None:
+        raise UserError("the manifest names no base model", Where(run / manifest.MANIFEST, key="train.base_model"))
     base = m.train.base_model.path
     dtype = run_dtype(run)
+    from peft import PeftConfig, PeftModel  # the run is what a merge needs: now the libraries
+    from transformers import AutoTokenizer
+
+    peft_cfg = PeftConfig.from_pretrained(adapter)
     tokenizer = AutoTokenizer.from_pretrained(adapter if (adapter / "tokenizer_config.json").is_file() else base)
-    log(f"merging {adapter} into {base} ({str(dtype).removeprefix('torch.')})")
+    log(f"merging {adapter} into {base} ({dtype})")
     model = load_base(base, dtype)
     vocab = model.get_input_embeddings().weight.shape[0]
     if len(tokenizer) > vocab:
@@ -119,7 +123,7 @@ def merge(run: Path, log=print) -> MergeSection:
     files = sorted(p for p in target.glob("*.safetensors"))
     section = MergeSection(
         path="merged",
-        dtype=str(dtype).removeprefix("torch."),
+        dtype=dtype,
         lora_modules=len(lora_modules),
         changed_tensors=len(changed),
         logits_max_abs_diff=diff,

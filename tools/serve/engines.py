@@ -90,26 +90,25 @@ class GgufEngine:
 
 class HfEngine:
     def __init__(self, run: Path, adapter: bool = False):
+        m = manifest.read(run)
+        merged = m.merge is not None and not adapter
+        # the run's files are checked before torch loads: the adapter (complete, unchanged) and its base model
+        folder = run / m.merge.path if merged else rundir.final_adapter(run)
+        base = None if merged or m.train.base_model is None else m.train.base_model.path
+        if not merged and base is None:
+            raise UserError("the manifest names no base model", Where(run / manifest.MANIFEST, key="train.base_model"))
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        m = manifest.read(run)
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         dtype = torch.bfloat16 if self.device == "cuda" else torch.float32
-        if m.merge is not None and not adapter:
-            folder = run / m.merge.path
+        if merged:
             self.name = f"{folder} (merged)"
             self.model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
             self.tok = AutoTokenizer.from_pretrained(folder)
         else:
             from peft import PeftModel
 
-            folder = rundir.final_adapter(run)
-            base = m.train.base_model.path if m.train.base_model else None
-            if base is None:
-                raise UserError(
-                    "the manifest names no base model", Where(run / manifest.MANIFEST, key="train.base_model")
-                )
             self.name = f"{base} + adapter {folder}"
             self.model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base, dtype=dtype), folder)
             has_tok = (folder / "tokenizer_config.json").is_file()

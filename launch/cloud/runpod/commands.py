@@ -55,6 +55,8 @@ def up(s: Settings, dry_run: bool) -> int:
     recipe = s.recipe or ""
     if not recipe:
         raise UserError("RECIPE is not set", hint="make runpod-up RECIPE=<name> GPU=<type> (make recipes lists them)")
+    if not dry_run:
+        api.api_key()  # a missing key is refused before the plan (which builds the model's module tree)
     b = request.build(recipe, s)
     req, plan, cloud = with_volume(b.request, s), b.plan, b.cloud
     t = plan.topology
@@ -189,6 +191,8 @@ def down(s: Settings) -> int:
 
 
 def template(s: Settings) -> int:
+    if not s.dry_run:
+        api.api_key()
     project = load_project().project
     image, docker_args, boot = request.image_and_boot(project, s)
     pod_vars = {**project.env_vars, **boot}

@@ -87,10 +87,12 @@ def build_pod(
     pod, eval/study/pods.py): its run's ARGS, GPU type and count, ON_FINISH, more RunPod secrets (names only;
     the pod gets references), more env, its name, and push=False for no PUSH_REPO (nor PRIVATE, QUANTS)."""
     from launch.preflight.plan import CONTAINER_DISK_GB
+    from launch.recipe.registry import load_recipe
 
-    plan = _plan(recipe, s, 1, args, gpu, gpus)
+    # the settings and the checkout are refused first: the plan builds the model's module tree
+    recipe_name = load_recipe(recipe).name
     project = load_project().project
-    env = pod_env(project, plan.resolved.recipe.name, s)
+    env = pod_env(project, recipe_name, s)
     env.pop("NODES", None)  # one pod is one node, whatever NODES said
     if args is not None:
         env.pop("ARGS", None)
@@ -112,8 +114,9 @@ def build_pod(
     if cloud_type not in ("SECURE", "COMMUNITY", "ALL"):
         raise UserError(f"CLOUD must be SECURE, COMMUNITY or ALL, not '{cloud_type}'", Where(key="CLOUD"))
     image, docker_args, boot = image_and_boot(project, s)
+    plan = _plan(recipe, s, 1, args, gpu, gpus)
     req = PodRequest(
-        name=name or pod_name(project, plan.resolved.recipe.name),
+        name=name or pod_name(project, recipe_name),
         image_name=image,
         gpu_type_id=plan.gpu["runpod_id"],
         gpu_count=plan.topology.procs_per_node,
@@ -140,9 +143,11 @@ def build_cluster(recipe: str, s: Settings, nodes: int) -> Built:
             Where(key="GPUS"),
             f"GPUS is per node; NODES={nodes} x GPUS={MAX_GPUS_PER_POD} is the largest shape of this many nodes",
         )
-    plan = _plan(recipe, s, nodes)
+    from launch.recipe.registry import load_recipe
+
+    recipe_name = load_recipe(recipe).name  # the settings and the checkout are refused before the plan
     project = load_project().project
-    env = pod_env(project, plan.resolved.recipe.name, s)
+    env = pod_env(project, recipe_name, s)
     on_finish = env.setdefault("ON_FINISH", "terminate")
     if on_finish == "stop":
         raise UserError(
@@ -158,12 +163,13 @@ def build_cluster(recipe: str, s: Settings, nodes: int) -> Built:
             "NETWORK_VOLUME=<id> (outputs outlive the cluster), PUSH_REPO=<repo> (pushed before the delete), "
             "or ON_FINISH=none (the cluster runs and bills until make runpod-down)",
         )
-    name = pod_name(project, plan.resolved.recipe.name)
+    name = pod_name(project, recipe_name)
     env["CLUSTER_NAME"] = name  # whom the primary's ON_FINISH deletes
     image, docker_args, boot = image_and_boot(project, s)
     env.update(boot)
     for key, value in env.items():
         check_env_value(key, value, Where(key=key))
+    plan = _plan(recipe, s, nodes)
     mount = project.volume_mount_path
     mounts = (
         {"network": [{"volumeId": s.network_volume, "path": mount}]}
