@@ -72,7 +72,7 @@ data-convert: setup ## convert DATA TO=messages|prompt-completion|sharegpt, or p
 personas: setup ## build a persona dataset from PERSONAS=data/personas/x.yaml (GENERATOR=template|endpoint)
 	@$(PY) -m data.tools.personas
 
-eval: setup ## lm-eval held-out task (EM, Jaccard, ROUGE, BLEU) on RUN's HF model, each GGUF and its base (BACKENDS=hf,gguf,base)
+eval: setup ## lm-eval held-out task (EM, Jaccard, ROUGE, BLEU) on RUN and its base; BACKENDS=hf,gguf,base (default: on a CPU gguf,base via parity-checked GGUFs)
 	@$(PY) -m eval.lmeval
 
 judge: setup ## blind A/B of RUN vs its base, both orders, JUDGES="gpt-4o,local" (see eval/judges.yaml; local with no JUDGE_URL serves the embedded SmolLM2 GGUF); stats + report

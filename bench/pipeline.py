@@ -7,6 +7,7 @@ process each time, imports included)."""
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,7 @@ def make(target: str, variables: dict[str, str], outputs: Path) -> dict[str, Any
     """`make <target> VAR=value ...` from the repo root, measured; `command` is what a user types."""
     args = [f"{k}={v}" for k, v in variables.items()]
     out = run_tracked(["make", target, *args], env=user_env(outputs), cwd=REPO)
-    return {**out, "command": " ".join(["make", target, *args])}
+    return {**out, "command": shlex.join(["make", target, *args])}
 
 
 def _fail(out: dict[str, Any], why: str) -> NotDone:
@@ -100,7 +101,7 @@ def checked(stage: str, out: dict[str, Any], run: Path) -> dict[str, Any]:
         "rows": {r.backend: r.engine for r in rows},
         "choice": section.choice,
         "base_gguf_built": bool((section.base_gguf or {}).get("built")),
-        "docs": section.limit or section.docs,
+        "docs": min(section.limit or section.docs or 0, section.docs or 0),
     }
 
 
@@ -182,8 +183,9 @@ def cli_latency(repeats: int, work: Path) -> dict[str, Any]:
 def note(p: dict[str, Any]) -> str:
     """What the pipeline's eval did: its rows' engines, and whether it converted the base model's GGUF."""
     e = p["eval"]
+    docs = e["docs"]["median"] if isinstance(e["docs"], dict) else e["docs"]  # repeats combined: the same each time
     rows = ", ".join(f"{k} ({v})" for k, v in e["rows"].items())
     built = (
         " It converted the base model's f16 GGUF first (once; later evals reuse it)." if e["base_gguf_built"] else ""
     )
-    return f"make eval ({e['choice']}) scored {e['docs']} documents: {rows}.{built}"
+    return f"make eval ({e['choice']}) scored {docs:.0f} documents: {rows}.{built}"

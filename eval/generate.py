@@ -258,14 +258,18 @@ def resolve_backend(asked: str, gguf: Path | None) -> str:
 
 
 def run_gguf(run: Path) -> Path | None:
-    """The run's reference GGUF when `make gguf` passed its parity check, else None."""
+    """The run's reference GGUF when `make gguf` passed its parity check and the file is still the one checked
+    (the size the manifest records; a full hash would cost seconds per call), else None."""
     from core import manifest
 
     g = manifest.read(run).gguf
     if g is None or g.parity != "pass" or g.outtype not in g.files:
         return None
-    path = Path(run) / g.path / g.files[g.outtype].file
-    return path if path.is_file() else None
+    info = g.files[g.outtype]
+    path = Path(run) / g.path / info.file
+    if not path.is_file() or (info.bytes is not None and path.stat().st_size != info.bytes):
+        return None
+    return path
 
 
 def baseline_gguf(model: str, run_file: Path | None, log=print) -> Path | None:

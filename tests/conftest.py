@@ -234,6 +234,14 @@ def default_built(default_run, tmp_path_factory):
     return Path(built["run"]), built["said"]
 
 
+@pytest.fixture(scope="session")
+def base_f16(tmp_path_factory):
+    """The default base model's cached f16 GGUF, converted once per session (tests/shared_runs.py base_f16)."""
+    from tests.shared_runs import base_f16 as build
+
+    return build(tmp_path_factory)
+
+
 SMOKE = (
     "--max_steps=2 --sequence_len=256 --micro_batch_size=1 --gradient_accumulation_steps=1 --test_datasets=null "
     "--eval_steps=null --save_steps=2 --logging_steps=1 --num_epochs=1 --warmup_steps=0 --warmup_ratio=null"

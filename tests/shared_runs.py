@@ -59,3 +59,23 @@ def copy_run(src: Path, outputs: Path) -> Path:
     dst.parent.mkdir(parents=True, exist_ok=True)
     shutil.copytree(src, dst, copy_function=_copy, symlinks=True)
     return dst
+
+
+def base_f16(tmp_path_factory) -> dict[str, Any]:
+    """The default base model's f16 GGUF (tools/export/base_gguf.py), converted and parity-checked once per session
+    into a shared cache folder: {"cache", "path", "built", "parity"}. Read-only: a test points AFFINAGE_CACHE at
+    cache_copy() of it."""
+    from tools.export import base_gguf
+    from tools.tiny_models import smollm2_dir
+
+    def build(folder: Path) -> dict[str, Any]:
+        f16 = base_gguf.cached_f16(smollm2_dir(), folder, log=lambda *_: None)
+        return {"cache": str(folder), "path": str(f16.path), "built": f16.built, "parity": f16.parity}
+
+    return once(tmp_path_factory, "base-f16", build)
+
+
+def cache_copy(shared: dict[str, Any], to: Path) -> Path:
+    """A writable copy of base_f16's cache folder (the GGUF hard-linked, as copy_run links a run's model files)."""
+    shutil.copytree(shared["cache"], to, copy_function=_copy)
+    return to

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from bench import pipeline
 from bench import run as bench_run
 from bench.measure import spread
 
@@ -27,7 +28,8 @@ def test_bench_quick_smoke(outputs):
         "## Training: default recipe vs the seed-style baseline",
         "## Padding vs packing",
         "## Preflight",
-        "## Pipeline stages",
+        "## Cold commands as a user types them",
+        "## The default pipeline as a user runs it",
         "## Judge harness throughput",
         "## GPU",
         "QUICK mode",
@@ -42,8 +44,19 @@ def test_bench_quick_smoke(outputs):
         print(f"packing: {packing['status']}")
     else:
         assert 0 < packing["padded_real_share"] < packing["packed_real_share"] <= 1
-    assert set(report["pipeline"]["stages"]) == {"merge_s", "gguf_convert_s", "gguf_quantize_s", "eval_s"}
-    assert report["pipeline"]["stages"]["merge_s"]["n"] == 1 and report["meta"]["repeats"] == 1
+    # the default pipeline, each stage the user's own make command, counted only once its work was checked
+    stages = report["pipeline"]["stages"]
+    assert list(stages) == ["train", "merge", "gguf", "eval"] and report["meta"]["repeats"] == 1
+    assert all(v["command"].startswith(f"make {k}") and v["seconds"]["n"] == 1 for k, v in stages.items())
+    assert stages["gguf"]["command"] == "make gguf QUANTS=Q8_0"  # quick mode's differences, stated
+    assert stages["eval"]["command"] == "make eval LIMIT=2 MAX_NEW_TOKENS=8"
+    assert set(report["pipeline"]["eval"]["rows"]) == {"gguf:f16", "gguf:Q8_0", "base"}  # the CPU default
+    assert all(e.startswith("llama.cpp:") for e in report["pipeline"]["eval"]["rows"].values())
+    assert set(report["cli"]["refusals"]) == set(pipeline.refusals(folder)) and report["cli"]["check"]["n"] == 1
+    for target in ("default pipeline <= 3 min", "cold <= 5 s", "a bad-input refusal <= 2 s"):
+        assert target in text, target
+    for stage in ("make train", "make merge", "make gguf QUANTS=Q8_0", "make eval LIMIT=2 MAX_NEW_TOKENS=8"):
+        assert f"| `{stage}" in text, stage
     assert report["judge"]["concurrency_1"]["median"] > 0
     assert report["gpu"]["status"].startswith("not measured by make bench") and "make gpu-check" in text
     # both sides' tokens counted from the batches by the same probe (launch/telemetry.py), none estimated

@@ -9,6 +9,9 @@ OpenAI-compatible judge on 127.0.0.1 (tests/openai_server.py)."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+from pathlib import Path
 
 import pytest
 import torch
@@ -16,10 +19,21 @@ import torch
 from core import manifest
 from core.hashing import sha256_file
 from core.manifest import BaseModelRef, FinalCheckpoint, GgufFile, GgufSection, RecipeRef, TrainSection
+from core.paths import REPO
 from eval import generate as gen
 from eval import lmeval
 from eval.judge import run_judging
+from tests.conftest import OFFLINE
 from tests.openai_server import OpenAIServer
+from tests.shared_runs import cache_copy, copy_run
+
+
+def make_eval(run: Path, cache: Path, **variables: str) -> subprocess.CompletedProcess:
+    """`make eval RUN=<run>` as a user types it, with none of the variables that change its defaults inherited."""
+    env = {k: v for k, v in os.environ.items() if k not in ("BACKENDS", "GEN_BACKEND", "LIMIT", "MAX_NEW_TOKENS")}
+    env.update(OFFLINE, OUTPUTS=str(run.parents[2]), AFFINAGE_CACHE=str(cache), **variables)
+    args = ["make", "eval", f"RUN={run}"]
+    return subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=1200)
 
 
 def on_a_gpu(monkeypatch, bf16: bool = True) -> None:
@@ -105,7 +119,12 @@ def test_make_eval_defaults_to_llama_cpp_on_a_cpu_only_for_a_run_with_a_passing_
     backends, base_via, why = lmeval.default_backends(cpu_run)
     assert (backends, base_via) == (["hf", "gguf", "base"], "hf") and "without a parity-checked GGUF" in why
     manifest.write_sections(cpu_run, gguf=g)
-    (cpu_run / g.path / g.files["f16"].file).unlink()  # parity passed, but the reference file is gone
+    f16 = cpu_run / g.path / g.files["f16"].file
+    wrong = g.files["f16"].model_copy(update={"bytes": f16.stat().st_size + 1})  # not the file whose parity passed
+    manifest.write_sections(cpu_run, gguf=g.model_copy(update={"files": {"f16": wrong}}))
+    assert lmeval.default_backends(cpu_run)[:2] == (["hf", "gguf", "base"], "hf") and gen.run_gguf(cpu_run) is None
+    manifest.write_sections(cpu_run, gguf=g)
+    f16.unlink()  # parity passed, but the reference file is gone
     assert lmeval.default_backends(cpu_run)[:2] == (["hf", "gguf", "base"], "hf")
 
 
@@ -141,18 +160,66 @@ def test_every_row_names_what_produced_it_down_to_the_leaderboard():
     assert "candidate: llama.cpp:run-f16.gguf" in row[-1] and "baseline: llama.cpp:SmolLM2-f16.gguf" in row[-1]
 
 
-@pytest.mark.slow  # runs both models through llama.cpp, after converting the base model's GGUF once
-def test_make_judge_records_how_each_side_generated(cpu_run, outputs, monkeypatch, tmp_path):
-    monkeypatch.setenv("AFFINAGE_CACHE", str(tmp_path / "cache"))  # the base model's f16 GGUF is converted here
+@pytest.mark.slow  # the session's default run, merged and converted (tests/conftest.py), scored through llama.cpp
+def test_make_eval_on_a_cpu_scores_the_parity_checked_gguf_and_the_cached_base_gguf(default_built, base_f16, tmp_path):
+    assert base_f16["built"] and base_f16["parity"] == "pass"  # the session converted the base model once
+    run = copy_run(default_built[0], tmp_path / "outputs")
+    cache = cache_copy(base_f16, tmp_path / "cache")
+    cached = cache / Path(base_f16["path"]).relative_to(base_f16["cache"])
+    before = cached.stat()
+    proc = make_eval(run, cache, LIMIT="2", MAX_NEW_TOKENS="8")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "backends: gguf,base (default on a CPU for a run with a parity-checked GGUF" in proc.stdout
+    m = manifest.read(run)
+    section = m.lm_eval
+    assert m.gguf.parity == "pass" and section.choice.startswith("default on a CPU for a run with a parity-checked")
+    # each GGUF row is a file `make gguf` checked, named by the manifest; no float32 transformers row
+    expected = {f"gguf:{k}": f"llama.cpp:{f.file}" for k, f in m.gguf.files.items()}
+    assert {r.backend: r.engine for r in section.results} == expected and len(expected) == 3
+    assert section.base.engine == f"llama.cpp:{cached.name}" and section.base.metrics
+    # the cached base GGUF was reused: nothing converted, the same file, the manifest says so
+    assert section.base_gguf == {"path": str(cached), "key": section.base_gguf["key"], "parity": "pass", "built": False}
+    assert "converting" not in proc.stdout and (cached.stat().st_ino, cached.stat().st_mtime) == (
+        before.st_ino,
+        before.st_mtime,
+    )
+    for r in [*section.results, section.base]:  # every printed row names its engine
+        assert any(line.startswith(r.task) and line.endswith(f"[{r.engine}]") for line in proc.stdout.splitlines())
+    assert sorted(section.samples) == sorted([*expected, "base"])
+
+
+@pytest.mark.slow  # float32 transformers on CPU, one short document per model
+def test_make_eval_without_a_gguf_falls_back_to_transformers_and_says_so(default_run, tmp_path, monkeypatch, capsys):
+    run = copy_run(default_run[0], tmp_path / "outputs")  # trained, never merged nor converted
+    for name in ("BACKENDS", "GEN_BACKEND"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AFFINAGE_CACHE", str(tmp_path / "cache"))
+    assert lmeval.main(["--run", str(run), "--limit", "1", "--max-gen-toks", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "backends: hf,gguf,base (default on a CPU for a run without a parity-checked GGUF (make gguf))" in out
+    section = manifest.read(run).lm_eval
+    assert section.choice == "default on a CPU for a run without a parity-checked GGUF (make gguf)"
+    assert [(r.backend, r.engine) for r in [*section.results, section.base]] == [
+        ("hf", "hf:cpu:float32"),
+        ("base", "hf:cpu:float32"),
+    ]
+    assert section.base_gguf is None and not (tmp_path / "cache" / "gguf-base").exists()  # nothing converted
+    assert "[hf:cpu:float32]" in out
+
+
+@pytest.mark.slow  # runs both models through llama.cpp
+def test_make_judge_records_how_each_side_generated(cpu_run, base_f16, outputs, monkeypatch, tmp_path):
+    monkeypatch.setenv("AFFINAGE_CACHE", str(cache_copy(base_f16, tmp_path / "cache")))  # the base GGUF, cached
     suite = tmp_path / "suite.jsonl"
     suite.write_text("".join(json.dumps({"prompt": p, "temperature": 0.0}) + "\n" for p in ("Hi.", "Name a colour.")))
     with OpenAIServer() as server:
         monkeypatch.setenv("JUDGE_URL", server.url)
         section = run_judging(cpu_run, ["local"], suite, concurrency=2, seed=0, max_new_tokens=8, log=lambda *_: None)
     gguf = manifest.read(cpu_run).gguf.files["f16"].file
-    [base_f16] = (tmp_path / "cache" / "gguf-base").glob("*/*-f16.gguf")  # converted once, parity-checked
-    assert json.loads((base_f16.parent / "source.json").read_text())["parity"] == "pass"
-    expected = {"candidate": f"llama.cpp:{gguf}", "baseline": f"llama.cpp:{base_f16.name}"}
+    [cached] = (tmp_path / "cache" / "gguf-base").glob("*/*-f16.gguf")  # reused, not converted again
+    assert json.loads((cached.parent / "source.json").read_text())["parity"] == "pass"
+    assert cached.stat().st_ino == Path(base_f16["path"]).stat().st_ino
+    expected = {"candidate": f"llama.cpp:{gguf}", "baseline": f"llama.cpp:{cached.name}"}
     assert section.backends == expected and manifest.read(cpu_run).judge.backends == expected
     report = (cpu_run / "judge" / "report.md").read_text()
     assert f"candidate {expected['candidate']}, baseline {expected['baseline']}" in report
