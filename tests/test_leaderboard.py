@@ -26,7 +26,12 @@ def test_leaderboard_from_an_evaluated_run(default_run, monkeypatch, tmp_path):
     text = (folder / "leaderboard.md").read_text()
     assert result["runs"] >= 1 and f"smollm2-135m-cpu/{run.name}" in text
     assert "| 1 | smollm2-135m-cpu/" in text and "HuggingFaceTB/SmolLM2-135M-Instruct" in text
-    tuned = next(line for line in text.splitlines() if f"smollm2-135m-cpu/{run.name}" in line and "| hf |" in line)
+    # the backend column names what produced the row: here transformers on the CPU in float32
+    tuned = next(
+        line
+        for line in text.splitlines()
+        if f"smollm2-135m-cpu/{run.name}" in line and "| hf (hf:cpu:float32) |" in line
+    )
     assert "(95 % CI)" in text and " [" in tuned  # every score with its interval, never a bare rank
     assert "| base: HuggingFaceTB/SmolLM2-135M-Instruct |" in text and "(this is the base model)" in text
     assert "vs base" in text and "base not scored" not in tuned and ", p " in tuned  # beside its base, tested

@@ -11,7 +11,7 @@ from lm_eval.api.model import LM
 from core import manifest, metrics
 from eval import lmeval
 from eval.tasks import utils as task_utils
-from tools.export import gguf
+from tests.shared_runs import copy_run
 
 
 class EchoLM(LM):
@@ -52,11 +52,10 @@ def test_metric_functions_by_hand():
 
 
 @pytest.fixture
-def gguf_run(default_run):
-    run, _ = default_run
-    if manifest.read(run).gguf is None:
-        gguf.build(run, ["Q4_K_M"])
-    return run
+def gguf_run(default_built, tmp_path):
+    """A writable copy of the session's merged and converted default run: evaluation writes into it, and the shared
+    runs stay as built (a GGUF built into the shared default_run changed what later tests found there)."""
+    return copy_run(default_built[0], tmp_path / "outputs")
 
 
 @pytest.mark.slow
