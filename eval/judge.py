@@ -31,7 +31,7 @@ from core.errors import UserError, Where
 from core.manifest import JudgeSection
 from core.paths import REPO, repo_relative
 from core.sections import HeldoutRecord
-from eval import chain, judge_report, prefs_split
+from eval import chain, grpo_data, judge_report, prefs_split, reward_judge
 from eval.generate import for_run, load_suite
 from eval.judge_client import Judge as Judge
 from eval.judge_client import estimate, judge_specs, load_judges, render
@@ -169,7 +169,7 @@ def judged_items(run: Path, suite: Path, sampling: dict, limit: int | None, max_
     items = load_suite(suite, None, sampling)
     if max_new_tokens:
         items = [{**i, "max_tokens": min(i["max_tokens"], max_new_tokens)} for i in items]
-    items, heldout = prefs_split.restrict(run, items, log)
+    items, heldout = prefs_split.restrict(run, items, log, grpo_data.sources(run))
     items = items[:limit] if limit else items
     return items, heldout.model_copy(update={"n": len(items)}) if heldout else None
 
@@ -199,6 +199,7 @@ def run_judging(
     against = chain.baseline(run, m, versus)
     floor = MIN_CONSISTENCY if min_consistency is None else min_consistency
     load_judges(judge_names)  # unknown judges and missing keys are refused before anything is generated
+    reward_judge.refuse_reward_judges(run, judge_names)  # a GRPO chain's reward judge is not evidence on it
     items, heldout = judged_items(run, suite, m.train.meta.sampling.model_dump(), limit, max_new_tokens, log)
     candidate = for_run(run, seed, max_new_tokens)  # GPU: recipe dtype, batched; CPU: llama.cpp on the GGUF
     baseline = for_run(run, seed, max_new_tokens, baseline=True, baseline_path=against.path)  # HF; CPU float32
@@ -257,7 +258,8 @@ def heldout_note(heldout: HeldoutRecord | None) -> str | None:
         return None
     return (
         f"Judged on the held-out part only: n = {heldout.n} of the suite's {heldout.of} prompts; "
-        f"{heldout.excluded} are the training part of the preference pairs this run's chain trained on "
+        f"{heldout.excluded} are the training part of the preference pairs or GRPO prompts this run's chain "
+        "trained on "
         f"({'; '.join(heldout.sources)})."
     )
 

@@ -18,6 +18,7 @@ from core.paths import REPO
 from core.settings import Settings
 from launch.dist import strategy as dist
 from launch.dist.topology import Topology
+from launch.grpo import reward_summary
 from launch.recipe.resolve import Resolved
 
 WEIGHTS = ("adapter_model.safetensors", "model.safetensors", "model.safetensors.index.json")
@@ -106,6 +107,7 @@ def training_summary(output_dir: Path) -> TrainSummary | None:
         first_margin=margins[0] if margins else None,
         final_margin=margins[-1] if margins else None,
         eval_margin=eval_margins[-1] if eval_margins else None,
+        **reward_summary(history),  # GRPO: every logged step's rewards (launch/grpo.py)
     )
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from core import cli, manifest, rundir, settings
 from core.errors import UserError, Where
 from core.settings import Settings
+from launch import grpo
 from launch.dist import strategy as dist
 from launch.dist import topology as topology_mod
 from launch.execute import execute
@@ -74,6 +75,7 @@ def train(
     )
     if not topo.is_primary:
         return train_worker(r, args, topo, s)
+    checks = grpo.before_training(r.config)  # GRPO: judge rewards measure their judge; refused before any run dir
     if not run_dir and auto_resume:
         unfinished = find_unfinished(r)
         if unfinished is not None:
@@ -84,6 +86,7 @@ def train(
         final, launch = resume(r, args, run, topo, s)
     else:
         final, run, launch = start(r, args, topo, s, argv)
+    grpo.record(run, final.config, checks)
     return execute(final, run, launch, topo)
 
 

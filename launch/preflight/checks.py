@@ -13,6 +13,7 @@ from launch.preflight.datasets import check_datasets
 from launch.preflight.disk import check_disk
 from launch.preflight.end_of_turn import check_end_of_turn
 from launch.preflight.findings import Finding
+from launch.preflight.grpo import check_grpo
 from launch.preflight.kernels import check_kernels
 from launch.preflight.lengths import check_lengths
 from launch.preflight.lora import check_lora_targets
@@ -30,6 +31,7 @@ CHECKS = (
     check_lora_targets,
     check_lengths,
     check_preference,
+    check_grpo,
     check_gguf_support,
     check_tracking,
     check_disk,
