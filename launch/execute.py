@@ -23,14 +23,15 @@ from launch.recipe.resolve import Resolved
 
 WEIGHTS = ("adapter_model.safetensors", "model.safetensors", "model.safetensors.index.json")
 SEED_PLUGIN = "launch.seed_plugin.SeedPlugin"
+TRL_COMPAT_PLUGIN = "launch.trl_compat_plugin.TrlCompatPlugin"  # GRPO on axolotl 0.21.0 + TRL 1.14
 
 
 def run_config(config: dict, launch: dist.Launch) -> dict:
     """The config that runs: the resolved recipe, the strategy's keys, and the seed plugin (launch/seed_plugin.py)
     in every run, so the adapter's initial weights come from the recipe's seed."""
     out = {**config, **launch.config_keys}
-    plugins = [p for p in (out.get("plugins") or []) if p != SEED_PLUGIN]
-    out["plugins"] = [*plugins, SEED_PLUGIN]
+    plugins = [p for p in (out.get("plugins") or []) if p not in (SEED_PLUGIN, TRL_COMPAT_PLUGIN)]
+    out["plugins"] = [*plugins, SEED_PLUGIN, *([TRL_COMPAT_PLUGIN] if out.get("rl") == "grpo" else [])]
     return out
 
 
