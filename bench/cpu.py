@@ -53,38 +53,24 @@ def run_baseline(spec: dict[str, Any], work: Path) -> tuple[dict[str, Any], dict
 
 
 def train_vs_baseline(steps: int, work: Path) -> dict[str, Any]:
-    """Same model, data, LoRA, batch and steps: axolotl (our recipe, CPU profile) vs plain TRL SFTTrainer."""
-    from launch.recipe.resolve import resolve
+    """Same model, data, LoRA, batch, scheduler, warmup, dropout, seed and steps: axolotl (our recipe, CPU profile)
+    vs plain TRL SFTTrainer, both counted by the same probe (launch/telemetry.py: real tokens from the batches)."""
+    from bench.gpu_stages import baseline_spec
+    from core import manifest
+    from launch.telemetry_record import summarize
 
-    cfg = resolve(DEFAULT, device="cpu", materialize=True).config
     # the recipe as it is, with in-training evaluation off so the timing matches the baseline's (no eval);
     # the held-out split stays in the config for the eval stage
     args = f"--max_steps={steps} --save_steps={steps} --eval_steps=null --eval_strategy=no --logging_steps=1"
     work.mkdir(parents=True, exist_ok=True)
     run, _, train_s, ours = train_ours(DEFAULT, args, work)
-    spec = {
-        "model": cfg["base_model"],
-        "data": str(REPO / cfg["datasets"][0]["path"]),
-        "steps": steps,
-        "micro_batch": cfg["micro_batch_size"],
-        "accum": cfg["gradient_accumulation_steps"],
-        "lr": cfg["learning_rate"],
-        "sequence_len": cfg["sequence_len"],
-        "lora_r": cfg["lora_r"],
-        "lora_alpha": cfg["lora_alpha"],
-        "targets": cfg["lora_target_modules"],
-        "output_dir": str(work / "baseline"),
-    }
-    b, base = run_baseline(spec, work)
-    # our real tokens: the same samples' lengths under the recipe's tokenizer/template (axolotl's strategy)
-    from data.stats import tokenize_records
+    import yaml
 
-    lengths = [
-        it["tokens"] for it in tokenize_records(cfg, cfg["datasets"][0], REPO / cfg["datasets"][0]["path"], "messages")
-    ]
-    kept = [n for n in lengths if n <= cfg["sequence_len"]]
-    samples = steps * cfg["micro_batch_size"] * cfg["gradient_accumulation_steps"]
-    our_tokens = samples * sum(kept) / len(kept)
+    spec = baseline_spec(yaml.safe_load((run / "config.yaml").read_text()), steps, work / "baseline")
+    b, base = run_baseline(spec, work)
+    o_t = manifest.read(run).train.telemetry
+    b_t = summarize(b["telemetry"])
+    how = "counted from the batches its training steps receive (launch/telemetry.py), steps after the first few"
     return {
         "steps": steps,
         "run": str(run),
@@ -92,30 +78,38 @@ def train_vs_baseline(steps: int, work: Path) -> dict[str, Any]:
             "wall_s": ours["seconds"],
             "train_s": train_s,
             "s_per_step": train_s / steps,
-            "tokens_per_s": our_tokens / train_s,
+            "tokens_per_s": o_t.tokens_per_s if o_t else None,
             "peak_rss_gb": ours["peak_rss_gb"],
-            "tokens_method": "samples seen x mean real tokens per sample (same tokenizer and template)",
+            "tokens_method": how,
         },
         "baseline": {
             "wall_s": base["seconds"],
             "train_s": b["train_seconds"],
             "s_per_step": b["s_per_step"],
-            "tokens_per_s": b["tokens_per_s"],
+            "tokens_per_s": b_t.tokens_per_s,
             "peak_rss_gb": base["peak_rss_gb"],
-            "padding_real_share": b["padding_real_share"],
-            "tokens_method": "counted from the batches its training steps receive (bench/probe.py)",
+            "padding_real_share": b_t.tokens / b_t.slots if b_t.slots else None,
+            "tokens_method": how,
         },
     }
+
+
+def cold_check(name: str, work: Path) -> tuple[float, str]:
+    """`make check RECIPE=name` as a user runs it (`python -m launch.preflight`, imports included): (seconds, its
+    summary line). A time counts only when the checks ran and passed: their `OK: 0 errors` line is printed."""
+    out = run_tracked([sys.executable, "-m", "launch.preflight", name], env=_env(work), cwd=REPO)
+    summary = next((x for x in out["stdout"].splitlines() if re.match(r"(OK|FAILED): \d+ errors", x)), None)
+    if out["returncode"] != 0 or summary is None or not summary.startswith("OK: 0 errors"):
+        raise RuntimeError(f"make check {name} did not pass (exit {out['returncode']}): {out['stdout'][-2000:]}")
+    return out["seconds"], summary
 
 
 def preflight(recipes: list[str], cold: list[str], repeats: int, work: Path) -> dict[str, Any]:
     """`make check` latency: a cold CLI process (imports included) and warm in-process checks per recipe."""
     from launch.preflight.checks import run_checks
 
-    cold_s = {
-        name: run_tracked([sys.executable, "-m", "launch.preflight.checks", name], env=_env(work), cwd=REPO)["seconds"]
-        for name in cold
-    }
+    runs = {name: cold_check(name, work) for name in cold}
+    cold_s = {name: seconds for name, (seconds, _) in runs.items()}
     run_checks(recipes[0])  # warm the imports once
     warm = {}
     for name in recipes:
@@ -126,7 +120,7 @@ def preflight(recipes: list[str], cold: list[str], repeats: int, work: Path) -> 
             return time.perf_counter() - t
 
         warm[name] = repeat(once, repeats)
-    return {"cold_cli_s": cold_s, "warm_s": warm}
+    return {"cold_cli_s": cold_s, "cold_cli_summary": {name: line for name, (_, line) in runs.items()}, "warm_s": warm}
 
 
 def pipeline(run: Path, quants: list[str], eval_limit: int, work: Path) -> dict[str, Any]:

@@ -1,107 +1,137 @@
-"""The GPU bench's report (bench/gpu.py): the machine, per recipe the plan's memory per part against the measured
-one, packing on the Brie data, and last one summary table: tokens/s of ours and the baseline (real tokens from
-the batches), the speed-up, MFU with the estimator's FLOPs formula, peak memory against the plan."""
+"""The GPU check's report (bench/gpu_check.py, bench/gpu_stages.py): outputs/gpu-check/<UTC timestamp>/report.json
+and report.md, rewritten after every stage, so a stage's results are on disk before the next starts and a crash
+keeps everything before it. A stage that fails is recorded with its error and the stages that needed it say so;
+nothing is dropped silently. Standard library only: the check writes its first stage (installing the carry)
+before anything else imports."""
 
 from __future__ import annotations
 
-import platform
+import json
+import os
+import time
+import traceback
+from pathlib import Path
 from typing import Any
 
-from launch.preflight import estimate as est
+BUDGET_S = 8 * 60  # the whole check on one H100
 
 
-def machine(steps: int, argv: list[str]) -> dict[str, Any]:
-    import importlib.metadata as md
+class Report:
+    def __init__(self, folder: Path, command: str | None = None):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / "report.json"
+        self.data: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {
+            "command": command, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "status": "running",
+            "stages": [], "t0": time.time(),
+        }  # fmt: skip
 
-    import torch
+    def stage_result(self, name: str) -> dict[str, Any] | None:
+        return next((s for s in self.data["stages"] if s["name"] == name), None)
 
-    versions = {}
-    for name in ("torch", "transformers", "peft", "accelerate", "axolotl", "trl", "datasets", "liger_kernel"):
+    def ok(self, name: str) -> bool:
+        s = self.stage_result(name)
+        return bool(s and s["status"] == "ok")
+
+    def run(self, name: str, body, needs: tuple[str, ...] = ()) -> bool:
+        """Run a stage: `body(result)` fills its result dict; any exception is recorded as the stage's failure, and a
+        stage whose `needs` did not succeed is skipped, saying which. Written before the next stage starts."""
+        entry: dict[str, Any] = {"name": name, "status": "running", "result": {}}
+        self.data["stages"].append(entry)
+        missing = [n for n in needs if not self.ok(n)]
+        t0 = time.time()
         try:
-            versions[name] = md.version(name)
-        except md.PackageNotFoundError:
-            versions[name] = None
-    return {
-        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "cuda": torch.version.cuda,
-        "python": platform.python_version(),
-        "packages": versions,
-        "steps": steps,
-        "command": "python -m bench.gpu " + " ".join(argv),
-    }
+            if missing:
+                entry.update(status="skipped", error=f"needs {', '.join(missing)}, which did not succeed")
+                return False
+            body(entry["result"])
+            entry["status"] = "ok"
+        except Exception as exc:  # noqa: BLE001 - a stage's failure is recorded, and the check goes on
+            entry.update(status="failed", error=f"{type(exc).__name__}: {exc}"[-3000:])
+            entry["traceback"] = traceback.format_exc()[-4000:]
+        finally:
+            entry["seconds"] = round(time.time() - t0, 2)
+            self.write()
+        return entry["status"] == "ok"
+
+    def finish(self) -> str:
+        stages = self.data["stages"]
+        self.data["status"] = "failed" if any(s["status"] in ("failed", "running") for s in stages) else "completed"
+        self.data["seconds"] = round(time.time() - self.data.get("t0", time.time()), 1)
+        self.write()
+        return self.data["status"]
+
+    def write(self) -> None:
+        for name, text in (
+            ("report.json", json.dumps(self.data, indent=2, default=str)),
+            ("report.md", markdown(self.data)),
+        ):
+            tmp = self.folder / f".{name}.tmp"
+            tmp.write_text(text)
+            os.replace(tmp, self.folder / name)
 
 
-def _f(x: float | None, fmt: str = "{:.1f}") -> str:
+def _f(x: Any, fmt: str = "{:.2f}") -> str:
     return "-" if x is None else fmt.format(x)
 
 
-def memory_rows(x: dict[str, Any]) -> list[str]:
-    """The plan's parts against what the probe measured on our side (GiB)."""
-    p, mem = x["plan"]["parts_gib"], x["ours"]["memory"]
-    load, step1, peak = mem.get("after_load_gib"), mem.get("after_first_step_gib"), mem.get("peak_allocated_gib")
-    opt = step1 - load if step1 is not None and load is not None else None
-    transient = peak - step1 if peak is not None and step1 is not None else None
-    return [
-        f"| weights + trainable (after load) | {p['weights'] + p['trainable']:.2f} | {_f(load, '{:.2f}')} |",
-        f"| optimizer state (after the first step, less the load) | {p['optimizer']:.2f} | {_f(opt, '{:.2f}')} |",
-        f"| gradients + activations + logits (peak, less the first step) | "
-        f"{p['gradients'] + p['activations'] + p['logits']:.2f} | {_f(transient, '{:.2f}')} |",
-        f"| total (plan: x 1.05 + 1 GiB; measured: peak reserved) | {x['plan']['total_gib']:.2f} | "
-        f"{_f(mem.get('peak_reserved_gib'), '{:.2f}')} |",
-    ]
+def side_row(recipe: str, side: str, s: dict[str, Any], plan: float | None) -> str:
+    return (
+        f"| {recipe} | {side} | {s.get('attention', '-')} | {s.get('packing', '-')} | {_f(s.get('tokens_per_s'), '{:.0f}')} "
+        f"| {s.get('timed_steps', '-')} | {_f(s.get('real_share'), '{:.1%}')} | {_f(s.get('mfu'), '{:.1%}')} "
+        f"| {_f(s.get('peak_gpu_allocated_gib'))} / {_f(s.get('peak_gpu_reserved_gib'))} | {_f(s.get('peak_rss_gib'))} "
+        f"| {_f(plan)} |"
+    )
 
 
-def markdown(r: dict[str, Any], budget_s: float) -> str:
-    meta = r.get("meta", {})
+def markdown(r: dict[str, Any]) -> str:
+    env = next((s for s in r["stages"] if s["name"] == "environment"), {}).get("result", {})
     out = [
-        "# GPU bench: ours vs the seed-style baseline",
+        "# GPU check: make train vs the seed-style baseline",
         "",
-        f"- machine: {meta.get('gpu') or 'no GPU (--cpu: a run of the script, not a measurement)'}, CUDA "
-        f"{meta.get('cuda')}, Python {meta.get('python')}",
-        "- versions: " + ", ".join(f"{k} {v}" for k, v in (meta.get("packages") or {}).items() if v),
-        f"- command: `{meta.get('command')}`; {meta.get('steps')} steps per side; tokens/s over the steps after the first",
-        f"- FLOPs per token: {r.get('flops_formula', est.FLOPS_FORMULA)}; MFU counts these model FLOPs (gradient "
-        "checkpointing's recompute not counted) over the GPU's dense bf16 peak (launch/preflight/gpus.yaml)",
-        f"- status: {r['status']}"
-        + (f", {r['seconds'] / 60:.1f} min in all (budget {budget_s / 60:.0f} min)" if "seconds" in r else ""),
+        f"- status: **{r['status']}**"
+        + (
+            f", {r['seconds'] / 60:.1f} min in all (budget {BUDGET_S // 60} min on one H100)" if "seconds" in r else ""
+        ),  # fmt: skip
+        f"- command: `{r.get('command')}`; started {r.get('started')}",
     ]
-    pk = r.get("packing") or {}
-    if pk.get("status") == "measured":
-        out.append(
-            f"- packing ({pk['sampler']}, {pk['source']}, sequence_len {pk['sequence_len']} x micro batch "
-            f"{pk['micro_batch']}): {pk['packed_real_share']:.1%} of token slots real, padded batches "
-            f"{pk['padded_real_share']:.1%}"
-        )
-    elif pk:
-        out.append(f"- packing: {pk.get('status')}")
-    for x in r["results"]:
-        if "error" in x:
-            continue
+    if env:
+        out += [
+            f"- machine: {env.get('gpu') or 'CPU (DEVICE=cpu: a run of the check, not a measurement)'}; Python "
+            f"{env.get('python')}, torch {env.get('torch')}, CUDA {env.get('cuda')}",
+            f"- axolotl: {env.get('axolotl')}",
+            "- versions: " + ", ".join(f"{k} {v}" for k, v in (env.get("versions") or {}).items()),
+            f"- attention path: {env.get('path')}",
+            f"- MFU: {env.get('mfu_peak')}",
+        ]
+    out += ["", "## Stages", "", "| stage | status | seconds | note |", "|---|---|---|---|"]
+    for s in r["stages"]:
+        note = (s.get("error") or s["result"].get("note") or "").replace("|", "/").replace("\n", " ")
+        out.append(f"| {s['name']} | {s['status']} | {s.get('seconds', '-')} | {note[-300:]} |")
+    rows = [s for s in r["stages"] if s["name"].endswith(": compare") and s["status"] == "ok"]
+    if rows:
         out += [
             "",
-            f"## {x['recipe']}: memory per GPU, plan vs measured (ours; GiB)",
+            "## Ours vs the baseline (tokens counted from the attention masks, padding excluded; the same probe)",
             "",
-            "| part | plan | measured |",
-            "|---|---|---|",
-            *memory_rows(x),
+            "| recipe | side | attention | packing | tokens/s | timed steps | real tokens / slots | MFU "
+            "| peak GPU GiB alloc / reserved | peak RSS GiB | plan GiB |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
-    out += [
-        "",
-        "| recipe | GPU | attention (ours) | ours tokens/s | baseline tokens/s | speed-up | ours MFU | baseline MFU "
-        "| peak GiB ours (plan) | peak GiB baseline |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for x in r["results"]:
-        if "error" in x:
-            error = " / ".join(line.strip() for line in x["error"].splitlines() if line.strip())
-            out.append(f"| {x['recipe']} | FAILED: {error[-300:].replace('|', '/')} | | | | | | | | |")
-            continue
-        o, b = x["ours"], x["baseline"]
-        speed = o["tokens_per_s"] / b["tokens_per_s"] if o["tokens_per_s"] and b["tokens_per_s"] else None
-        out.append(
-            f"| {x['recipe']}{' (random weights)' if x['random_weights'] else ''} | {x['gpu']} | {x['attention']} | "
-            f"{_f(o['tokens_per_s'], '{:.0f}')} | {_f(b['tokens_per_s'], '{:.0f}')} | {_f(speed, '{:.2f}x')} | "
-            f"{_f(o['mfu'], '{:.1%}')} | {_f(b['mfu'], '{:.1%}')} | {_f(o['peak_gpu_gb'])} ({x['plan']['total_gib']:.1f}) | "
-            f"{_f(b['peak_gpu_gb'])} |"
-        )
+        for s in rows:
+            x = s["result"]
+            out.append(side_row(x["recipe"], "ours (make train)", x["ours"], x.get("plan_gib")))
+            out.append(side_row(x["recipe"], "baseline (TRL, seed-style)", x["baseline"], x.get("plan_gib")))
+            out.append(
+                f"| {x['recipe']} | ours / baseline | | | {_f(x.get('speedup'), '{:.2f}x')} | | | | "
+                f"{_f(x.get('memory_ratio'), '{:.2f}x')} | | |"
+            )
+        out += [
+            "",
+            f"FLOPs: {rows[0]['result'].get('formula', '')}. Peak memory: {rows[0]['result'].get('memory_how', '')}",
+        ]
+    targets = next((s for s in r["stages"] if s["name"] == "summary"), {}).get("result", {}).get("targets")
+    if targets:
+        out += ["", "## Targets (reported, not asserted)", "", "| target | measured | reached |", "|---|---|---|"]
+        out += [f"| {t['target']} | {t['measured']} | {t['reached']} |" for t in targets]
     return "\n".join(out) + "\n"

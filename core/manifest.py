@@ -38,6 +38,7 @@ from core.sections import (
     RewardStep,
 )
 from core.sections import PushedRepo as PushedRepo
+from core.sections import TrainTelemetry as TrainTelemetry
 
 SCHEMA_VERSION = 2
 MANIFEST = "manifest.json"
@@ -163,6 +164,7 @@ class TrainSection(Record):
     start_from: StartFrom | None = None
     preference: PreferenceRecord | None = None
     grpo: GrpoRecord | None = None
+    telemetry: TrainTelemetry | None = None  # tokens/s, peak memory and MFU the run measured, beside the plan
 
 
 class ResumeRecord(Record):

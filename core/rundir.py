@@ -11,7 +11,7 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
-from core import atomic, manifest
+from core import atomic, heartbeat, manifest
 from core.errors import UserError, Where
 from core.hashing import sha256_file
 from core.paths import outputs_dir
@@ -19,6 +19,7 @@ from core.settings import Settings
 
 LATEST = "LATEST"
 MANIFEST = manifest.MANIFEST
+TRAIN_LOCK = "train.lock"  # the live trainer of a run: host, pid, start; its heartbeat is the file's mtime
 
 
 def utc_now() -> str:
@@ -135,3 +136,24 @@ def completed_runs() -> list[Path]:
 
 def relpath(path: Path, run: Path) -> str:
     return os.path.relpath(Path(path).resolve(), Path(run).resolve())
+
+
+def _training_hint(run: Path, auto: bool) -> str:
+    hint = (
+        "wait for it to finish, or stop it; if that trainer is gone without a clean end (a stopped pod), "
+        f"FORCE=1 make train RUN={run} takes the run over"
+    )
+    return hint + ("; RESUME=0 starts a new run beside it" if auto else "")
+
+
+def refuse_if_training(run: Path, auto: bool = False) -> None:
+    """One clear error when a live trainer holds `run` (core/heartbeat.py); nothing otherwise."""
+    run = Path(run)
+    heartbeat.refuse_if_live(run / TRAIN_LOCK, f"the run {run}", _training_hint(run, auto))
+
+
+def hold_for_training(run: Path, force: bool = False, auto: bool = False) -> heartbeat.Heartbeat:
+    """Mark `run` as being trained by this process until `release()` (a context manager): a second trainer of
+    the same run is refused while the heartbeat is fresh; `force` takes it over anyway."""
+    run = Path(run)
+    return heartbeat.acquire(run / TRAIN_LOCK, f"the run {run}", _training_hint(run, auto), force)

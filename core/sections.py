@@ -149,6 +149,42 @@ class PrefsSection(Record):
     heldout_path: str | None = None  # JSONL of the held-out suite lines, in the run directory
 
 
+class PlanMemory(Record):
+    """`make plan`'s GPU memory estimate for the run's own config on the machine that trained it."""
+
+    total_gib: float
+    parts_gib: dict[str, float] = {}
+    strategy: str = "none"
+    gpus: int = 1
+    vram_gib: float | None = None  # the GPU's memory (None on CPU: the estimate is of a GPU's memory)
+
+
+class TrainTelemetry(Record):
+    """What the training process measured about itself (launch/telemetry.py), beside the plan's estimate."""
+
+    device: str  # the GPU's name, or "cpu"
+    file: str | None = None  # the raw per-step record, relative to the run directory
+    steps: int = 0
+    timed_steps: int = 0  # the steps after the first few (kernel compilation, allocator warm-up)
+    timed_seconds: float | None = None
+    tokens: int = 0  # real tokens over every step (attention_mask != 0: padding excluded)
+    slots: int = 0  # token positions the batches held, padding included
+    timed_tokens: int = 0
+    tokens_per_s: float | None = None  # per GPU (rank 0's batches) over the timed steps
+    peak_gpu_allocated_gib: float | None = None
+    peak_gpu_reserved_gib: float | None = None
+    peak_rss_gib: float | None = None  # the training process and its children, sampled
+    matmul_frozen: int | None = None
+    matmul_trained: int | None = None
+    flops_per_token: float | None = None  # 4 x frozen + 6 x trained matmul weights
+    attention_flops: float | None = None  # over the timed steps, from the samples' real lengths
+    mfu: float | None = None
+    mfu_note: str | None = None  # why there is no MFU (CPU, a GPU not in the table), or the peak used
+    gpu_peak_tflops: float | None = None
+    plan: PlanMemory | None = None
+    plan_note: str | None = None  # why there is no plan (no offline facts for the model)
+
+
 class RewardJudgeRecord(Record):
     """A GRPO judge reward's judge, measured before training: its agreement with itself on the calibration pairs
     (eval/reward_judge.py measure). make judge refuses this judge for the run and its chain."""

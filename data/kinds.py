@@ -168,7 +168,7 @@ def kind_of(ds: dict, rl: str | bool | None = None) -> Kind:
         return Kind(
             name,
             None,
-            error="axolotl 0.19 refuses type: sharegpt; use type: chat_template with "
+            error="axolotl refuses type: sharegpt (since 0.19); use type: chat_template with "
             "field_messages: conversations and message_property_mappings {role: from, content: value}",
         )
     if not rl and name.startswith(RL_PREFIXES):

@@ -149,8 +149,8 @@ def judge_all(
 
 
 def failures(section: dict[str, Any]) -> UserError | None:
-    """One clear error for requests that still failed after the client's retries (their rows are kept,
-    scored invalid, and asked again by the next run)."""
+    """One clear error for requests that still failed after the retries of core/retry.py (their rows are
+    kept, scored invalid, and asked again by the next run)."""
     bad = {name: s["requests"] for name, s in section["judges"].items() if s["requests"].get("failed")}
     if not bad:
         return None

@@ -18,6 +18,7 @@ from core.errors import UserError
 from core.paths import outputs_dir
 from eval import chain, stats
 from eval.lmeval import read_samples
+from launch import telemetry_record
 
 SHOWN = ("rouge1", "rouge2", "rougeL", "bleu", "jaccard", "exact_match")
 Table = tuple[list[str], list[list[str]]]
@@ -115,6 +116,7 @@ def collect() -> list[dict[str, Any]]:
                 "base": t.base_model.name,
                 "params_b": t.meta.params_b,
                 "train": t.summary.model_dump() if t.summary else {},
+                "telemetry": t.telemetry.model_dump() if t.telemetry else None,
                 "results": [r.model_dump() for r in m.lm_eval.results] if m.lm_eval else [],
                 "models": run_models(run, label),
                 "judges": m.judge.judges if m.judge else {},
@@ -331,8 +333,8 @@ def tables(rows: list[dict[str, Any]]) -> str:
         "",
         "## Training",
         "",
-        "| run | params | steps | first loss | final loss | eval loss |",
-        "|---|---|---|---|---|---|",
+        "| run | params | steps | first loss | final loss | eval loss | measured: tokens/s, peak memory (plan), MFU |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         t = r["train"]
@@ -341,7 +343,8 @@ def tables(rows: list[dict[str, Any]]) -> str:
             for k in ("first_loss", "final_loss", "eval_loss")
         ]
         params = f"{r['params_b']:g}B" if r["params_b"] else "-"
-        out.append(f"| {r['run']} | {params} | {t.get('global_step')} | {' | '.join(f3)} |")
+        measured = telemetry_record.cell(r.get("telemetry"))
+        out.append(f"| {r['run']} | {params} | {t.get('global_step')} | {' | '.join(f3)} | {measured} |")
     return "\n".join(out) + "\n"
 
 

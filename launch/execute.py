@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
-from core import childenv, manifest, rundir
+from core import child, childenv, manifest, rundir
 from core.errors import UserError, Where
 from core.hashing import sha256_file
 from core.manifest import FinalCheckpoint, Manifest, RanksRecord, TrainSummary
-from core.paths import REPO
 from core.settings import Settings
 from launch.dist import strategy as dist
 from launch.dist.topology import Topology
@@ -23,15 +21,19 @@ from launch.recipe.resolve import Resolved
 
 WEIGHTS = ("adapter_model.safetensors", "model.safetensors", "model.safetensors.index.json")
 SEED_PLUGIN = "launch.seed_plugin.SeedPlugin"
+TELEMETRY_PLUGIN = "launch.telemetry_plugin.TelemetryPlugin"
 TRL_COMPAT_PLUGIN = "launch.trl_compat_plugin.TrlCompatPlugin"  # GRPO on axolotl 0.21.0 + TRL 1.14
 
 
 def run_config(config: dict, launch: dist.Launch) -> dict:
-    """The config that runs: the resolved recipe, the strategy's keys, and the seed plugin (launch/seed_plugin.py)
-    in every run, so the adapter's initial weights come from the recipe's seed."""
+    """The config that runs: the resolved recipe, the strategy's keys, the seed plugin (launch/seed_plugin.py) in
+    every run, so the adapter's initial weights come from the recipe's seed, and the telemetry plugin
+    (launch/telemetry_plugin.py), so every run measures its tokens/s, peak memory and MFU."""
     out = {**config, **launch.config_keys}
-    plugins = [p for p in (out.get("plugins") or []) if p not in (SEED_PLUGIN, TRL_COMPAT_PLUGIN)]
-    out["plugins"] = [*plugins, SEED_PLUGIN, *([TRL_COMPAT_PLUGIN] if out.get("rl") == "grpo" else [])]
+    ours = (SEED_PLUGIN, TELEMETRY_PLUGIN, TRL_COMPAT_PLUGIN)
+    plugins = [p for p in (out.get("plugins") or []) if p not in ours]
+    grpo = [TRL_COMPAT_PLUGIN] if out.get("rl") == "grpo" else []  # launch/trl_compat_plugin.py
+    out["plugins"] = [*plugins, SEED_PLUGIN, TELEMETRY_PLUGIN, *grpo]
     return out
 
 
@@ -140,8 +142,9 @@ def ran_out_of_disk(log: Path) -> bool:
     return "No space left on device" in tail or "[Errno 28]" in tail
 
 
-def run_logged(launch: dist.Launch, log_path: Path, final: Resolved) -> int:
-    """Run the launch command, teeing its output into the run's log; return its exit status."""
+def run_logged(launch: dist.Launch, log_path: Path, final: Resolved) -> child.Outcome:
+    """Run the launch command with its output in the run's log (core/child.py: progress on the screen, tracebacks
+    only in the log); return how it ended."""
     for note in final.notes:
         print(f"note: {note}")
     print(f"strategy: {launch.strategy} ({launch.why})\n$ {launch.shell()}", flush=True)
@@ -157,29 +160,12 @@ def run_logged(launch: dist.Launch, log_path: Path, final: Resolved) -> int:
     if wants_wandb(final.config):
         env.setdefault("WANDB_DIR", str(log_path.parent))  # W&B's own files (offline runs too) stay in the run
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    with open(log_path, "a") as log:
-        proc = subprocess.Popen(
-            launch.argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
-        )
-        assert proc.stdout is not None
-        logging = True
-        for line in proc.stdout:
-            sys.stdout.write(line)
-            if logging:
-                try:
-                    log.write(line)
-                except OSError as exc:  # disk full: keep training output on the terminal, stop the file
-                    logging = False
-                    print(f"note: stopped writing {log_path} ({exc.strerror})", flush=True)
-        try:
-            log.flush()
-        except OSError:
-            pass
-        return proc.wait()
+    return child.run(launch.argv, log_path, env)
 
 
-def _fail(run: Path, m: Manifest, rc: int) -> UserError:
+def _fail(run: Path, m: Manifest, ended: child.Outcome) -> UserError:
     """Record the failure (when the disk lets us) and say what to do next."""
+    rc = ended.returncode
     train = m.train.model_copy(update={"status": "failed", "ended": rundir.utc_now(), "returncode": rc})
     log = run / "logs" / "train.log"
     disk_full = ran_out_of_disk(log)
@@ -201,19 +187,21 @@ def _fail(run: Path, m: Manifest, rc: int) -> UserError:
             f"make train RUN={run} resumes it (a checkpoint cut short is skipped)",
         )
     return UserError(
-        f"axolotl exited with status {rc}",
+        ended.message("axolotl"),
         Where(log),
-        f"the run directory keeps the config, log and checkpoints; resume with make train RUN={run}",
+        f"the full output is in {log}; the run directory keeps the config, log and checkpoints; resume with "
+        f"make train RUN={run}",
     )
 
 
 def execute(final: Resolved, run: Path, launch: dist.Launch, topo: Topology) -> Path:
     """Run axolotl on the run's config.yaml, then verify and record the result."""
     print(f"run directory: {run}")
-    rc = run_logged(launch, run / "logs" / "train.log", final)
+    ended = run_logged(launch, run / "logs" / "train.log", final)
     m = manifest.read(run)
+    rc = ended.returncode
     if rc != 0:
-        raise _fail(run, m, rc)
+        raise _fail(run, m, ended)
     output = Path(final.config["output_dir"])
     removed = drop_base_copy(output, final.config)
     if removed:
@@ -221,8 +209,17 @@ def execute(final: Resolved, run: Path, launch: dist.Launch, topo: Topology) -> 
             f"note: removed the unchanged base model axolotl saves beside a preference adapter ({', '.join(removed)})"
         )
     weights = final_weights(output)
+    from launch import telemetry_record
+
+    base = final.config["base_model"] if Path(final.config["base_model"]).exists() else final.hub_base_model
+    telemetry = telemetry_record.collect(run, output, final.config, base, launch.strategy, topo.world_size)
     train = m.train.model_copy(
-        update={"ended": rundir.utc_now(), "returncode": rc, "summary": training_summary(output)}
+        update={
+            "ended": rundir.utc_now(),
+            "returncode": rc,
+            "summary": training_summary(output),
+            "telemetry": telemetry,
+        }
     )
     if not adapter_changed(weights):
         manifest.write_sections(run, train=train.model_copy(update={"status": "failed"}))
@@ -247,11 +244,11 @@ def execute(final: Resolved, run: Path, launch: dist.Launch, topo: Topology) -> 
     train = train.model_copy(update={"status": "completed", "final_checkpoint": final_ckpt})
     manifest.write_sections(run, train=train, **({"ranks": ranks} if ranks else {}))
     rundir.mark_latest(run)
-    report_done(final.recipe.name, run, weights, train.summary)
+    report_done(final.recipe.name, run, weights, train.summary, telemetry)
     return run
 
 
-def report_done(name: str, run: Path, weights: Path, t: TrainSummary | None) -> None:
+def report_done(name: str, run: Path, weights: Path, t: TrainSummary | None, measured=None) -> None:
     t = t or TrainSummary()
     trend = (
         f"; held-out eval loss {t.first_eval_loss:.3f} -> {t.eval_loss:.3f}"
@@ -269,6 +266,10 @@ def report_done(name: str, run: Path, weights: Path, t: TrainSummary | None) -> 
         f"\ntrained {name}: step {t.global_step}, train loss {f3(t.first_loss)} -> {f3(t.final_loss)} "
         f"(single batches, noisy){trend}"
     )
+    if measured is not None:
+        from launch.telemetry_record import line
+
+        print(line(measured))
     print(
         f"adapter: {weights}\nrun:     {run}\nnext:    make merge RECIPE={name}   "
         f"make gguf RECIPE={name}   make eval RECIPE={name}   make judge RECIPE={name}"

@@ -4,8 +4,8 @@ axolotl), and the pod-start check of an image (`python launch/stack.py --gpu`, r
 Standard library only: the bootstrap runs it in the image's Python before anything of ours is installed.
 
 The lock (constraints.txt) is one point inside the range: Python 3.12, axolotl 0.21.0 and its exact pins. A pod's
-image may hold another axolotl minor version; the code works with any axolotl in SUPPORTED (README, "Set-up": which
-versions in it are tested, and how).
+image may hold another axolotl minor version; the code works with any axolotl in SUPPORTED (docs/setup.md, "The
+supported range": which versions in it are tested, and how).
 """
 
 from __future__ import annotations

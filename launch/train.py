@@ -36,9 +36,13 @@ def train(
 ) -> Path:
     s = s or settings.load()
     if run_dir:  # resume this run: its recipe and recorded overrides unless given again
+        # a run another trainer is training now is refused at once, before the preflight (FORCE=1 takes it over)
+        if not force:
+            rundir.refuse_if_training(rundir.resolve(run_dir))
         recorded = manifest.read(rundir.resolve(run_dir)).train
         recipe = recorded.recipe.name if not rundir.is_recipe_file(recipe) else recipe
         args = args if args is not None else (recorded.overrides or None)
+    require_cuda(s, recipe, args)
     findings = run_checks(recipe, args)[1]
     errors = errors_of(findings)
     for f in findings:  # what the preflight could not check, and where the run logs to, before training starts
@@ -59,9 +63,9 @@ def train(
             "train on a GPU box or RunPod; FORCE=1 trains on CPU anyway (days)",
         )
     # on a CUDA machine: what the config asks for imports and fits the GPUs, before any run directory exists
-    checked = kernels.require(r, args)
-    if checked is not args:
-        args = checked
+    checked_args = kernels.require(r, args)
+    if checked_args is not args:
+        args = checked_args
         r = resolve(recipe, args=args, materialize=True)
     topo = topology_mod.detect(r.device, s)
     print(f"topology: {topo.describe()}")
@@ -73,21 +77,51 @@ def train(
         None,
         r.recipe.where("meta.distributed"),
     )
-    if not topo.is_primary:
+    if not topo.is_primary:  # only node 0 owns the run directory, so only node 0 holds its lock
         return train_worker(r, args, topo, s)
     checks = grpo.before_training(r.config)  # GRPO: judge rewards measure their judge; refused before any run dir
-    if not run_dir and auto_resume:
-        unfinished = find_unfinished(r)
-        if unfinished is not None:
-            print(f"resuming the unfinished run {unfinished} (RESUME=0 starts afresh)")
-            run_dir = str(unfinished)
-    if run_dir:
-        run = Path(run_dir).resolve()
-        final, launch = resume(r, args, run, topo, s)
+    found = find_unfinished(r) if not run_dir and auto_resume else None
+    if run_dir or found:
+        run = Path(run_dir).resolve() if run_dir else found
+        with rundir.hold_for_training(run, force, auto=found is not None):  # a live trainer of it: refused
+            if found:
+                print(f"resuming the unfinished run {found} (RESUME=0 starts afresh)")
+            final, launch = resume(r, args, run, topo, s)
+            grpo.record(run, final.config, checks)
+            return execute(final, run, launch, topo)
+    final, run, launch = start(r, args, topo, s, argv)
+    with rundir.hold_for_training(run):
+        grpo.record(run, final.config, checks)
+        return execute(final, run, launch, topo)
+
+
+def require_cuda(s: Settings, recipe: str, args: str | dict | None) -> None:
+    """DEVICE=gpu where torch sees no CUDA device: one error before anything is prepared, saying how to train on
+    this CPU instead. Asked once the recipe and ARGS resolve (cheap, no torch); a GPU run's preflight would import
+    torch for its kernel check anyway."""
+    if s.device != "gpu":  # without DEVICE=gpu the device is what torch finds
+        return
+    try:
+        params = resolve(recipe, device="gpu", args=args).meta.params_b or 0
+    except UserError:
+        return  # the preflight reports it, with everything else
+    if kernels.probe().cuda:
+        return
+    import torch
+
+    if torch.version.cuda is None:
+        why = f"torch {torch.__version__} is a CPU build"
     else:
-        final, run, launch = start(r, args, topo, s, argv)
-    grpo.record(run, final.config, checks)
-    return execute(final, run, launch, topo)
+        why = f"torch {torch.__version__} (CUDA {torch.version.cuda}) finds no GPU: no driver, or CUDA_VISIBLE_DEVICES"
+    cpu = f"DEVICE=cpu make train RECIPE={recipe} trains on this machine's CPU"
+    if params > CPU_MAX_PARAMS_B:
+        cpu = f"DEVICE=cpu FORCE=1 make train RECIPE={recipe} trains this {params:g}B model on CPU anyway (days)"
+    raise UserError(
+        f"DEVICE=gpu, but torch sees no CUDA device on this machine ({why}); nothing was started",
+        Where(key="DEVICE"),
+        f"{cpu} (a CPU recipe such as smollm2-135m-cpu is sized for it), or train on a GPU: "
+        f"make runpod-up RECIPE={recipe}",
+    )
 
 
 def merge_start(run: Path, s: Settings) -> None:

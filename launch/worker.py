@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from core import rundir
-from core.errors import UserError, Where
 from core.paths import outputs_dir
 from core.settings import Settings
 from core.yamlio import dump
@@ -23,8 +22,8 @@ def train_worker(r: Resolved, args: str | dict | None, topo: Topology, s: Settin
     final.config = run_config(final.config, launch)
     (work / "config.yaml").write_text(dump(final.config))
     (work / "logs").mkdir()
-    rc = run_logged(launch, work / "logs" / "train.log", final)
-    if rc != 0:
-        raise UserError(f"axolotl exited with status {rc} on node {topo.node_rank}", Where(work / "logs" / "train.log"))
+    ended = run_logged(launch, work / "logs" / "train.log", final)
+    if ended.returncode != 0:
+        raise ended.error(f"axolotl on node {topo.node_rank}")
     print(f"node {topo.node_rank} finished its ranks; the run directory, manifest and pushes are node 0's")
     return work

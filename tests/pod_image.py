@@ -67,10 +67,8 @@ def build(root: Path) -> Path:
     if proc.returncode != 0:
         raise RuntimeError(f"building the image environment failed: {proc.stderr[-3000:]}")
     scripts = (("accelerate", "accelerate.commands.accelerate_cli"), ("torchrun", "torch.distributed.run"))
-    for (
-        script,
-        module,
-    ) in scripts:  # console scripts of the view's packages, as the image has them (pip wrote axolotl's)
+    # console scripts of the view's packages, as the image has them (pip wrote axolotl's)
+    for script, module in scripts:
         path = prefix / "bin" / script
         if not path.exists():  # the guard: datasets' spawned workers import this script again
             path.write_text(CONSOLE.format(python=python, module=module))

@@ -1,11 +1,10 @@
 """GPU-only tests (marked gpu): skipped, with the reason printed, where torch sees no CUDA device; on a GPU machine
 they run in child processes that get the machine's own CUDA visibility back (tests/conftest.py gpu_env), while the
 rest of the suite stays on the CPU. What they check is what the CPU tests cannot: the set-up's fast path imports and
-fits this GPU, the GPU bench script measures here (memory and MFU), and generation runs batched in bf16."""
+fits this GPU, `make train` measures itself here (GPU memory and MFU), and generation runs batched in bf16."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
@@ -29,16 +28,21 @@ def test_the_fast_path_of_make_setup_works_on_this_gpu():
     assert "GPU fast path on" in proc.stdout and "[error]" not in proc.stdout
 
 
-def test_the_gpu_bench_script_measures_on_this_gpu(tiny_model, tmp_path):
-    proc = child(
-        "-m", "bench.gpu", f"--model={tiny_model('llama')}", "--recipes=qwen25-3b-instruct-brie", "--steps=4",
-        "--args=--sequence_len=512", f"--brie={tmp_path / 'no-brie'}", OUTPUTS=str(tmp_path),
-    )  # fmt: skip
+def test_make_train_measures_itself_on_this_gpu(tiny_model, tmp_path):
+    """tokens/s, peak GPU memory (allocated and reserved) and an MFU (or the GPU named as not in the table)."""
+    from core import manifest, rundir
+
+    args = (
+        f"--base_model={tiny_model('llama')} --max_steps=4 --save_steps=4 --sequence_len=512 --test_datasets=null "
+        "--eval_steps=null --eval_strategy=no --logging_steps=1"
+    )
+    proc = child("-m", "launch.train", "qwen25-3b-instruct-brie", "--force", f"--args={args}", OUTPUTS=str(tmp_path))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    [folder] = list((tmp_path / "bench-gpu").iterdir())
-    [x] = json.loads((folder / "report.json").read_text())["results"]
-    for side in ("ours", "baseline"):
-        assert x[side]["mfu"] and x[side]["memory"]["after_load_gib"] and x[side]["memory"]["peak_allocated_gib"]
+    pointer = tmp_path / "runs" / "qwen25-3b-instruct-brie" / rundir.LATEST
+    t = manifest.read(pointer.parent / pointer.read_text().strip()).train.telemetry
+    assert t.device != "cpu" and t.tokens_per_s > 0 and t.peak_gpu_allocated_gib > 0
+    assert t.peak_gpu_reserved_gib >= t.peak_gpu_allocated_gib and t.plan.vram_gib > 0
+    assert t.mfu is not None or "not in launch/preflight/gpus.yaml" in t.mfu_note
 
 
 def test_generation_on_the_gpu_is_batched_in_bf16(tmp_path):

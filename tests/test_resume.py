@@ -1,12 +1,12 @@
-"""Kill-and-resume of the default recipe (single process): SIGKILL the whole `make train` process tree after
-a checkpoint, plant a half-written checkpoint, resume. Checked: the resumed process starts at the last complete
-checkpoint's global step and trains only the remaining steps; the loss history up to the checkpoint is kept
-exactly, and the whole curve equals an uninterrupted run's bit for bit. Why exact equality is the right test:
-both runs start from the same adapter (launch/seed_plugin.py seeds before the model is built; before it, each run
-drew its own LoRA A matrices and the curves parted after step 2 by ~0.1-0.2 %, which a 0.2 % tolerance let through
-until a loaded machine went past it), the resumed process restores weights, optimizer, scheduler, RNG state and data
-order from the checkpoint, and every CPU kernel here is deterministic for a fixed thread count (both runs get
-OMP_NUM_THREADS=2). Any difference is therefore a resume bug, not noise."""
+"""Kill-and-resume of the default recipe (single process): a second trainer of the live run is refused, then SIGKILL
+the whole `make train` process tree after a checkpoint, plant a half-written checkpoint, resume. Checked: the
+resumed process starts at the last complete checkpoint's global step and trains only the remaining steps; the loss
+history up to the checkpoint is kept exactly, and the whole curve equals an uninterrupted run's bit for bit. Why
+exact equality is the right test: both runs start from the same adapter (launch/seed_plugin.py seeds before the
+model is built; before it, each run drew its own LoRA A matrices and the curves parted after step 2 by ~0.1-0.2 %,
+which a 0.2 % tolerance let through until a loaded machine went past it), the resumed process restores weights,
+optimizer, scheduler, RNG state and data order from the checkpoint, and every CPU kernel here is deterministic for
+a fixed thread count (both runs get OMP_NUM_THREADS=2). Any difference is therefore a resume bug, not noise."""
 
 from __future__ import annotations
 
@@ -54,9 +54,17 @@ def test_killed_run_resumes_from_its_last_complete_checkpoint(tmp_path):
             break
         time.sleep(0.5)
     assert found, "no complete checkpoint-2 appeared"
-    os.killpg(proc.pid, signal.SIGKILL)  # the node is gone: launcher and axolotl alike
-    proc.wait()
     run = found[0].parent.parent
+    # while it trains (frozen here, so it cannot finish meanwhile), a second trainer of the same run is refused
+    os.killpg(proc.pid, signal.SIGSTOP)
+    try:
+        second = subprocess.run([*cmd, f"--run={run}"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the node is gone: launcher and axolotl alike
+        proc.wait()
+    assert second.returncode == 2 and f"the run {run} is in use by a live process" in second.stderr, second.stderr
+    assert f"pid {proc.pid}" in second.stderr and "FORCE=1" in second.stderr
+    assert (run / rundir.TRAIN_LOCK).is_file()  # left by the kill; its pid is gone, so it is stale
     assert manifest.read(run).status == "running" and not (base / LATEST).exists()
     killed_at = last_complete(run / "output")
     half = run / "output" / f"checkpoint-{int(killed_at.name.split('-')[1]) + 1}"
@@ -74,6 +82,7 @@ def test_killed_run_resumes_from_its_last_complete_checkpoint(tmp_path):
     )  # same RECIPE: resumes by itself
     assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
     assert f"resuming the unfinished run {run}" in resumed.stdout
+    assert f"taking over the run {run} from" in resumed.stdout and not (run / rundir.TRAIN_LOCK).exists()
     m = manifest.read(run)
     assert (
         m.status == "completed" and m.train.summary.global_step == 6 and (base / LATEST).read_text().strip() == run.name

@@ -102,3 +102,56 @@ def overlay_venv(dest: Path, names: list[str], site: Path) -> Path:
         (dest / "bin" / script).write_text(CONSOLE.format(python=python, module=module))
         (dest / "bin" / script).chmod(0o755)
     return python
+
+
+def norm_name(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def installed(site: Path) -> dict:
+    """{normalized name: distribution} of an installed site-packages."""
+    import importlib.metadata as md
+
+    return {norm_name(d.metadata["Name"]): d for d in md.distributions(path=[str(site)])}
+
+
+def wheel_from_installed(dist, site: Path, folder: Path) -> Path:
+    """A wheel of an installed distribution, made from the files its RECORD lists (what pip installed from the
+    original wheel; console scripts come back from entry_points.txt), tagged as its WHEEL file says."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = [f for f in dist.files or [] if f.parts[0] != ".." and "__pycache__" not in f.parts]
+    info = next(f.parts[0] for f in files if f.parts[0].endswith(".dist-info"))
+    wheel_meta = (site / info / "WHEEL").read_text()
+    tags = [line.split(":", 1)[1].strip().split("-") for line in wheel_meta.splitlines() if line.startswith("Tag:")]
+    tag = "-".join(".".join(dict.fromkeys(t[i] for t in tags)) for i in range(3))  # py2.py3-none-any
+    dist_name = re.sub(r"[-.]+", "_", dist.metadata["Name"])
+    path = folder / f"{dist_name}-{dist.version}-{tag}.whl"
+    record = []
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        for f in files:
+            if f.name == "RECORD" and f.parts[0] == info or not (site / f).is_file():
+                continue
+            data = (site / f).read_bytes()
+            zf.writestr(str(f), data)
+            record.append(_record_line(str(f), data))
+        zf.writestr(f"{info}/RECORD", "\n".join([*record, f"{info}/RECORD,,"]) + "\n")
+    return path
+
+
+def machine_venv(dest: Path, names: list[str], site: Path) -> tuple[Path, list[str]]:
+    """A venv (no pip of its own) whose site-packages holds only the distributions `names` of `site` (symlinked):
+    the GPU machine's package list, as this machine has it. Returns its python and the names `site` lacks."""
+    base = Path(getattr(sys, "_base_executable", sys.executable))
+    subprocess.run([str(base), "-m", "venv", "--without-pip", str(dest)], check=True, capture_output=True, timeout=300)
+    target = next((dest / "lib").glob("python3*/site-packages"))
+    have = installed(site)
+    missing = []
+    for name in names:
+        dist = have.get(norm_name(name))
+        if dist is None:
+            missing.append(name)
+            continue
+        for top in {f.parts[0] for f in dist.files or [] if f.parts[0] != ".."}:
+            if (site / top).exists() and not (target / top).exists():
+                (target / top).symlink_to(site / top)
+    return dest / "bin" / "python", missing

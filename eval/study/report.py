@@ -25,6 +25,7 @@ def _f(x: Any) -> str:
 
 def runs_table(data: dict[str, Any]) -> leaderboard.Table:
     headers = ["run", "recipe", "overrides", "seed", "status", "steps", "first / final loss", "eval loss", "cost"]
+    headers.append("measured: tokens/s, peak memory (plan), MFU")
     rows = []
     for e in data["entries"]:
         t = e["train"]
@@ -36,7 +37,7 @@ def runs_table(data: dict[str, Any]) -> leaderboard.Table:
         losses = f"{_f(t.get('first_loss'))} / {_f(t.get('final_loss'))}"
         seed = "-" if e["seed"] is None else str(e["seed"])
         rows.append([e["key"], e["recipe"], over, seed, status, str(t.get("global_step") or "-"), losses])
-        rows[-1] += [_f(t.get("eval_loss")), cost]
+        rows[-1] += [_f(t.get("eval_loss")), cost, measured(e.get("run"))]
     return headers, rows
 
 
@@ -48,6 +49,20 @@ def spend_line(b: dict[str, Any]) -> str:
         f"each pod's price times its uptime as RunPod reports them, read every {b['poll_s']:g} s, so the cap can "
         "be overshot by one poll interval times the running pods' price."
     )
+
+
+def measured(run: str | None) -> str:
+    """The run's own tokens/s, peak memory beside the plan, and MFU (its manifest's train.telemetry)."""
+    from pathlib import Path
+
+    from core import manifest
+    from core.errors import UserError
+    from launch.telemetry_record import cell
+
+    try:
+        return cell(manifest.read(Path(run)).train.telemetry) if run else "-"
+    except UserError:
+        return "-"
 
 
 def seeds_table(data: dict[str, Any]) -> leaderboard.Table:

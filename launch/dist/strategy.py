@@ -2,7 +2,7 @@
 FSDP), the config keys it adds, and the one command line (plus environment) that starts training.
 
 1 process: `axolotl train cfg --launcher python`. More: `axolotl train cfg --launcher torchrun -- <torchrun
-args>`, torchrun being the launcher axolotl itself wraps; the DeepSpeed JSONs live in launch/deepspeed/.
+args>`, torchrun being the launcher axolotl itself wraps; the DeepSpeed JSONs live in launch/dist/deepspeed/.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ GLOO_ZERO3 = "zero3-gloo.json"
 STRATEGIES = _ALL  # ("auto", "none", "ddp", *ZERO, "fsdp"), one list for settings, meta and the launcher
 RANK_PLUGIN = "launch.rank_plugin.RankFingerprintPlugin"
 DDP_TIMEOUT_S = 3600  # a ZeRO-3 gather-and-save of a 32B model can outlast the 30-minute default
-# Measured on CPU (gloo) with stock axolotl (README, "On CPU"): ZeRO-3 and DDP run (DDP with ACCELERATE_USE_CPU
+# Measured on CPU (gloo) with stock axolotl (docs/training.md): ZeRO-3 and DDP run (DDP with ACCELERATE_USE_CPU
 # and the rank plugin's device map, launch/rank_plugin.py); these do not.
 CPU_BROKEN = {
     "zero1": "ZeRO-1/2 fail on gloo at the optimizer step (all_gather_into_tensor); use STRATEGY=zero3",

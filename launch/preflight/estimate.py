@@ -20,7 +20,7 @@ Time: FLOPs per token (flops_per_token): forward 2 x params, backward 2 x params
 gradient checkpointing recomputes the forward (+2 x params, counted for time, not in MFU). Divided by GPUs x bf16
 peak x an assumed MFU, plus the base model's download. Tokens: characters / 3.7 of the training files x epochs (no tokenizer needed offline).
 Disk: base download + (save_total_limit + 1) checkpoints + final weights + merged model + GGUF f16/Q8_0/Q4_K_M.
-The error is honest only to about +-25 % on memory and a factor of 2 on time: README "How good is the plan".
+The error is honest only to about +-25 % on memory and a factor of 2 on time: docs/check-and-plan.md, "How good is it".
 """
 
 from __future__ import annotations

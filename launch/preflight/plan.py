@@ -23,7 +23,7 @@ from launch.recipe.resolve import RUN_PLACEHOLDER, Resolved, resolve
 CONTAINER_DISK_GB = 40  # image layers are separate; this is pip/triton caches and /tmp
 SUITES = Path(__file__).resolve().parents[2] / "eval" / "suites"
 LMEVAL_TOKENS = 128  # eval/lmeval.py's max_gen_toks
-# Where each strategy has really run (the tests); the rest waits for a GPU. README "What has run where".
+# Where each strategy has really run (the tests); the rest waits for a GPU (docs/check-and-plan.md).
 TESTED = {
     "none": "ran here: one process, CPU end to end (make test); on a GPU not yet measured",
     "ddp": "ran here: 2 CPU processes on gloo (tests/test_ddp_cpu.py); on GPUs (NCCL) not yet measured",

@@ -9,14 +9,13 @@ from __future__ import annotations
 import argparse
 import ctypes
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from core import atomic, cli, manifest, rundir, settings
+from core import atomic, child, cli, manifest, rundir, settings
 from core.errors import UserError, Where
 from core.hashing import sha256_file
 from core.manifest import GgufSection
@@ -38,16 +37,19 @@ def ftype(quant: str) -> int:
     return value
 
 
-def convert(merged: Path, out: Path, outtype: str) -> None:
+def convert(merged: Path, out: Path, outtype: str, log_file: Path | None = None) -> None:
+    """llama.cpp's converter in its own process; its output goes to `log_file` (default: logs/gguf.log of the run
+    that holds the GGUF folder), a failure is its last error lines (core/child.py)."""
     if not CONVERTER.is_file():
         raise UserError(f"llama.cpp's converter is missing ({CONVERTER})", hint="run make setup")
-    proc = subprocess.run(
+    log_file = log_file or out.parent.parent / "logs" / "gguf.log"
+    ended = child.run(
         [sys.executable, str(CONVERTER), str(merged), "--outfile", str(out), "--outtype", outtype],
-        capture_output=True,
-        text=True,
+        log_file,
+        show=lambda line: None,  # the converter's progress is the log's
     )
-    if proc.returncode != 0:
-        text = proc.stdout + proc.stderr
+    if ended.returncode != 0:
+        text = "\n".join(ended.tail)
         if "pre-tokenizer was not recognized" in text or "BPE pre-tokenizer" in text:
             raise UserError(
                 "llama.cpp does not recognize this tokenizer's BPE pre-tokenizer",
@@ -55,8 +57,7 @@ def convert(merged: Path, out: Path, outtype: str) -> None:
                 "use the base model's original tokenizer files (a retrained BPE tokenizer has an unknown hash), "
                 "or add its hash to get_vocab_base_pre() in llama.cpp's convert_hf_to_gguf.py",
             )
-        tail = "\n".join(text.strip().splitlines()[-5:])
-        raise UserError(f"convert_hf_to_gguf.py failed:\n{tail}", Where(merged))
+        raise ended.error("convert_hf_to_gguf.py", f"the converter's full output is in {log_file}")
 
 
 def quantize(src: Path, dst: Path, quant: str) -> None:
