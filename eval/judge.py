@@ -7,9 +7,10 @@ identity of what was judged (the judge, its prompt, the order, both texts' sha25
 settings and seed that generated each: eval/judged_io.py), rows appended as they arrive: a changed generation
 (another SEED or MAX_NEW_TOKENS) is judged again, an unchanged one never twice. This judging's rows go to
 <run>/judge/<judge>.jsonl, both models' answers to <run>/judge/generations.jsonl. A run trained on `make prefs`
-pairs (its own or its chain's) is judged on the prompts they were not drawn from only (eval/prefs_split.py). A
-cost estimate is printed (and MAX_COST enforced) before any request. Structured output is asked for wherever
-the endpoint has it (eval/judges.yaml). A judge below the position-consistency floor is reported as unusable,
+pairs (its own or its chain's) is judged on the prompts they were not drawn from only (eval/prefs_split.py), a
+GRPO run on the prompts its chain did not train on (eval/grpo_data.py) and never by the judge that gave it its
+reward (eval/reward_judge.py). A cost estimate is printed (and MAX_COST enforced) before any request. Structured
+output is asked for wherever the endpoint has it (eval/judges.yaml). A judge below the position-consistency floor is reported as unusable,
 with no win rate. JUDGES=local with no JUDGE_URL starts llama.cpp's server for the judge GGUF (JUDGE_GGUF, else
 the embedded SmolLM2 GGUF) on 127.0.0.1 for the run and stops it after.
 """

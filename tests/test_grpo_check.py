@@ -141,3 +141,16 @@ def test_grpo_runs_get_the_plugin_that_makes_axolotls_kernel_take_trls_row_mask(
         assert torch.allclose(got, torch.gather(logits.log_softmax(-1), -1, index.unsqueeze(-1)).squeeze(-1))
     finally:
         trl_utils.selective_log_softmax = own
+
+
+def test_the_telemetry_of_every_run_survives_grpos_batches():
+    """GRPO's training step is handed the dataset rows (a list): the telemetry plugin failed the first step with
+    "'list' object has no attribute 'get'". It counts no tokens there, and claims no tokens/s or MFU."""
+    from launch.telemetry import sample_lengths, slots
+    from launch.telemetry_record import mfu, timed
+
+    rows = [{"prompt": [{"role": "user", "content": "Hi"}], "eos_token_id": 2}]
+    assert sample_lengths(rows) == [] and slots(rows) == 0
+    record = {"device": "NVIDIA H100 80GB HBM3", "model": {"matmul_frozen": 10, "matmul_trained": 1}}
+    record["steps"] = [{"step": i, "seconds": 1.0, "tokens": 0, "slots": 0, "sq": 0, "samples": 0} for i in range(9)]
+    assert timed(record)["tokens_per_s"] is None and mfu(record)[0] is None
