@@ -33,7 +33,8 @@ class _Sink:
     """Where one command's diverted messages go: held until the command names its log (or ends)."""
 
     def __init__(self, name: str):
-        self.name, self.path, self.pending, self.count = name, None, [], 0
+        self.name, self.path, self.pending, self.count, self.headed = name, None, [], 0, False
+        self.command = " ".join([name, *sys.argv[1:]])
         self.outer: _Sink | None = None
         self.shown = warnings.showwarning  # the warnings hook this command found (ours calls it for the rest)
         self.lock = threading.Lock()
@@ -42,17 +43,21 @@ class _Sink:
         line = f"[{_when()}] {what}: {text.rstrip()}\n"
         with self.lock:
             self.count += 1
-            if self.path is None:
-                self.pending.append(line)
-            else:
-                self._append([line])
+            self.pending.append(line)
+            if self.path is not None:
+                self._flush()
 
-    def _append(self, lines: list[str]) -> None:
+    def _flush(self) -> None:
+        """The held lines to the log, under a header naming the command the first time (a command that diverted
+        nothing writes nothing)."""
+        header = [] if self.headed else [f"== {_when()} known-harmless library messages of: {self.command}\n"]
         try:
             with open(self.path, "a", encoding="utf-8") as fh:
-                fh.writelines(lines)
+                fh.writelines([*header, *self.pending])
         except OSError:  # an unwritable log loses nothing: the lines go where they would have gone
-            sys.stderr.writelines(lines)
+            sys.stderr.writelines(self.pending)
+            self.path = None  # what comes next is held for the fallback at the end
+        self.headed, self.pending = True, []
 
     def to(self, path: Path) -> None:
         with self.lock:
@@ -60,10 +65,10 @@ class _Sink:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             except OSError:  # no log folder: the messages stay held, for the fallback at the end
                 return
-            self.path = Path(path)
-            header = f"== {_when()} known-harmless library messages of: {' '.join([self.name, *sys.argv[1:]])}\n"
-            self._append([header, *self.pending])
-            self.pending = []
+            if self.path != Path(path):
+                self.path, self.headed = Path(path), False
+            if self.pending:
+                self._flush()
 
 
 _active: _Sink | None = None
