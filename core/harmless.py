@@ -1,8 +1,8 @@
 """The library messages known to be harmless (core/quiet.py sends them to the command's log, not the terminal):
 each with where it comes from, why a user can ignore it, and how it is matched. An entry is matched precisely: a
 logging record by its logger and whole message, a Python warning by its category, the end of its file's path and
-its whole message, llama.cpp's own log by its level and text. docs/troubleshooting.md lists them for users; keep the
-two in step. Nothing here imports a library."""
+its whole message, llama.cpp's own log by its level and text. docs/run-directory.md lists them for users (tests/test_quiet.py
+keeps the two in step). Nothing here imports a library."""
 
 from __future__ import annotations
 
@@ -60,14 +60,6 @@ KNOWN: tuple[Harmless, ...] = (
         logger="kernels.hf_hub",
     ),
     Harmless(
-        source="kernels before 0.17 (a warnings.warn attributed to bitsandbytes/backends/cpu/ops.py), as above",
-        why="the same optional kernel, offline",
-        message=r"Skipping publisher trust check for 'kernels-community/quantization-bitsandbytes' because Hugging "
-        r"Face Hub is in offline mode\.",
-        category="UserWarning",
-        module=r"bitsandbytes/backends/cpu/ops\.py",
-    ),
-    Harmless(
         source="deepspeed (accelerator/real_accelerator.py), imported by transformers/accelerate/axolotl",
         why="on a machine without a GPU, CPU is the right accelerator; a GPU machine never prints it",
         message=r"Setting accelerator to CPU\. If you have GPU or other accelerator, we were unable to detect it\.",
@@ -118,8 +110,16 @@ KNOWN: tuple[Harmless, ...] = (
         native="INFO",
     ),
     Harmless(
-        source="llama.cpp (llama_model_quantize) on a model whose rows do not divide into 256-value K-quant blocks",
-        why="those tensors get the nearest legacy type; make gguf's parity and quality report measure the file",
+        source="llama.cpp (llama_model_quantize), each tensor whose rows do not divide into 256-value K-quant blocks "
+        "(SmolLM2's 576 columns)",
+        why="that tensor gets the nearest legacy type; make gguf's parity and quality report measure the file",
+        message=r"warning: \S+\s+- ncols\s+\d+ not divisible by \d+ \(required for type\s+\w+\) -> falling back to"
+        r"\s+\w+\s*",
+        native="WARN",
+    ),
+    Harmless(
+        source="llama.cpp (llama_model_quantize), the count of those tensors at the end",
+        why="as above",
         message=r"llama_model_quantize_impl: WARNING: \d+ of \d+ tensor\(s\) required fallback quantization\s*",
         native="WARN",
     ),

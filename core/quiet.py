@@ -127,31 +127,33 @@ class ChildFilter:
         return e is not None
 
 
-# llama.cpp's log, through llama-cpp-python: its callback prints a line when the "llama-cpp-python" logger's
-# level allows it (Llama(verbose=False) sets ERROR); ours does the same, except that listed lines go to the sink.
-_GGML_LEVELS = {0: ("NONE", 50), 1: ("INFO", 20), 2: ("WARN", 30), 3: ("ERROR", 40), 4: ("DEBUG", 10)}
+# llama.cpp's log, through llama-cpp-python: its callback prints a piece when the "llama-cpp-python" logger's level
+# allows it (Llama(verbose=False) sets ERROR), by ggml's old level numbers; ours prints exactly what it would, except
+# that a listed line goes to the sink, named by ggml's level numbers now (llama-cpp-python 0.3's callback predates
+# them: it takes a WARN for an ERROR, which is why verbose=False still prints llama.cpp's warnings).
+_PRINTS_AT = {0: 50, 1: 20, 2: 30, 3: 40, 4: 10, 5: 10}  # llama-cpp-python's GGML_LOG_LEVEL_TO_LOGGING_LEVEL
+_GGML_LEVEL = {0: "NONE", 1: "DEBUG", 2: "INFO", 3: "WARN", 4: "ERROR"}  # ggml.h's enum ggml_log_level; 5: CONT
 
 
 class _LlamaLog:
     def __init__(self):
-        self.pending, self.level, self.last = "", _GGML_LEVELS[1], _GGML_LEVELS[1]
+        self.pending, self.level, self.last = "", "INFO", "INFO"
 
     def __call__(self, level: int, text: bytes, user_data=None) -> None:
-        current = self.last if level == 5 else _GGML_LEVELS.get(level, _GGML_LEVELS[1])  # 5: continues the last
-        self.last = current
+        if level != 5:  # 5 continues the last line's level
+            self.last = _GGML_LEVEL.get(level, "INFO")
+        if logging.getLogger("llama-cpp-python").level > _PRINTS_AT.get(level, 10):
+            return  # the library would not print it either
         if not self.pending:
-            self.level = current
+            self.level = self.last
         self.pending += text.decode("utf-8", "replace")
         if self.pending.endswith("\n"):
             self.emit(self.level, self.pending)
             self.pending = ""
 
-    def emit(self, level: tuple[str, int], text: str) -> None:
-        name, value = level
-        if logging.getLogger("llama-cpp-python").level > value:
-            return  # the library would not print it either
-        listed = any(e.native == name and e.pattern.fullmatch(text) for e in KNOWN)
-        if not (listed and _divert(f"llama.cpp {name}", text)):
+    def emit(self, level: str, text: str) -> None:
+        listed = any(e.native == level and e.pattern.fullmatch(text) for e in KNOWN)
+        if not (listed and _divert(f"llama.cpp {level}", text)):
             print(text, end="", flush=True, file=sys.stderr)
 
 

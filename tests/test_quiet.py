@@ -157,3 +157,10 @@ def test_every_listed_entry_names_its_source_and_reason_and_one_way_to_match():
         assert e.source and e.why, e
         assert sum(bool(x) for x in (e.logger, e.category, e.native)) == 1, e
         assert not e.category or e.module, e  # a warning is matched by its file as well as its category
+
+
+def test_the_docs_list_every_logger_and_warning_file_of_the_table():
+    section = (REPO / "docs" / "run-directory.md").read_text().split("## Quiet terminals", 1)[1]
+    for e in KNOWN:
+        named = e.logger or e.module.replace("\\", "") or f"level {e.native}"
+        assert named in section, (named, e.source)
