@@ -1,8 +1,8 @@
 """The library messages known to be harmless (core/quiet.py sends them to the command's log, not the terminal):
 each with where it comes from, why a user can ignore it, and how it is matched. An entry is matched precisely: a
 logging record by its logger and whole message, a Python warning by its category, the end of its file's path and
-its whole message, llama.cpp's own log by its level and text. docs/run-directory.md lists them for users (tests/test_quiet.py
-keeps the two in step). Nothing here imports a library."""
+its whole message, llama.cpp's own log by its level and text. docs/run-directory.md lists them for users
+(tests/test_quiet.py keeps the two in step). Nothing here imports a library."""
 
 from __future__ import annotations
 

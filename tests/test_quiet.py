@@ -164,3 +164,35 @@ def test_the_docs_list_every_logger_and_warning_file_of_the_table():
     for e in KNOWN:
         named = e.logger or e.module.replace("\\", "") or f"level {e.native}"
         assert named in section, (named, e.source)
+
+
+def test_llama_cpp_log_lines_are_sorted_by_ggml_level_and_text(outputs, capsys):
+    """llama.cpp's log through our callback (what llama_log_set gets): ggml's levels as numbered now (2 INFO, 3 WARN,
+    5 continues a line), a line printed or not as llama-cpp-python's own callback would, a listed line to the log."""
+    import logging
+
+    from core import quiet
+
+    lib = logging.getLogger("llama-cpp-python")
+    before = lib.level
+    quiet.begin("gguf")
+    try:
+        lib.setLevel(logging.NOTSET)  # make gguf: nothing has called set_verbose
+        quiet.llama_log(2, b"llama_model_loader: - kv   0: general.architecture str = llama\n")
+        quiet.llama_log(3, b"warning: blk.0.attn_k.weight                  - ncols    576 not divisible by 256 ")
+        quiet.llama_log(5, b"(required for type    q4_K) -> falling back to    q5_0\n")
+        quiet.llama_log(3, b"warning: blk.0.attn_k.weight has NaN values\n")  # WARN, not listed
+        quiet.llama_log(4, b"llama_model_load: error loading model\n")  # ERROR
+        lib.setLevel(logging.ERROR)  # Llama(verbose=False)
+        quiet.llama_log(2, b"load_tensors: layer 0 assigned to device CPU\n")  # the library prints no INFO then
+        quiet.llama_log(3, b"llama_context: n_ctx_seq (512) < n_ctx_train (8192)\n")  # but it does print WARN
+    finally:
+        quiet.end()
+        lib.setLevel(before)
+    err = capsys.readouterr().err
+    assert "has NaN values" in err and "error loading model" in err and "n_ctx_seq (512)" in err
+    assert "general.architecture" not in err and "falling back" not in err and "assigned to device" not in err
+    logged = (outputs / "logs" / "gguf.log").read_text()
+    assert "llama.cpp INFO: llama_model_loader: - kv   0: general.architecture" in logged
+    assert "llama.cpp WARN: warning: blk.0.attn_k.weight" in logged and "falling back to    q5_0" in logged
+    assert "NaN" not in logged and "assigned to device" not in logged
