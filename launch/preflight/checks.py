@@ -23,6 +23,7 @@ from launch.preflight.datasets import check_datasets
 from launch.preflight.disk import check_disk
 from launch.preflight.end_of_turn import check_end_of_turn
 from launch.preflight.findings import Finding
+from launch.preflight.grpo import check_grpo, check_grpo_lengths
 from launch.preflight.kernels import check_kernels
 from launch.preflight.lengths import check_lengths
 from launch.preflight.lora import check_lora_targets
@@ -77,7 +78,7 @@ def preflight(
     head = [Finding("ok", "recipe", f"{recipe.name}: {r.meta.description} (checked for {device}){derived}")]
     meta, config = check_meta(r), check_kind(r) + check_numbers(r)
     keys, data, prefs = check_keys(r), check_datasets(r), check_preference_config(r)
-    tail = check_gguf_support(r) + check_tracking(r)
+    tail = check_grpo(r) + check_gguf_support(r) + check_tracking(r)
     cheap = [*head, *model, *meta, *config, *keys, *data, *prefs, *tail]
     if errors_of(cheap):
         return Preflight(r, cheap, stopped=True)
@@ -96,7 +97,7 @@ def preflight(
 
     found, reused = kept.findings(r, through_axolotl, force)
     schema, prefs = keys + found["schema"], prefs + found["preference"]
-    heavy = found["end of turn"] + check_lora_targets(r) + found["lengths"]
+    heavy = found["end of turn"] + check_lora_targets(r) + found["lengths"] + check_grpo_lengths(r)
     machine = check_disk(r) + check_kernels(r)
     done = [*head, *model, *meta, *config, *schema, *data, *heavy, *prefs, *tail, *machine]
     return Preflight(r, done, reused=reused)

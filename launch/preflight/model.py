@@ -16,7 +16,7 @@ from launch.recipe import facts
 from launch.recipe.resolve import Resolved
 
 CONVERTER_MAP = Path(sys.prefix) / "llama.cpp" / "conversion" / "__init__.py"
-SFT_ONLY_RL = ("grpo", "gdpo", "ebft")  # axolotl rl: values this repo does not train
+SFT_ONLY_RL = ("gdpo", "ebft")  # axolotl rl: values this repo does not train (grpo: launch/preflight/grpo.py)
 SOURCE_WORDS = {"local": "a local folder", "hf-cache": "the HF cache", "table": "the offline facts table"}
 
 
@@ -135,7 +135,7 @@ def check_kind(r: Resolved) -> list[Finding]:
             Finding(
                 "error",
                 "kind",
-                f"rl: {rl} is not trained by this repo (SFT and preference tuning only)",
+                f"rl: {rl} is not trained by this repo (SFT, preference tuning and GRPO only)",
                 r.recipe.where("rl"),
             )
         ]

@@ -243,7 +243,7 @@ def report(p: Plan) -> str:
         f"launch (node rank {t.node_rank}): {p.launch.shell()}",
         f"tested: {p.launch.strategy}: {TESTED.get(p.launch.strategy, UNTESTED)}",
     ]
-    if (preference := cost.plan_line(r.config)) is not None:
+    if (preference := cost.plan_line(r.config, p.model, p.gpu, t.world_size)) is not None:
         lines.append(preference)
     if p.evaluation is not None:
         lines.append(evaluation_line(p))
