@@ -1,8 +1,8 @@
 """Quiet terminals: library messages known to be harmless go to the command's log, not the terminal.
 
-core/harmless.py's KNOWN lists each one with where it comes from and why it is harmless, matched precisely: the logger that emits it
-and its whole message, or a Python warning's category, file and message, or llama.cpp's own log. Everything else
-stays on the terminal. Where the library has a switch we use it: a filter on that one logger, a wrapper around
+core/harmless.py's KNOWN lists each one with where it comes from and why it is harmless, matched precisely: the
+logger that emits it and its whole message, or a Python warning's category, file and message, or llama.cpp's own
+log. Everything else stays on the terminal. Where the library has a switch we use it: a filter on that one logger, a wrapper around
 warnings.showwarning, llama-cpp-python's log callback (llama_log_set). Child processes we do not write (axolotl,
 torchrun) are filtered on the text they print (ChildFilter, used by core/child.py): their full output is in the
 run's log already.
