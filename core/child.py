@@ -1,7 +1,8 @@
 """Run a child process (axolotl's trainer, torchrun, llama.cpp's converter) with all of its output in a log file.
 The screen gets its progress as it comes, but never a traceback: each one is replaced by one line naming the
-exception and the log. When the child fails, `Outcome.errors` are its last meaningful error lines (the exception
-that ended it, not the launcher's wrapper around it), for the one error message a user reads."""
+exception and the log; library messages known to be harmless (core/harmless.py) are the log's only. When the child
+fails, `Outcome.errors` are its last meaningful error lines (the exception that ended it, not the launcher's wrapper
+around it), for the one error message a user reads."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core import quiet
 from core.errors import UserError, Where
 from core.paths import REPO
 
@@ -149,6 +151,7 @@ def run(
     log = Path(log)
     log.parent.mkdir(parents=True, exist_ok=True)
     digest = Digest(log_name or str(log))
+    harmless = quiet.ChildFilter()
     with open(log, "a", encoding="utf-8", errors="replace") as fh:
         proc = subprocess.Popen(
             list(argv),
@@ -163,7 +166,8 @@ def run(
         assert proc.stdout is not None
         logging = True
         for line in proc.stdout:
-            shown = digest.feed(line)
+            # a listed message is neither shown nor taken for the error that ended a failed child: the log keeps it
+            shown = None if harmless.harmless(_plain(line)) else digest.feed(line)
             if shown is not None:
                 show(shown)
             if logging:

@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from core import child, childenv, manifest, rundir
+from core import child, childenv, manifest, quiet, rundir
 from core.errors import UserError, Where
 from core.hashing import sha256_file
 from core.manifest import FinalCheckpoint, Manifest, RanksRecord, TrainSummary
@@ -160,6 +160,7 @@ def run_logged(launch: dist.Launch, log_path: Path, final: Resolved) -> child.Ou
     if wants_wandb(final.config):
         env.setdefault("WANDB_DIR", str(log_path.parent))  # W&B's own files (offline runs too) stay in the run
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    quiet.log_to(log_path)  # this process's harmless library messages join the child's in the run's log
     return child.run(launch.argv, log_path, env)
 
 
