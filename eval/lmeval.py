@@ -183,7 +183,7 @@ def evaluate(
     dtype = hf_dtype(run)
     if "hf" in backends:
         if m.merge is not None:
-            args = f"pretrained={run / m.merge.path},dtype={dtype}"
+            args = f"pretrained={rundir.merged_model(run)},dtype={dtype}"
         else:
             args = f"pretrained={m.train.base_model.path},peft={rundir.final_adapter(run)},dtype={dtype}"
         log(f"lm-eval (hf): {args}")
