@@ -4,7 +4,9 @@ traceback; Ctrl-C is a short line and 130. Tracebacks are for bugs."""
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,10 +24,27 @@ def command_name(body: Callable) -> str:
     return parts[-1] if parts else "command"
 
 
+class Terminated(BaseException):
+    """SIGTERM as an exception, so that finally blocks run (core/child.py ends its child processes in one)."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+def _exit_on_sigterm():
+    """Install the SIGTERM handler for the command's duration; the handler it replaced (None off the main
+    thread, where Python allows none)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_terminated)
+
+
 def main(body: Callable[[], int | None]) -> int:
     """Run a command's body; return its exit status."""
     quiet.begin(command_name(body))  # before the body's heavy imports print anything
     status = 1  # a bug's traceback
+    previous = _exit_on_sigterm()
     try:
         status = body() or 0
     except UserError as exc:
@@ -34,7 +53,12 @@ def main(body: Callable[[], int | None]) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr, flush=True)
         status = 130
+    except Terminated:
+        print("terminated", file=sys.stderr, flush=True)
+        status = 143
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         note = quiet.end()
         if note and status == 0:  # a failure's one message stays the last thing said
             print(note, file=sys.stderr, flush=True)
