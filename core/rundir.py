@@ -136,7 +136,8 @@ def merged_model(run: Path, hashes: bool = False) -> Path:
         for name, sha in recorded.items()
         if not (merged / name).is_file() or (hashes and sha256_file(merged / name) != sha)
     ]
-    if not recorded or bad:
+    unrecorded = not recorded and (hashes or not (merged / "config.json").is_file())
+    if unrecorded or bad:
         raise UserError(
             f"the merged model is incomplete or changed since make merge ({', '.join(bad) or 'no files recorded'}): "
             f"{merged}",

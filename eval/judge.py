@@ -321,14 +321,23 @@ def main(argv: list[str] | None = None) -> int:
         "--judges", default=None, help="comma-separated names from eval/judges.yaml (default: JUDGES, else local)"
     )
     parser.add_argument("--suite", default=None, help="a prompt suite JSONL (default: SUITE, else the recipe's)")
-    parser.add_argument("--limit", type=int, default=None, help="prompts to judge (default: LIMIT, else all)")
-    parser.add_argument("--concurrency", type=int, default=None, help="requests at once (default: CONCURRENCY, else 4)")
-    parser.add_argument("--seed", type=int, default=None, help="generation seed (default: SEED, else 0)")
     parser.add_argument(
-        "--max-new-tokens", type=int, default=None, help="cap on generated tokens (default: MAX_NEW_TOKENS)"
+        "--limit", type=settings.flag_type("LIMIT"), default=None, help="prompts to judge (default: LIMIT, else all)"
     )
     parser.add_argument(
-        "--max-cost", type=float, default=None, help="USD cap on judge calls (default: MAX_COST, else 5)"
+        "--concurrency",
+        type=settings.flag_type("CONCURRENCY"),
+        default=None,
+        help="requests at once (default: CONCURRENCY, else 4)",
+    )
+    parser.add_argument(
+        "--seed", type=settings.flag_type("SEED"), default=None, help="generation seed (default: SEED, else 0)"
+    )
+    parser.add_argument(
+        "--max-new-tokens", type=settings.flag_type("MAX_NEW_TOKENS"), default=None, help="cap on generated tokens (default: MAX_NEW_TOKENS)"
+    )
+    parser.add_argument(
+        "--max-cost", type=settings.flag_type("MAX_COST"), default=None, help="USD cap on judge calls (default: MAX_COST, else 5)"
     )
     ns = parser.parse_args(argv)
 

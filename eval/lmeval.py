@@ -232,8 +232,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     cli.add_run_arguments(parser)
     parser.add_argument("--backends", default=None, help="hf,gguf,base (default: BACKENDS, else all three)")
-    parser.add_argument("--limit", type=int, default=None, help="documents to score (default: LIMIT, else all)")
-    parser.add_argument("--max-gen-toks", type=int, default=None, help="(default: MAX_NEW_TOKENS, else 128)")
+    parser.add_argument(
+        "--limit", type=settings.flag_type("LIMIT"), default=None, help="documents to score (default: LIMIT, else all)"
+    )
+    parser.add_argument(
+        "--max-gen-toks",
+        type=settings.flag_type("MAX_NEW_TOKENS"),
+        default=None,
+        help="(default: MAX_NEW_TOKENS, else 128)",
+    )
     ns = parser.parse_args(argv)
 
     def body() -> None:

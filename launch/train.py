@@ -81,7 +81,7 @@ def train(
         topo,
         r.meta.method,
         None,
-        r.recipe.where("meta.distributed"),
+        r.where("meta.distributed"),
     )
     if not topo.is_primary:  # only node 0 owns the run directory, so only node 0 holds its lock
         return train_worker(r, args, topo, s)
@@ -136,7 +136,7 @@ def refuse_launch_settings(recipe: str, args: str | dict | None, s: Settings) ->
     r = resolve(recipe, args=args)
     topo = topology_mod.detect(r.device, s)
     dist.choose_strategy(
-        dist.requested_strategy(r.meta.distributed, s), topo, r.meta.method, None, r.recipe.where("meta.distributed")
+        dist.requested_strategy(r.meta.distributed, s), topo, r.meta.method, None, r.where("meta.distributed")
     )
 
 

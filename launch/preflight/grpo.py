@@ -109,7 +109,7 @@ def _end_of_turn(r: Resolved, tokenizer: Any, end: str | None) -> Finding:
         "end of turn",
         f"the chat template ends a turn with {end!r}, but the tokenizer's eos is {eos!r}: TRL stops generating at "
         "the eos, so completions run on to max_completion_length and end_of_turn_reward scores every one 0",
-        r.recipe.where("special_tokens"),
+        r.where("special_tokens"),
         f"special_tokens: {{eos_token: {end!r}}}",
     )
 
@@ -125,7 +125,7 @@ def _settings(r: Resolved) -> list[Finding]:
                 "grpo",
                 f"trl.num_generations is {n}: GRPO compares each completion with the others of its prompt, so it "
                 "needs 2 or more (unset, TRL would take 8)",
-                r.recipe.where("trl.num_generations"),
+                r.where("trl.num_generations"),
             )
         )
     elif batch % n:
@@ -136,7 +136,7 @@ def _settings(r: Resolved) -> list[Finding]:
                 "grpo",
                 f"trl.num_generations {n} does not divide the generation batch {batch} (micro_batch_size x "
                 "gradient_accumulation_steps, or trl.generation_batch_size): a prompt's group would be split",
-                r.recipe.where("trl.num_generations"),
+                r.where("trl.num_generations"),
                 f"gradient_accumulation_steps: {lcm // int(config.get('micro_batch_size') or 1)}, or num_generations "
                 "a divisor of it",
             )
@@ -147,7 +147,7 @@ def _settings(r: Resolved) -> list[Finding]:
                 "error",
                 "grpo",
                 f"{world} processes each need a whole group: the generation batch {batch} < {n} x {world}",
-                r.recipe.where("gradient_accumulation_steps"),
+                r.where("gradient_accumulation_steps"),
             )
         )
     if trl.get("use_vllm") and r.device == "cpu":
@@ -156,7 +156,7 @@ def _settings(r: Resolved) -> list[Finding]:
                 "error",
                 "grpo",
                 "trl.use_vllm: vLLM generates on a GPU; on a CPU TRL generates with transformers",
-                r.recipe.where("trl.use_vllm"),
+                r.where("trl.use_vllm"),
                 "use_vllm: false on this machine (fragments/method/grpo.yaml's default)",
             )
         )
@@ -172,7 +172,7 @@ def _lengths(r: Resolved) -> list[Finding]:
                 "error",
                 "grpo",
                 "trl.max_completion_length is not set: TRL would generate up to 512 tokens, unplanned",
-                r.recipe.where("trl.max_completion_length"),
+                r.where("trl.max_completion_length"),
             )
         ]
     if completion >= seq:
@@ -181,7 +181,7 @@ def _lengths(r: Resolved) -> list[Finding]:
                 "error",
                 "grpo",
                 f"trl.max_completion_length {completion} leaves no room for a prompt in sequence_len {seq}",
-                r.recipe.where("trl.max_completion_length"),
+                r.where("trl.max_completion_length"),
             )
         ]
     return []
@@ -206,7 +206,7 @@ def check_grpo_lengths(r: Resolved) -> list[Finding]:
                 "grpo",
                 f"{over} of {len(lengths)} prompts plus max_completion_length {completion} exceed sequence_len {seq} "
                 f"(longest prompt {longest} {how}); TRL truncates neither",
-                r.recipe.where("sequence_len"),
+                r.where("sequence_len"),
                 f"sequence_len: {longest + completion} or more, or a smaller trl.max_completion_length",
             )
         )
@@ -224,7 +224,7 @@ def check_grpo_lengths(r: Resolved) -> list[Finding]:
                 "error",
                 "grpo",
                 f"vllm.max_model_len {limit} < the longest prompt {longest} + max_completion_length {completion}",
-                r.recipe.where("vllm.max_model_len"),
+                r.where("vllm.max_model_len"),
             )
         )
     return out
@@ -252,7 +252,7 @@ def check_grpo(r: Resolved) -> list[Finding]:
                 "grpo",
                 f"starts from the latest run of {spec.recipe}, which has none yet: checked with this recipe's own "
                 "base model",
-                r.recipe.where("meta.start_from"),
+                r.where("meta.start_from"),
                 f"make train RECIPE={spec.recipe}",
             )
         )

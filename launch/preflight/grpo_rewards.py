@@ -105,7 +105,7 @@ def dataset_columns(config: dict[str, Any]) -> frozenset[str] | None:
 def check_rewards(r: Resolved) -> list[Finding]:
     trl = r.config.get("trl") or {}
     funcs, weights = trl.get("reward_funcs") or [], trl.get("reward_weights")
-    where = r.recipe.where("trl.reward_funcs")
+    where = r.where("trl.reward_funcs")
     if not isinstance(funcs, list) or not funcs:
         return [Finding("error", "grpo", "GRPO needs reward functions: trl.reward_funcs is empty", where)]
     out = []
@@ -116,13 +116,13 @@ def check_rewards(r: Resolved) -> list[Finding]:
                 "grpo",
                 f"trl.reward_weights has {len(weights) if isinstance(weights, list) else 'no list of'} weights for "
                 f"{len(funcs)} reward functions",
-                r.recipe.where("trl.reward_weights"),
+                r.where("trl.reward_weights"),
                 "one weight per reward function, in the same order (or no reward_weights: all 1.0)",
             )
         )
     cols = dataset_columns(r.config)
     for i, path in enumerate(funcs):
-        at = r.recipe.where(f"trl.reward_funcs[{i}]")
+        at = r.where(f"trl.reward_funcs[{i}]")
         fn, why = load_reward(str(path))
         if why:
             out.append(Finding("error", "grpo", f"reward function {path}: {why}", at, "a module.function path"))

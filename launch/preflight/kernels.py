@@ -203,7 +203,7 @@ def fallback_allowed(r) -> bool:
     """The recipe allows SDPA when its flash attention is the GPU profile's speed choice, not its own setting."""
     if "attn_implementation" in r.overrides or "flash_attention" in r.overrides:
         return False
-    return r.recipe.where("attn_implementation").file == GPU_PROFILE
+    return r.where("attn_implementation").file == GPU_PROFILE
 
 
 def require(r, args: str | dict | None, machine: Machine | None = None, say=None) -> str | dict | None:

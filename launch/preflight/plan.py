@@ -164,7 +164,7 @@ def make_plan(
     requested = strategy or dist.requested_strategy(meta.distributed)
     config_path = Path(RUN_PLACEHOLDER.format(recipe=r.recipe.name)) / "config.yaml"
     launch = dist.plan_launch(
-        r.config, config_path, topo, meta.method, requested, replicated.fits, r.recipe.where("meta.distributed")
+        r.config, config_path, topo, meta.method, requested, replicated.fits, r.where("meta.distributed")
     )
     config = copy.deepcopy(r.config)
     config.update(launch.config_keys)
