@@ -334,10 +334,16 @@ def main(argv: list[str] | None = None) -> int:
         "--seed", type=settings.flag_type("SEED"), default=None, help="generation seed (default: SEED, else 0)"
     )
     parser.add_argument(
-        "--max-new-tokens", type=settings.flag_type("MAX_NEW_TOKENS"), default=None, help="cap on generated tokens (default: MAX_NEW_TOKENS)"
+        "--max-new-tokens",
+        type=settings.flag_type("MAX_NEW_TOKENS"),
+        default=None,
+        help="cap on generated tokens (default: MAX_NEW_TOKENS)",
     )
     parser.add_argument(
-        "--max-cost", type=settings.flag_type("MAX_COST"), default=None, help="USD cap on judge calls (default: MAX_COST, else 5)"
+        "--max-cost",
+        type=settings.flag_type("MAX_COST"),
+        default=None,
+        help="USD cap on judge calls (default: MAX_COST, else 5)",
     )
     ns = parser.parse_args(argv)
 

@@ -39,7 +39,9 @@ def main(argv: list[str] | None = None) -> int:
         "--port", type=settings.flag_type("PORT"), default=None, help=f"(default: PORT, else {DEFAULT_PORT})"
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine)")
-    parser.add_argument("--n-ctx", type=positive, default=None, help=f"context size (default: the model's, at most {N_CTX})")
+    parser.add_argument(
+        "--n-ctx", type=positive, default=None, help=f"context size (default: the model's, at most {N_CTX})"
+    )
     ns = parser.parse_args(argv)
 
     def body() -> int:
