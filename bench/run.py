@@ -292,7 +292,9 @@ def plot(r: dict[str, Any], folder: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, a smoke run (default: BENCH_QUICK)")
-    parser.add_argument("--repeats", type=int, default=None, help="(default: REPEATS, else 2; 1 when quick)")
+    parser.add_argument(
+        "--repeats", type=settings.flag_type("REPEATS"), default=None, help="(default: REPEATS, else 2; 1 when quick)"
+    )
     ns = parser.parse_args(argv)
     import os
 

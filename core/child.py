@@ -1,7 +1,8 @@
 """Run a child process (axolotl's trainer, torchrun, llama.cpp's converter) with all of its output in a log file.
 The screen gets its progress as it comes, but never a traceback: each one is replaced by one line naming the
-exception and the log. When the child fails, `Outcome.errors` are its last meaningful error lines (the exception
-that ended it, not the launcher's wrapper around it), for the one error message a user reads."""
+exception and the log; library messages known to be harmless (core/harmless.py) are the log's only. When the child
+fails, `Outcome.errors` are its last meaningful error lines (the exception that ended it, not the launcher's wrapper
+around it), for the one error message a user reads."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core import quiet
 from core.errors import UserError, Where
 from core.paths import REPO
 
@@ -135,6 +137,50 @@ class Outcome:
         return UserError(self.message(what), Where(self.log), hint or f"the full output is in {self.log}")
 
 
+def _copy_output(proc, fh, show, digest: Digest, harmless, log: Path) -> None:
+    logging = True
+    for line in proc.stdout:
+        # a listed message is neither shown nor taken for the error that ended a failed child: the log keeps it
+        shown = None if harmless.harmless(_plain(line)) else digest.feed(line)
+        if shown is not None:
+            show(shown)
+        if logging:
+            try:
+                fh.write(line)
+            except OSError as exc:  # disk full: keep the child's output on the screen, stop the file
+                logging = False
+                show(f"note: stopped writing {log} ({exc.strerror})\n")
+    try:
+        fh.flush()
+    except OSError:
+        pass
+
+
+def stop_tree(pid: int, grace_s: float = 20.0) -> None:
+    """End a child and every process under it (axolotl's CLI starts torchrun, which starts the ranks): SIGTERM to
+    each, SIGKILL to what is left after grace_s. A terminal's Ctrl-C reaches them all already; a SIGTERM sent to
+    our process alone (a pod's stop, a supervisor, a timeout) did not, and the trainer ran on."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        tree = [*root.children(recursive=True), root]
+    except psutil.NoSuchProcess:
+        return
+    for p in tree:
+        try:
+            p.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(tree, timeout=grace_s)
+    for p in alive:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(alive, timeout=5)
+
+
 def run(
     argv: Sequence[str],
     log: Path,
@@ -149,6 +195,7 @@ def run(
     log = Path(log)
     log.parent.mkdir(parents=True, exist_ok=True)
     digest = Digest(log_name or str(log))
+    harmless = quiet.ChildFilter()
     with open(log, "a", encoding="utf-8", errors="replace") as fh:
         proc = subprocess.Popen(
             list(argv),
@@ -161,20 +208,17 @@ def run(
             bufsize=1,
         )
         assert proc.stdout is not None
-        logging = True
-        for line in proc.stdout:
-            shown = digest.feed(line)
-            if shown is not None:
-                show(shown)
-            if logging:
-                try:
-                    fh.write(line)
-                except OSError as exc:  # disk full: keep the child's output on the screen, stop the file
-                    logging = False
-                    show(f"note: stopped writing {log} ({exc.strerror})\n")
         try:
-            fh.flush()
-        except OSError:
-            pass
+            _copy_output(proc, fh, show, digest, harmless, log)
+        except KeyboardInterrupt:  # a terminal's Ctrl-C reached the child too: its own shutdown comes first
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                pass
+            stop_tree(proc.pid)
+            raise
+        except BaseException:  # SIGTERM (core/cli.py), a bug: the child and its children end with us
+            stop_tree(proc.pid)
+            raise
         rc = proc.wait()
     return Outcome(rc, log, digest.summary() if rc != 0 else [], list(digest.tail))

@@ -1,24 +1,68 @@
-"""How every command-line entry point ends: a user error is one message on stderr and exit status 2, never a
+"""How every command-line entry point runs and ends: library messages known to be harmless go to the command's
+log, not the terminal (core/quiet.py); a user error is one message on stderr and exit status 2, never a
 traceback; Ctrl-C is a short line and 130. Tracebacks are for bugs."""
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from collections.abc import Callable
+from pathlib import Path
 
+from core import quiet
 from core.errors import UserError
+
+
+def command_name(body: Callable) -> str:
+    """'merge' for tools/export/merge.py's body, 'preflight' for launch/preflight/__main__.py's (run as -m too)."""
+    module = getattr(body, "__module__", "") or ""
+    if module == "__main__":
+        spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+        module = spec.name if spec else Path(sys.argv[0]).stem
+    parts = [p for p in module.split(".") if p and p != "__main__"]
+    return parts[-1] if parts else "command"
+
+
+class Terminated(BaseException):
+    """SIGTERM as an exception, so that finally blocks run (core/child.py ends its child processes in one)."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+def _exit_on_sigterm():
+    """Install the SIGTERM handler for the command's duration; the handler it replaced (None off the main
+    thread, where Python allows none)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_terminated)
 
 
 def main(body: Callable[[], int | None]) -> int:
     """Run a command's body; return its exit status."""
+    quiet.begin(command_name(body))  # before the body's heavy imports print anything
+    status = 1  # a bug's traceback
+    previous = _exit_on_sigterm()
     try:
-        return body() or 0
+        status = body() or 0
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
-        return 2
+        status = 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr, flush=True)
-        return 130
+        status = 130
+    except Terminated:
+        print("terminated", file=sys.stderr, flush=True)
+        status = 143
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        note = quiet.end()
+        if note and status == 0:  # a failure's one message stays the last thing said
+            print(note, file=sys.stderr, flush=True)
+    return status
 
 
 def add_run_arguments(parser) -> None:
@@ -33,4 +77,6 @@ def run_from(ns, s):
     """The one RUN=/RECIPE= resolution of a step's command line (core/rundir.py)."""
     from core import rundir
 
-    return rundir.resolve(ns.run or s.run, ns.recipe or s.recipe_or_default)
+    run = rundir.resolve(ns.run or s.run, ns.recipe or s.recipe_or_default)
+    quiet.log_in(run / "logs")  # the run's log holds the library messages known to be harmless
+    return run

@@ -28,12 +28,14 @@ from core.sections import GgufFile as GgufFile
 from core.sections import GgufQuality as GgufQuality
 from core.sections import (
     GgufSection,
+    GrpoRecord,
     JudgeSection,
     LmEvalSection,
     MergeSection,
     PrefsSection,
     PushSection,
     Record,
+    RewardStep,
 )
 from core.sections import PushedRepo as PushedRepo
 from core.sections import TrainTelemetry as TrainTelemetry
@@ -107,6 +109,10 @@ class TrainSummary(Record):
     first_margin: float | None = None
     final_margin: float | None = None
     eval_margin: float | None = None
+    # GRPO runs: the weighted reward of the first and last logged step, and every logged step's rewards
+    first_reward: float | None = None
+    final_reward: float | None = None
+    rewards: list[RewardStep] = []
 
 
 class FinalCheckpoint(Record):
@@ -157,6 +163,7 @@ class TrainSection(Record):
     final_checkpoint: FinalCheckpoint | None = None
     start_from: StartFrom | None = None
     preference: PreferenceRecord | None = None
+    grpo: GrpoRecord | None = None
     telemetry: TrainTelemetry | None = None  # tokens/s, peak memory and MFU the run measured, beside the plan
 
 

@@ -122,6 +122,31 @@ def final_adapter(run: Path) -> Path:
     return path
 
 
+def merged_model(run: Path, hashes: bool = False) -> Path:
+    """The merged model folder that make merge recorded, checked to hold every file it wrote (hashes=True: each
+    file's sha256 too, before anything is built or uploaded from it)."""
+    m = manifest.read(run)
+    where = Path(run) / MANIFEST
+    if m.merge is None:
+        raise UserError("the run has no merged model", Where(where, key="merge"), f"make merge RUN={run}")
+    merged = Path(run) / m.merge.path
+    recorded = m.merge.files
+    bad = [
+        name
+        for name, sha in recorded.items()
+        if not (merged / name).is_file() or (hashes and sha256_file(merged / name) != sha)
+    ]
+    unrecorded = not recorded and (hashes or not (merged / "config.json").is_file())
+    if unrecorded or bad:
+        raise UserError(
+            f"the merged model is incomplete or changed since make merge ({', '.join(bad) or 'no files recorded'}): "
+            f"{merged}",
+            Where(where, key="merge.files"),
+            f"re-run make merge RUN={run}",
+        )
+    return merged
+
+
 def completed_runs() -> list[Path]:
     """Every completed run under OUTPUTS/runs (by its manifest), oldest first; unreadable ones are skipped."""
     found = []

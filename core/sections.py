@@ -189,3 +189,44 @@ class TrainTelemetry(Record):
     gpu_peak_tflops: float | None = None
     plan: PlanMemory | None = None
     plan_note: str | None = None  # why there is no plan (no offline facts for the model)
+
+
+class RewardJudgeRecord(Record):
+    """A GRPO judge reward's judge, measured before training: its agreement with itself on the calibration pairs
+    (eval/reward_judge.py measure). make judge refuses this judge for the run and its chain."""
+
+    judge: str
+    mode: str  # score | pairwise
+    model: str
+    endpoint: str | None = None
+    n: int
+    agreed: int
+    consistency: float
+    floor: float
+    failed_requests: int = 0
+    calibration: str | None = None
+    at: str | None = None
+
+
+class GrpoRecord(Record):
+    """How a GRPO run generated and was rewarded (launch/grpo.py): the trl block's settings, where generation ran,
+    and each judge reward's measured judge (by reward function path)."""
+
+    num_generations: int | None = None
+    max_completion_length: int | None = None
+    beta: float | None = None
+    reward_funcs: list[str] = []
+    reward_weights: list[float] | None = None
+    generation: str = ""
+    judges: dict[str, RewardJudgeRecord] = {}
+
+
+class RewardStep(Record):
+    """One logged step of a GRPO run, from TRL's log: the weighted reward, its spread, each reward function's mean,
+    and what the reward functions logged themselves (a judge's failed share, its position consistency)."""
+
+    step: int
+    reward: float | None = None
+    reward_std: float | None = None
+    functions: dict[str, float | None] = {}
+    metrics: dict[str, float] = {}

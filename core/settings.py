@@ -24,21 +24,23 @@ DEVICES = ("cpu", "gpu")
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
-def parse_int(name: str, raw: str | None, minimum: int = 0) -> int | None:
+def _range(minimum: float, maximum: float | None, whole: bool) -> str:
+    kind = "a whole number" if whole else "a number"
+    return f"{kind} from {minimum:g} to {maximum:g}" if maximum is not None else f"{kind} >= {minimum:g}"
+
+
+def parse_int(name: str, raw: str | None, minimum: int = 0, maximum: int | None = None) -> int | None:
     """The one integer parser for environment variables: '' or unset is None; anything else is a whole
-    number >= minimum or a UserError naming the variable."""
+    number in [minimum, maximum] or a UserError naming the variable and what it accepts."""
     raw = (raw or "").strip()
     if not raw:
         return None
-    if not raw.lstrip("-").isdigit():
-        raise UserError(f"{name} must be a whole number >= {minimum}, not '{raw}'")
-    value = int(raw)
-    if value < minimum:
-        raise UserError(f"{name} must be a whole number >= {minimum}, not '{raw}'")
-    return value
+    if not raw.lstrip("-").isdigit() or not minimum <= int(raw) <= (maximum if maximum is not None else int(raw)):
+        raise UserError(f"{name} must be {_range(minimum, maximum, True)}, not '{raw}'")
+    return int(raw)
 
 
-def parse_float(name: str, raw: str | None, minimum: float = 0.0) -> float | None:
+def parse_float(name: str, raw: str | None, minimum: float = 0.0, maximum: float | None = None) -> float | None:
     raw = (raw or "").strip()
     if not raw:
         return None
@@ -46,9 +48,28 @@ def parse_float(name: str, raw: str | None, minimum: float = 0.0) -> float | Non
         value = float(raw)
     except ValueError:
         raise UserError(f"{name} must be a number, not '{raw}'") from None
-    if value < minimum or value != value:
-        raise UserError(f"{name} must be a number >= {minimum:g}, not '{raw}'")
+    if value != value or value < minimum or (maximum is not None and value > maximum) or value == float("inf"):
+        raise UserError(f"{name} must be {_range(minimum, maximum, False)}, not '{raw}'")
     return value
+
+
+def flag_type(variable: str):
+    """argparse's type= for a command-line flag that stands for an environment variable (--top-p for TOP_P): the
+    same rule, the same words, before any work (argparse prints it as one error, exit status 2)."""
+    import argparse
+
+    rules = {var: (parse_int, bounds) for _, var, *bounds in INTS}
+    rules.update({var: (parse_float, bounds) for _, var, *bounds in FLOATS})
+    parse, bounds = rules[variable]
+
+    def convert(raw: str):
+        try:
+            return parse(variable, raw, *bounds)
+        except UserError as exc:
+            raise argparse.ArgumentTypeError(exc.message) from None
+
+    convert.__name__ = variable  # argparse names the type in its messages
+    return convert
 
 
 def parse_bool(name: str, raw: str | None, default: bool) -> bool:
@@ -74,27 +95,27 @@ def parse_choice(name: str, raw: str | None, choices: tuple[str, ...], unknown: 
     raise UserError(f"{name} must be one of {', '.join(choices)}, not '{raw}'")
 
 
-# (field, variable, minimum) for whole numbers
+# (field, variable, minimum[, maximum]) for whole numbers and numbers
 INTS = (
     ("gpus", "GPUS", 0),
     ("nodes", "NODES", 1),
     ("num_nodes", "NUM_NODES", 1),
     ("node_rank", "NODE_RANK", 0),
-    ("master_port", "MASTER_PORT", 1),
-    ("primary_port", "PRIMARY_PORT", 1),
+    ("master_port", "MASTER_PORT", 1, 65535),
+    ("primary_port", "PRIMARY_PORT", 1, 65535),
     ("num_trainers", "NUM_TRAINERS", 1),
     ("world_size", "WORLD_SIZE", 1),
     ("rank", "RANK", 0),
     ("cpu_procs", "CPU_PROCS", 1),
     ("limit", "LIMIT", 0),
-    ("max_new_tokens", "MAX_NEW_TOKENS", 0),
+    ("max_new_tokens", "MAX_NEW_TOKENS", 1),
     ("concurrency", "CONCURRENCY", 1),
     ("seed", "SEED", 0),
     ("val", "VAL", 1),
     ("repeats", "REPEATS", 1),
     ("judge_retries", "JUDGE_RETRIES", 0),
     ("volume_gb", "VOLUME_GB", 1),
-    ("port", "PORT", 1),
+    ("port", "PORT", 1, 65535),
     ("bench_steps", "BENCH_STEPS", 1),
     ("gen_batch", "GEN_BATCH", 1),
 )
@@ -103,9 +124,9 @@ FLOATS = (
     ("price_per_hour", "PRICE_PER_HOUR", 0.0),
     ("judge_timeout_s", "JUDGE_TIMEOUT_S", 0.001),
     ("runpod_backoff_s", "RUNPOD_BACKOFF_S", 0.0),
-    ("temperature", "TEMPERATURE", 0.0),
-    ("top_p", "TOP_P", 0.0),
-    ("judge_min_consistency", "JUDGE_MIN_CONSISTENCY", 0.0),
+    ("temperature", "TEMPERATURE", 0.0, 2.0),  # what OpenAI-compatible judges accept
+    ("top_p", "TOP_P", 0.0, 1.0),  # a probability
+    ("judge_min_consistency", "JUDGE_MIN_CONSISTENCY", 0.0, 1.0),
     ("study_poll_s", "STUDY_POLL_S", 0.0),
 )
 BOOLS = (
@@ -322,10 +343,10 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
     for name in STRINGS:
         raw = (env.get(name) or "").strip()
         values[name.lower()] = raw or None
-    for field, name, minimum in INTS:
-        values[field] = parse_int(name, env.get(name), minimum)
-    for field, name, minimum in FLOATS:
-        values[field] = parse_float(name, env.get(name), minimum)
+    for field, name, *bounds in INTS:
+        values[field] = parse_int(name, env.get(name), *bounds)
+    for field, name, *bounds in FLOATS:
+        values[field] = parse_float(name, env.get(name), *bounds)
     for field, name, default in BOOLS:
         values[field] = parse_bool(name, env.get(name), default)
     values["device"] = parse_choice("DEVICE", env.get("DEVICE"), DEVICES)

@@ -6,7 +6,7 @@ tees sys.stdout/sys.stderr into the run's debug.log (axolotl.utils.tee). numba, 
 calls colorama.init() again, so the stream that colorama's atexit hook (colorama.initialise.reset_all) inspects at
 exit is axolotl's tee over whatever sys.stdout was then. Under pytest that is a capture file closed at the end of the
 session; the tee still reports itself open, and interpreter exit ends in `ValueError: I/O operation on closed file`.
-restored() undoes all of it when the call returns: stdio, the tee and its debug log, colorama's state and hook, and
+restored() undoes all of it when the call returns (and keeps dictConfig from closing the handlers already there): stdio, the tee and its debug log, colorama's state and hook, and
 logging. Nothing here imports axolotl or colorama: it restores what they changed."""
 
 from __future__ import annotations
@@ -51,6 +51,9 @@ def restored() -> Iterator[None]:
     )
     logs, logger_class = _logging_state(), logging.getLoggerClass()
     warnings_captured = logging._warnings_showwarning is not None  # type: ignore[attr-defined]
+    # dictConfig closes every handler on logging's list (a FileHandler closed so stays closed): hide ours from it
+    handler_list, named = logging._handlerList[:], dict(logging._handlers)  # type: ignore[attr-defined]
+    del logging._handlerList[:]  # type: ignore[attr-defined]
     try:
         yield
     finally:
@@ -64,4 +67,6 @@ def restored() -> Iterator[None]:
             for key, value in colorama_before.items():
                 setattr(ci, key, value)
         _restore_logging(logs, logger_class, warnings_captured)
+        logging._handlerList[:0] = handler_list  # type: ignore[attr-defined]
+        logging._handlers.update(named)  # type: ignore[attr-defined]
         sys.stdout, sys.stderr = stdout, stderr

@@ -103,6 +103,10 @@ def preference_kind(ds: dict, rl: str):
     from data.kinds import Kind
 
     kind = ds.get("type")
+    if rl == "grpo":  # prompt sets, not pairs
+        from data.grpo_kinds import grpo_kind
+
+        return grpo_kind(ds)
     if rl == "kto":
         return _kto_kind(ds, kind, Kind)
     if rl == "orpo":

@@ -1,6 +1,7 @@
-"""The chain of a run that started from another run (a DPO run on top of an SFT run, train.start_from in its
-manifest): which run it started from, the original base model at the chain's root, what each run of it trained
-on, which held-out split the chain is scored on, and the leaderboard's "base -> SFT -> DPO" table with the reward margins from training.
+"""The chain of a run that started from another run (a DPO or GRPO run on top of an SFT run, train.start_from in
+its manifest): which run it started from, the original base model at the chain's root, what each run of it trained
+on, which held-out split the chain is scored on, and the leaderboard's "base -> SFT -> DPO" table with the reward
+margins (GRPO: mean rewards) from training.
 
 Read through manifests only: a run's start run is the folder its manifest names, never a guessed path."""
 
@@ -100,6 +101,16 @@ def _num(x: float | None, fmt: str = "{:.3f}") -> str:
     return fmt.format(x) if isinstance(x, int | float) else "-"
 
 
+def training_reward(t: dict[str, Any]) -> str:
+    """A preference run's reward margins (first step, last step, held-out); a GRPO run's mean reward (first and
+    last logged step); '-' for a run with neither."""
+    if t.get("final_margin") is not None:
+        return " / ".join(_num(t.get(k)) for k in ("first_margin", "final_margin", "eval_margin"))
+    if t.get("final_reward") is not None:
+        return f"{_num(t.get('first_reward'))} / {_num(t.get('final_reward'))} / - (GRPO mean reward)"
+    return "-"
+
+
 def chain_table(rows: list[dict[str, Any]], primary: str) -> list[str]:
     """Markdown: one block per chained run, base -> each run in order, with the primary held-out metric, the
     judges' win rate against the previous step and the reward margins (first step, last step, held-out)."""
@@ -122,12 +133,9 @@ def chain_table(rows: list[dict[str, Any]], primary: str) -> list[str]:
                 for j, s in (step.get("judges") or {}).items()
                 if s.get("win_rate")
             )
-            t = step.get("train") or {}
-            margin = " / ".join(_num(t.get(k)) for k in ("first_margin", "final_margin", "eval_margin"))
-            score = step.get("score")
             out.append(
-                f"| {label.split('/')[0]} | {label} | {_num(score)} | {wins or '-'} | "
-                f"{margin if t.get('final_margin') is not None else '-'} |"
+                f"| {label.split('/')[0]} | {label} | {_num(step.get('score'))} | {wins or '-'} | "
+                f"{training_reward(step.get('train') or {})} |"
             )
         out.append("")
     return out

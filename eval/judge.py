@@ -7,9 +7,10 @@ identity of what was judged (the judge, its prompt, the order, both texts' sha25
 settings and seed that generated each: eval/judged_io.py), rows appended as they arrive: a changed generation
 (another SEED or MAX_NEW_TOKENS) is judged again, an unchanged one never twice. This judging's rows go to
 <run>/judge/<judge>.jsonl, both models' answers to <run>/judge/generations.jsonl. A run trained on `make prefs`
-pairs (its own or its chain's) is judged on the prompts they were not drawn from only (eval/prefs_split.py). A
-cost estimate is printed (and MAX_COST enforced) before any request. Structured output is asked for wherever
-the endpoint has it (eval/judges.yaml). A judge below the position-consistency floor is reported as unusable,
+pairs (its own or its chain's) is judged on the prompts they were not drawn from only (eval/prefs_split.py), a
+GRPO run on the prompts its chain did not train on (eval/grpo_data.py) and never by the judge that gave it its
+reward (eval/reward_judge.py). A cost estimate is printed (and MAX_COST enforced) before any request. Structured
+output is asked for wherever the endpoint has it (eval/judges.yaml). A judge below the position-consistency floor is reported as unusable,
 with no win rate. JUDGES=local with no JUDGE_URL starts llama.cpp's server for the judge GGUF (JUDGE_GGUF, else
 the embedded SmolLM2 GGUF) on 127.0.0.1 for the run and stops it after.
 """
@@ -31,7 +32,7 @@ from core.errors import UserError, Where
 from core.manifest import JudgeSection
 from core.paths import REPO, repo_relative
 from core.sections import HeldoutRecord
-from eval import chain, judge_report, prefs_split
+from eval import chain, grpo_data, judge_report, prefs_split, reward_judge
 from eval.generate import for_run, load_suite
 from eval.judge_client import Judge as Judge
 from eval.judge_client import estimate, judge_specs, load_judges, render
@@ -169,7 +170,7 @@ def judged_items(run: Path, suite: Path, sampling: dict, limit: int | None, max_
     items = load_suite(suite, None, sampling)
     if max_new_tokens:
         items = [{**i, "max_tokens": min(i["max_tokens"], max_new_tokens)} for i in items]
-    items, heldout = prefs_split.restrict(run, items, log)
+    items, heldout = prefs_split.restrict(run, items, log, grpo_data.sources(run))
     items = items[:limit] if limit else items
     return items, heldout.model_copy(update={"n": len(items)}) if heldout else None
 
@@ -199,6 +200,7 @@ def run_judging(
     against = chain.baseline(run, m, versus)
     floor = MIN_CONSISTENCY if min_consistency is None else min_consistency
     load_judges(judge_names)  # unknown judges and missing keys are refused before anything is generated
+    reward_judge.refuse_reward_judges(run, judge_names)  # a GRPO chain's reward judge is not evidence on it
     items, heldout = judged_items(run, suite, m.train.meta.sampling.model_dump(), limit, max_new_tokens, log)
     candidate = for_run(run, seed, max_new_tokens)  # GPU: recipe dtype, batched; CPU: llama.cpp on the GGUF
     baseline = for_run(run, seed, max_new_tokens, baseline=True, baseline_path=against.path)  # HF; CPU float32
@@ -257,7 +259,8 @@ def heldout_note(heldout: HeldoutRecord | None) -> str | None:
         return None
     return (
         f"Judged on the held-out part only: n = {heldout.n} of the suite's {heldout.of} prompts; "
-        f"{heldout.excluded} are the training part of the preference pairs this run's chain trained on "
+        f"{heldout.excluded} are the training part of the preference pairs or GRPO prompts this run's chain "
+        "trained on "
         f"({'; '.join(heldout.sources)})."
     )
 
@@ -320,14 +323,29 @@ def main(argv: list[str] | None = None) -> int:
         "--judges", default=None, help="comma-separated names from eval/judges.yaml (default: JUDGES, else local)"
     )
     parser.add_argument("--suite", default=None, help="a prompt suite JSONL (default: SUITE, else the recipe's)")
-    parser.add_argument("--limit", type=int, default=None, help="prompts to judge (default: LIMIT, else all)")
-    parser.add_argument("--concurrency", type=int, default=None, help="requests at once (default: CONCURRENCY, else 4)")
-    parser.add_argument("--seed", type=int, default=None, help="generation seed (default: SEED, else 0)")
     parser.add_argument(
-        "--max-new-tokens", type=int, default=None, help="cap on generated tokens (default: MAX_NEW_TOKENS)"
+        "--limit", type=settings.flag_type("LIMIT"), default=None, help="prompts to judge (default: LIMIT, else all)"
     )
     parser.add_argument(
-        "--max-cost", type=float, default=None, help="USD cap on judge calls (default: MAX_COST, else 5)"
+        "--concurrency",
+        type=settings.flag_type("CONCURRENCY"),
+        default=None,
+        help="requests at once (default: CONCURRENCY, else 4)",
+    )
+    parser.add_argument(
+        "--seed", type=settings.flag_type("SEED"), default=None, help="generation seed (default: SEED, else 0)"
+    )
+    parser.add_argument(
+        "--max-new-tokens",
+        type=settings.flag_type("MAX_NEW_TOKENS"),
+        default=None,
+        help="cap on generated tokens (default: MAX_NEW_TOKENS)",
+    )
+    parser.add_argument(
+        "--max-cost",
+        type=settings.flag_type("MAX_COST"),
+        default=None,
+        help="USD cap on judge calls (default: MAX_COST, else 5)",
     )
     ns = parser.parse_args(argv)
 

@@ -57,7 +57,7 @@ class Judge:
         key = s.secret(spec["key_env"]) if spec.get("key_env") else "not-needed"
         if not key:
             raise UserError(f"judge '{name}' needs {spec['key_env']} in the environment", Where(key=spec["key_env"]))
-        base_url = base_url or (s.raw(spec["base_url_env"]) if spec.get("base_url_env") else None) or spec["base_url"]
+        base_url = base_url or base_url_of(spec, s)
         self.name, self.model, self.structured, self.price = name, spec["model"], spec["structured"], spec["price"]
         self.key = key
         self.retries = RETRIES if s.judge_retries is None else s.judge_retries
@@ -73,15 +73,15 @@ class Judge:
         # retries are ours (core/retry.py, the same policy as the Hub and RunPod calls), not the client's
         self.client = OpenAI(base_url=base_url, api_key=key, max_retries=0, timeout=s.judge_timeout_s or TIMEOUT_S)
 
-    def _once(self, text: str) -> str:
+    def _once(self, text: str, schema: dict[str, Any], name: str) -> str:
         kwargs: dict[str, Any] = {}
         if self.structured == "json_schema":
-            kwargs["response_format"] = {"type": "json_schema", "json_schema": {"name": "verdict", "schema": SCHEMA}}
+            kwargs["response_format"] = {"type": "json_schema", "json_schema": {"name": name, "schema": schema}}
         elif self.structured == "llama_cpp":
-            kwargs["response_format"] = {"type": "json_object", "schema": SCHEMA}
+            kwargs["response_format"] = {"type": "json_object", "schema": schema}
         elif self.structured == "tools":  # endpoints that ignore response_format but honour a forced tool call
-            kwargs["tools"] = [{"type": "function", "function": {"name": "verdict", "parameters": SCHEMA}}]
-            kwargs["tool_choice"] = {"type": "function", "function": {"name": "verdict"}}
+            kwargs["tools"] = [{"type": "function", "function": {"name": name, "parameters": schema}}]
+            kwargs["tool_choice"] = {"type": "function", "function": {"name": name}}
         reply = self.client.chat.completions.create(
             model=self.model,
             temperature=0.0,
@@ -94,8 +94,9 @@ class Judge:
             return message.tool_calls[0].function.arguments or ""
         return message.content or ""
 
-    def ask(self, text: str) -> str:
-        """One judgment; 429, 5xx, timeouts and dropped connections are retried with exponential backoff."""
+    def ask(self, text: str, schema: dict[str, Any] = SCHEMA, name: str = "verdict") -> str:
+        """One judgment (a verdict, or what `schema` asks for: a GRPO reward's score); 429, 5xx, timeouts and
+        dropped connections are retried with exponential backoff."""
         import openai
 
         def transient(exc: BaseException) -> bool:
@@ -103,7 +104,12 @@ class Judge:
                 return True
             return isinstance(exc, openai.APIStatusError) and transient_status(exc.status_code)
 
-        return Retry(1 + self.retries, BACKOFF_S).call(lambda: self._once(text), transient)
+        return Retry(1 + self.retries, BACKOFF_S).call(lambda: self._once(text, schema, name), transient)
+
+
+def base_url_of(spec: dict[str, Any], s: Settings) -> str:
+    """Where a judge answers: its address variable (base_url_env, e.g. JUDGE_URL) when set, else its base_url."""
+    return (s.raw(spec["base_url_env"]) if spec.get("base_url_env") else None) or spec["base_url"]
 
 
 def judge_specs(names: list[str]) -> dict[str, dict[str, Any]]:

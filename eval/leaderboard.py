@@ -338,7 +338,8 @@ def tables(rows: list[dict[str, Any]]) -> str:
     if chained:
         out += ["", "## Chains: base -> SFT -> preference tuning", ""]
         out += [
-            "Each step judged against the step before it; reward margins (chosen minus rejected) from training.",
+            "Each step judged against the step before it; reward margins (chosen minus rejected) from training, "
+            "for GRPO the mean reward of the first and last logged step.",
             "",
         ]
         out += chain.chain_table(rows, metrics.get(metrics.PRIMARY).label)

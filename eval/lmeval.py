@@ -226,7 +226,7 @@ def evaluate(
     hf_engine = f"hf:{'cuda' if _cuda() else 'cpu'}:{dtype}"
     if "hf" in backends:
         if m.merge is not None:
-            args = f"pretrained={run / m.merge.path},dtype={dtype}"
+            args = f"pretrained={rundir.merged_model(run)},dtype={dtype}"
         else:
             args = f"pretrained={m.train.base_model.path},peft={rundir.final_adapter(run)},dtype={dtype}"
         log(f"lm-eval (hf): {args}")
@@ -317,8 +317,15 @@ def main(argv: list[str] | None = None) -> int:
         help="hf,gguf,base (default: BACKENDS, else on a CPU box for a run with a parity-checked GGUF gguf,base "
         "with the base through its own f16 GGUF, elsewhere all three)",
     )
-    parser.add_argument("--limit", type=int, default=None, help="documents to score (default: LIMIT, else all)")
-    parser.add_argument("--max-gen-toks", type=int, default=None, help="(default: MAX_NEW_TOKENS, else 128)")
+    parser.add_argument(
+        "--limit", type=settings.flag_type("LIMIT"), default=None, help="documents to score (default: LIMIT, else all)"
+    )
+    parser.add_argument(
+        "--max-gen-toks",
+        type=settings.flag_type("MAX_NEW_TOKENS"),
+        default=None,
+        help="(default: MAX_NEW_TOKENS, else 128)",
+    )
     ns = parser.parse_args(argv)
 
     def body() -> None:

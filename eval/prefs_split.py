@@ -130,17 +130,20 @@ def sources(run: Path) -> list[Source]:
     return found
 
 
-def restrict(run: Path, items: list[dict[str, Any]], log=print) -> tuple[list[dict[str, Any]], HeldoutRecord | None]:
+def restrict(
+    run: Path, items: list[dict[str, Any]], log=print, extra: list[Source] | None = None
+) -> tuple[list[dict[str, Any]], HeldoutRecord | None]:
     """The items to judge `run` on: those no `make prefs` pair its chain trained on could be drawn from (for the
-    suite the pairs came from, its held-out part), and the record of it; all of them when it trained on none."""
-    found = sources(run)
+    suite the pairs came from, its held-out part), nor any prompt of `extra` (the prompt sets its chain's GRPO runs
+    trained on: eval/grpo_data.py sources), and the record of it; all of them when it trained on none."""
+    found = sources(run) + list(extra or [])
     if not found:
         return items, None
     trained = frozenset().union(*(s.trained for s in found))
     kept = [i for i in items if prompt_key(i["prompt"]) not in trained]
     if not kept:
         raise UserError(
-            f"every prompt of this suite is in the training part of the preference pairs {found[0]}: a win rate "
+            f"every prompt of this suite is in the training part of the pairs or prompts {found[0]}: a win rate "
             "on them would be in-sample",
             Where(key="SUITE"),
             "judge on the suite make prefs was given (its held-out part is judged) or on another suite",
@@ -148,6 +151,6 @@ def restrict(run: Path, items: list[dict[str, Any]], log=print) -> tuple[list[di
     held = HeldoutRecord(n=len(kept), of=len(items), excluded=len(items) - len(kept), sources=[str(s) for s in found])
     log(
         f"judging the held-out part only: {held.n} of {held.of} prompts (the other {held.excluded} are the training "
-        f"part of the preference pairs this run's chain trained on: {'; '.join(held.sources)})"
+        f"part of the preference pairs or GRPO prompts this run's chain trained on: {'; '.join(held.sources)})"
     )
     return kept, held

@@ -9,18 +9,20 @@ import os
 import sys
 from pathlib import Path
 
-from core import child, childenv, manifest, rundir
+from core import child, childenv, manifest, quiet, rundir
 from core.errors import UserError, Where
 from core.hashing import sha256_file
 from core.manifest import FinalCheckpoint, Manifest, RanksRecord, TrainSummary
 from core.settings import Settings
 from launch.dist import strategy as dist
 from launch.dist.topology import Topology
+from launch.grpo import reward_summary
 from launch.recipe.resolve import Resolved
 
 WEIGHTS = ("adapter_model.safetensors", "model.safetensors", "model.safetensors.index.json")
 SEED_PLUGIN = "launch.seed_plugin.SeedPlugin"
 TELEMETRY_PLUGIN = "launch.telemetry_plugin.TelemetryPlugin"
+TRL_COMPAT_PLUGIN = "launch.trl_compat_plugin.TrlCompatPlugin"  # GRPO on axolotl 0.21.0 + TRL 1.14
 
 
 def run_config(config: dict, launch: dist.Launch) -> dict:
@@ -28,8 +30,10 @@ def run_config(config: dict, launch: dist.Launch) -> dict:
     every run, so the adapter's initial weights come from the recipe's seed, and the telemetry plugin
     (launch/telemetry_plugin.py), so every run measures its tokens/s, peak memory and MFU."""
     out = {**config, **launch.config_keys}
-    plugins = [p for p in (out.get("plugins") or []) if p not in (SEED_PLUGIN, TELEMETRY_PLUGIN)]
-    out["plugins"] = [*plugins, SEED_PLUGIN, TELEMETRY_PLUGIN]
+    ours = (SEED_PLUGIN, TELEMETRY_PLUGIN, TRL_COMPAT_PLUGIN)
+    plugins = [p for p in (out.get("plugins") or []) if p not in ours]
+    grpo = [TRL_COMPAT_PLUGIN] if out.get("rl") == "grpo" else []  # launch/trl_compat_plugin.py
+    out["plugins"] = [*plugins, SEED_PLUGIN, TELEMETRY_PLUGIN, *grpo]
     return out
 
 
@@ -106,6 +110,7 @@ def training_summary(output_dir: Path) -> TrainSummary | None:
         first_margin=margins[0] if margins else None,
         final_margin=margins[-1] if margins else None,
         eval_margin=eval_margins[-1] if eval_margins else None,
+        **reward_summary(history),  # GRPO: every logged step's rewards (launch/grpo.py)
     )
 
 
@@ -155,6 +160,7 @@ def run_logged(launch: dist.Launch, log_path: Path, final: Resolved) -> child.Ou
     if wants_wandb(final.config):
         env.setdefault("WANDB_DIR", str(log_path.parent))  # W&B's own files (offline runs too) stay in the run
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    quiet.log_to(log_path)  # this process's harmless library messages join the child's in the run's log
     return child.run(launch.argv, log_path, env)
 
 

@@ -7,6 +7,10 @@ without this every rank got process_index 0 and num_processes 1, wrote the same 
 the whole dataset. (Measured alternatives: ACCELERATE_USE_CPU=true turns DeepSpeed off; a pre-built
 PartialState(backend="gloo") with accelerator_config.use_configured_state is accepted, but the Trainer then saves
 as one process and the adapter's sharded tensors come out empty.) GPUs never take this path.
+Also at register, on CPU ranks: answer axolotl's CUDA peer-to-peer probe (prepare_optim_env, right after the plugins
+load) without asking torch. It calls torch.cuda.can_device_access_peer for every multi-process run and only catches
+the AssertionError of a CPU-only torch; the CUDA build of torch (the lock's, on a machine without a GPU) raises
+"Found no NVIDIA driver" instead and every rank died before training. P2P is an NCCL question; gloo has none.
 load_datasets (the last hook that sees axolotl's normalized config before the model loader reads it): on CPU ranks
 of a plain DDP run, drop the device map. axolotl's normalize_config gives every multi-process run
 device_map {"": LOCAL_RANK}, a CUDA device index, even after its own choose_device() cleared it for accelerate
@@ -49,6 +53,19 @@ def name_gloo_for_cpu_ranks() -> bool:
 
     prepare_backend._gloo_for_cpu = True  # type: ignore[attr-defined]
     PartialState._prepare_backend = prepare_backend
+    return True
+
+
+def skip_cuda_peer_probe() -> bool:
+    """On CPU ranks, answer axolotl's P2P/InfiniBand probe (axolotl.utils.trainer.prepare_optim_env) with "fine"
+    instead of initialising CUDA. Returns whether it applied."""
+    import torch
+
+    if torch.cuda.is_available() or (settings.load().world_size or 1) <= 1:
+        return False
+    import axolotl.utils.trainer as trainer
+
+    trainer.check_cuda_p2p_ib_support = lambda: True
     return True
 
 
@@ -100,6 +117,7 @@ def cpu_device_map(cfg) -> bool:
 class RankFingerprintPlugin(BasePlugin):
     def register(self, cfg):
         name_gloo_for_cpu_ranks()
+        skip_cuda_peer_probe()
 
     def load_datasets(self, cfg, preprocess=False):
         cpu_device_map(cfg)

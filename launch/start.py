@@ -43,12 +43,13 @@ def start_from(r: Resolved) -> StartFrom | None:
 
 def preference(config: dict) -> PreferenceRecord | None:
     """The method and the reference model of an rl: run, as the plan states them (launch/preflight/preference.py)."""
-    from launch.preflight.preference import beta_of, reference_of
+    from launch.preflight import grpo, preference
 
     rl = config.get("rl")
     if not rl:
         return None
-    return PreferenceRecord(rl=str(rl), beta=beta_of(config), reference=reference_of(config))
+    method = grpo if rl == "grpo" else preference  # GRPO's beta defaults to 0: no reference model
+    return PreferenceRecord(rl=str(rl), beta=method.beta_of(config), reference=method.reference_of(config))
 
 
 def train_section(r: Resolved, topo: Topology, launch: dist.Launch, argv: list[str]) -> TrainSection:

@@ -18,6 +18,7 @@ import json
 import resource
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +26,14 @@ TELEMETRY_FILE = "telemetry.json"
 GIB = 1024**3
 
 
-def sample_lengths(inputs: dict[str, Any]) -> list[int]:
+def sample_lengths(inputs: Any) -> list[int]:
     """The real length of every sample in a batch: from the attention mask (a row of 1s is one padded sample; a
-    packed row numbers its samples), else from position_ids restarting at 0, else whole rows."""
+    packed row numbers its samples), else from position_ids restarting at 0, else whole rows. GRPO's trainer is
+    handed its dataset rows (a list: it tokenizes what it generates inside the step): nothing to count."""
     import torch
 
+    if not isinstance(inputs, Mapping):
+        return []
     mask = inputs.get("attention_mask")
     if mask is not None and mask.dim() == 2:
         out: list[int] = []
@@ -51,8 +55,8 @@ def sample_lengths(inputs: dict[str, Any]) -> list[int]:
     return [int(ids.shape[-1])] * int(ids.shape[0]) if ids is not None and ids.dim() == 2 else []
 
 
-def slots(inputs: dict[str, Any]) -> int:
-    ids = inputs.get("input_ids")
+def slots(inputs: Any) -> int:
+    ids = inputs.get("input_ids") if isinstance(inputs, Mapping) else None
     return int(ids.numel()) if ids is not None else 0
 
 

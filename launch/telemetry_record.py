@@ -67,7 +67,7 @@ def timed(record: dict[str, Any]) -> dict[str, Any]:
         "timed_steps": len(kept),
         "timed_seconds": seconds or None,
         "timed_tokens": tokens,
-        "tokens_per_s": tokens / seconds if seconds else None,
+        "tokens_per_s": tokens / seconds if seconds and tokens else None,  # GRPO's batches: no tokens counted
         "attention_flops": attention if model else None,
     }
 
@@ -89,6 +89,8 @@ def mfu(record: dict[str, Any]) -> tuple[float | None, float | None, str]:
         return None, None, str(exc)
     if not t["timed_seconds"] or dense is None:
         return None, peak, "no timed step to measure"
+    if not t["timed_tokens"]:
+        return None, peak, "no tokens counted (GRPO tokenizes what it generates inside the step)"
     flops = dense * t["timed_tokens"] + (t["attention_flops"] or 0.0)
     return flops / t["timed_seconds"] / (peak * 1e12), peak, f"{row} dense bf16 peak {peak:g} TFLOP/s"
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from core import cli, manifest, rundir, settings
 from core.errors import UserError, Where
 from core.settings import Settings
+from launch import grpo
 from launch.dist import strategy as dist
 from launch.dist import topology as topology_mod
 from launch.execute import execute
@@ -80,10 +81,11 @@ def train(
         topo,
         r.meta.method,
         None,
-        r.recipe.where("meta.distributed"),
+        r.where("meta.distributed"),
     )
     if not topo.is_primary:  # only node 0 owns the run directory, so only node 0 holds its lock
         return train_worker(r, args, topo, s)
+    checks = grpo.before_training(r.config)  # GRPO: judge rewards measure their judge; refused before any run dir
     found = find_unfinished(r) if not run_dir and auto_resume else None
     if run_dir or found:
         run = Path(run_dir).resolve() if run_dir else found
@@ -91,9 +93,11 @@ def train(
             if found:
                 print(f"resuming the unfinished run {found} (RESUME=0 starts afresh)")
             final, launch = resume(r, args, run, topo, s)
+            grpo.record(run, final.config, checks)
             return execute(final, run, launch, topo)
     final, run, launch = start(r, args, topo, s, argv)
     with rundir.hold_for_training(run):
+        grpo.record(run, final.config, checks)
         return execute(final, run, launch, topo)
 
 
@@ -132,7 +136,7 @@ def refuse_launch_settings(recipe: str, args: str | dict | None, s: Settings) ->
     r = resolve(recipe, args=args)
     topo = topology_mod.detect(r.device, s)
     dist.choose_strategy(
-        dist.requested_strategy(r.meta.distributed, s), topo, r.meta.method, None, r.recipe.where("meta.distributed")
+        dist.requested_strategy(r.meta.distributed, s), topo, r.meta.method, None, r.where("meta.distributed")
     )
 
 

@@ -5,10 +5,13 @@ depends on a marker in its prompt, so retries and concurrency do not change the 
   [cut-after] a reply cut after the verdict; anything else: {"winner": "A", ...}, or what `decide(prompt)`
 returns when one is given (a scripted judge that reads the responses). A request with `tools` is answered
 with a tool call carrying the verdict JSON as its arguments (how the `tools` structured mode gets it).
-Every request body is kept in `bodies`."""
+Every request body is kept in `bodies`. For GRPO judge rewards (eval/reward_judge.py) scripted_scores answers score
+requests with a deterministic score of the response and pairwise requests by length; flaky_scores is a judge that
+disagrees with itself (each repeat of a question gets another score; pairwise it always answers "A")."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -102,3 +105,50 @@ class OpenAIServer:
     def __exit__(self, *exc) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def _between(text: str, start: str, end: str) -> str:
+    return text.split(start, 1)[1].split(end, 1)[0]
+
+
+def scored_response(prompt: str) -> str | None:
+    """The response a GRPO score request asks about (eval/reward_judge_io.py SCORE_TEMPLATE), or None."""
+    if "\n\nScore the response from 1" not in prompt:
+        return None
+    return _between(prompt, "\nResponse:\n", "\n\nScore the response from 1")
+
+
+def hash_score(response: str) -> int:
+    return 1 + int(hashlib.sha256(response.encode()).hexdigest(), 16) % 10
+
+
+def scripted_scores(score_of: Callable[[str], int] = hash_score) -> Callable[[str], str]:
+    """A deterministic judge: a score request gets score_of(response); a pairwise one (make judge's prompt) is won
+    by the longer response, whichever order it is shown in."""
+
+    def decide(prompt: str) -> str:
+        response = scored_response(prompt)
+        if response is not None:
+            return json.dumps({"score": score_of(response), "reason": "scripted"})
+        a = _between(prompt, "Response A:\n", "\n\nResponse B:")
+        b = _between(prompt, "Response B:\n", "\n\nWhich response")
+        return json.dumps({"winner": "A" if len(a) > len(b) else "B" if len(b) > len(a) else "tie", "reason": "x"})
+
+    return decide
+
+
+def flaky_scores() -> Callable[[str], str]:
+    """A judge that disagrees with itself: each repeat of a score request gets the next score; pairwise, "A"."""
+    seen: Counter[str] = Counter()
+    lock = threading.Lock()
+
+    def decide(prompt: str) -> str:
+        response = scored_response(prompt)
+        if response is None:
+            return json.dumps({"winner": "A", "reason": "position"})
+        with lock:
+            seen[response] += 1
+            n = seen[response]
+        return json.dumps({"score": 1 + n % 10, "reason": "flaky"})
+
+    return decide

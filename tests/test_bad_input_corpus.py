@@ -71,6 +71,8 @@ def make_run(outputs: Path, kind: str, default_run=None) -> Path:
         (run / "merged").mkdir()
         (run / "merged" / "config.json").write_text("{}")
         manifest["merge"] = {"path": "merged", "files": {"model.safetensors": _sha(b"weights")}}
+    elif kind == "merged-gone":  # make merge ran, its folder was deleted since
+        manifest["merge"] = {"path": "merged", "files": {"model.safetensors": _sha(b"weights")}}
     atomic.write_json(run / run_manifest.MANIFEST, manifest)  # schema 1, as written before the typed manifest
     if kind == "truncated-manifest":
         text = (run / run_manifest.MANIFEST).read_text()

@@ -99,9 +99,10 @@ def test_a_reply_of_no_tokens_is_refused_before_the_model_loads(tmp_path, capsys
 
     gguf, env = gguf_env(tmp_path)
     monkeypatch.setenv("OUTPUTS", env["OUTPUTS"])
-    assert chat.main([f"--gguf={gguf}", "--max-new-tokens=0"]) == 2
+    with pytest.raises(SystemExit) as ended:  # argparse: the flag is checked as MAX_NEW_TOKENS is
+        chat.main([f"--gguf={gguf}", "--max-new-tokens=0"])
     err = capsys.readouterr().err
-    assert "a reply needs at least one" in err and "MAX_NEW_TOKENS" in err and "Traceback" not in err
+    assert ended.value.code == 2 and "MAX_NEW_TOKENS must be a whole number >= 1, not '0'" in err, err
 
 
 @pytest.fixture(scope="module")

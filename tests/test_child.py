@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 import sys
 
 import pytest
@@ -123,3 +124,43 @@ def test_a_converter_failure_is_its_error_line_and_its_log(tmp_path):
     [*_, raised] = [line for line in written.splitlines() if re.match(r"[\w.]+(Error|Exception): ", line)]
     assert f"convert_hf_to_gguf.py exited with status 1:\n  {raised.strip()}" in text  # what ended it, first
     assert "Traceback" not in text and 'File "' not in text
+
+
+# a command (core/cli.main) whose child starts a grandchild, as axolotl's CLI starts torchrun and torchrun the ranks
+TREE = """
+import sys
+from pathlib import Path
+from core import child, cli
+
+code = "import os, subprocess, sys, time; p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)']); print(os.getpid(), p.pid, flush=True); time.sleep(600)"
+
+def body():
+    child.run([sys.executable, "-c", code], Path(sys.argv[1]), show=lambda s: (sys.stdout.write(s), sys.stdout.flush()))
+
+sys.exit(cli.main(body))
+"""
+
+
+def test_a_sigterm_to_the_command_alone_ends_its_child_and_the_childs_children(tmp_path):
+    import signal
+    import time
+
+    import psutil
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", TREE, str(tmp_path / "child.log")],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    pids = [int(p) for p in proc.stdout.readline().split()]  # the child's and its child's
+    assert len(pids) == 2 and all(psutil.pid_exists(p) for p in pids)
+    proc.send_signal(signal.SIGTERM)  # to the command only, as a supervisor or a pod's stop sends it
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143 and "terminated" in err and "Traceback" not in err, err
+    deadline = time.monotonic() + 30  # reaped by now: wait_procs returned; a zombie's pid may linger briefly
+    while any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in pids):
+        assert time.monotonic() < deadline, f"still running: {pids}"
+        time.sleep(0.2)

@@ -36,6 +36,39 @@ def test_the_plugin_clears_only_a_cpu_ranks_device_map(monkeypatch):
         assert not cpu_device_map(cfg) and cfg.device_map == kept["device_map"]
 
 
+PROBE = """
+import os
+import torch
+from axolotl.utils import trainer
+from axolotl.utils.dict import DictDefault
+from launch.rank_plugin import skip_cuda_peer_probe
+
+try:
+    trainer.prepare_optim_env(DictDefault({}))
+    print("probe: fine")
+except RuntimeError as e:  # the CUDA build of torch without a driver
+    print("probe: " + str(e).split(".")[0])
+print("patched:", skip_cuda_peer_probe())
+trainer.prepare_optim_env(DictDefault({}))
+print("after: fine", os.environ.get("NCCL_P2P_DISABLE"))
+"""
+
+
+def test_axolotls_p2p_probe_initialises_no_cuda_on_cpu_ranks():
+    """axolotl asks torch.cuda.can_device_access_peer in every multi-process run; on a CUDA build of torch without
+    a GPU that raised in every rank (CI on axolotl 0.21). On CPU ranks the plugin answers it."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "WORLD_SIZE": "2", "LOCAL_RANK": "0", "RANK": "0"}
+    env.pop("NCCL_P2P_DISABLE", None)
+    proc = subprocess.run([sys.executable, "-c", PROBE], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU here: the probe is real and the plugin leaves it alone")
+    before = "probe: Found no NVIDIA driver on your system" if torch.version.cuda else "probe: fine"
+    assert before in proc.stdout and "patched: True" in proc.stdout and "after: fine None" in proc.stdout
+
+
 @pytest.mark.slow
 def test_two_process_ddp_on_cpu_trains_identical_ranks(tiny_model, tmp_path):
     outputs = tmp_path / "out"

@@ -82,3 +82,66 @@ def test_a_malformed_override_is_one_message(cmd, tmp_path):
     proc = run_cli(*cmd, "--args=lora_r=8", env={"OUTPUTS": str(tmp_path)})
     said = proc.stdout + proc.stderr
     assert proc.returncode == 2 and "must look like --key=value" in said and "Traceback" not in said, said[-1500:]
+
+
+BOUNDED = [(var, low, rest[0] if rest else None) for _, var, low, *rest in (*settings.INTS, *settings.FLOATS)]
+
+
+@pytest.mark.parametrize("variable, low, high", BOUNDED, ids=[b[0] for b in BOUNDED])
+def test_every_number_is_checked_against_its_range(variable, low, high):
+    whole = any(var == variable for _, var, *_ in settings.INTS)
+    below = str(int(low) - 1) if whole else str(low - 0.5)
+    with pytest.raises(UserError, match=f"^{variable} must be a (whole )?number"):
+        settings.load({variable: below})
+    assert getattr(settings.load({variable: str(low)}), settings_field(variable)) == low
+    if high is not None:
+        above = str(int(high) + 1) if whole else str(high + 0.5)
+        with pytest.raises(UserError, match=f"{variable} must be a (whole )?number from {low:g} to {high:g}"):
+            settings.load({variable: above})
+    with pytest.raises(UserError, match=f"^{variable} must be"):
+        settings.load({variable: "nan" if not whole else "1e3x"})
+
+
+def settings_field(variable: str) -> str:
+    return next(f for f, var, *_ in (*settings.INTS, *settings.FLOATS) if var == variable)
+
+
+# every command-line flag that stands for a variable, through the CLI's own main(): the same rule, exit status 2
+FLAGS = [
+    ("tools.serve.chat", "--top-p=1.5", "TOP_P must be a number from 0 to 1, not '1.5'"),
+    ("tools.serve.chat", "--temperature=-0.1", "TEMPERATURE must be a number from 0 to 2"),
+    ("tools.serve.chat", "--max-new-tokens=0", "MAX_NEW_TOKENS must be a whole number >= 1"),
+    ("tools.serve.serve", "--port=70000", "PORT must be a whole number from 1 to 65535, not '70000'"),
+    ("eval.lmeval", "--limit=-1", "LIMIT must be a whole number >= 0"),
+    ("eval.lmeval", "--max-gen-toks=0", "MAX_NEW_TOKENS must be a whole number >= 1"),
+    ("eval.judge", "--concurrency=0", "CONCURRENCY must be a whole number >= 1"),
+    ("eval.judge", "--seed=x", "SEED must be a whole number >= 0, not 'x'"),
+    ("eval.judge", "--max-cost=-1", "MAX_COST must be a number >= 0"),
+    ("tools.serve.serve", "--n-ctx=0", "argument --n-ctx: must be a whole number >= 1, not '0'"),
+    ("data.tools.split", "--val=0", "VAL must be a whole number >= 1"),
+    ("bench.run", "--repeats=0", "REPEATS must be a whole number >= 1"),
+]
+
+
+@pytest.mark.parametrize("module, flag, message", FLAGS, ids=[f"{m}{f.split('=')[0]}" for m, f, _ in FLAGS])
+def test_every_numeric_flag_is_checked_as_its_variable(module, flag, message, capsys):
+    import importlib
+
+    with pytest.raises(SystemExit) as ended:
+        importlib.import_module(module).main([flag])
+    err = capsys.readouterr().err
+    assert ended.value.code == 2 and message in err and "Traceback" not in err, err
+
+
+def test_no_cli_takes_a_bare_number_flag():
+    """A new numeric flag gets its variable's rule (settings.flag_type), or a check of its own named here."""
+    import re
+
+    from core.paths import REPO
+
+    own = {"bench/gpu_check.py", "bench/gpu_stages.py"}  # run on the GPU machine, where pydantic may be absent
+    for path in REPO.glob("*/**/*.py"):
+        rel = path.relative_to(REPO).as_posix()
+        if rel.startswith((".venv/", "tests/")) or rel in own:
+            continue
+        assert not re.search(r"add_argument\([^)]*type=(int|float)\b", path.read_text()), rel

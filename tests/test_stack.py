@@ -3,6 +3,7 @@ found and what is needed, by the same script the pod bootstrap runs (standard li
 
 from __future__ import annotations
 
+import importlib.metadata as md
 import subprocess
 
 import pytest
@@ -23,6 +24,27 @@ def test_this_venv_is_inside_the_supported_range():
     said = stack.versions()
     for name in stack.REPORTED:
         assert f"{name} {stack.installed(name)}" in said and "(not installed)" not in said
+
+
+def test_make_check_names_the_versions_it_checked_against():
+    proc = subprocess.run(
+        ["make", "--no-print-directory", "check", "RECIPE=smollm2-135m-cpu"], cwd=REPO, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert f"[ok] stack: checked against {stack.versions()}" in proc.stdout
+    assert f"axolotl {md.version('axolotl')}, transformers {md.version('transformers')}" in proc.stdout
+
+
+def test_an_axolotl_outside_the_range_is_one_cheap_error(monkeypatch):
+    from launch.preflight.checks import preflight
+
+    found = md.version("axolotl")
+    monkeypatch.setitem(stack.SUPPORTED, "axolotl", ("0.90", "0.91"))
+    done = preflight("smollm2-135m-cpu")
+    errors = [f for f in done.findings if f.level == "error"]
+    assert done.stopped and [(f.check, f.message) for f in errors] == [
+        ("stack", f"axolotl {found} is outside the supported range axolotl >=0.90,<0.91")
+    ]
 
 
 @pytest.fixture(scope="module")

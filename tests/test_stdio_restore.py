@@ -4,12 +4,10 @@ into a debug.log after the call, no colorama hook that writes at exit to a strea
 
 from __future__ import annotations
 
-import logging
 import subprocess
 import sys
 
 from core.paths import REPO
-from core.stdio_restore import restored
 
 # axolotl's own pieces, as load_cfg and numba run them; sys.stdout is a file closed before exit (pytest's capture)
 CHILD = """
@@ -49,13 +47,32 @@ def test_axolotls_stdio_set_up_is_undone_and_exit_writes_nothing(tmp_path):
     assert (out / "debug.log").read_text().split() == ["inside"]  # the tee ended with the call
 
 
-def test_our_logging_is_as_it_was():
-    root = logging.getLogger()
-    before = (root.handlers[:], root.level, logging.getLoggerClass())
-    with restored():
-        from axolotl.logging_config import configure_logging
+# in a child: dictConfig closes every handler it finds, pytest's own among them (their streams stay closed after)
+LOGGING_CHILD = """
+import logging, sys
+from core.stdio_restore import restored
 
-        configure_logging()  # dictConfig: root handlers to stdout, its logger class, Python's warnings to logging
-        assert root.handlers != before[0] and logging._warnings_showwarning is not None  # type: ignore[attr-defined]
-    assert (root.handlers, root.level, logging.getLoggerClass()) == before
-    assert logging._warnings_showwarning is None  # type: ignore[attr-defined]
+root = logging.getLogger()
+ours = logging.FileHandler(sys.argv[1], mode="w")  # a handler of ours: dictConfig would close it
+root.addHandler(ours)
+before = (root.handlers[:], root.level, logging.getLoggerClass())
+with restored():
+    from axolotl.logging_config import configure_logging
+
+    configure_logging()  # dictConfig: root handlers to stdout, its logger class, Python's warnings to logging
+    assert root.handlers != before[0] and logging._warnings_showwarning is not None
+assert (root.handlers, root.level, logging.getLoggerClass()) == before
+assert logging._warnings_showwarning is None
+root.warning("as it was")
+print("as it was")
+"""
+
+
+def test_our_logging_is_as_it_was(tmp_path):
+    log = tmp_path / "ours.log"
+    proc = subprocess.run(
+        [sys.executable, "-c", LOGGING_CHILD, str(log)], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split()[-3:] == ["as", "it", "was"], proc.stdout
+    assert log.read_text().split() == ["as", "it", "was"]  # our handler still open, still writing

@@ -80,8 +80,10 @@ def split(path: Path, val: int, seed: int, fmt: str, out_dir: Path | None = None
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", nargs="?", help="a JSONL dataset (default: DATA)")
-    parser.add_argument("--val", type=int, default=None, help="held-out records (default: VAL, else 60)")
-    parser.add_argument("--seed", type=int, default=None, help="(default: SEED, else 42)")
+    parser.add_argument(
+        "--val", type=settings.flag_type("VAL"), default=None, help="held-out records (default: VAL, else 60)"
+    )
+    parser.add_argument("--seed", type=settings.flag_type("SEED"), default=None, help="(default: SEED, else 42)")
     parser.add_argument("--format", default=None, choices=FORMATS, help="(default: FORMAT, else detected)")
     parser.add_argument("--out", default=None, help="output folder (default: OUT, else beside the input)")
     ns = parser.parse_args(argv)

@@ -11,7 +11,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from core import childenv
+from core import child, childenv
 from core.paths import REPO
 from eval.study import state
 from eval.study.job import Job, argv, step_env
@@ -43,8 +43,7 @@ def run_step(cmd: list[str], env: dict[str, str], log: Path, poll) -> int:
                 poll()
                 time.sleep(POLL_S)
         except BaseException:
-            proc.terminate()
-            proc.wait(timeout=30)
+            child.stop_tree(proc.pid, grace_s=30)  # the step, and the trainer it started
             raise
     return proc.returncode
 

@@ -18,11 +18,13 @@ from pathlib import Path
 
 from core import settings
 from core.errors import UserError
+from launch import stack
 from launch.preflight import kept
 from launch.preflight.datasets import check_datasets
 from launch.preflight.disk import check_disk
 from launch.preflight.end_of_turn import check_end_of_turn
 from launch.preflight.findings import Finding
+from launch.preflight.grpo import check_grpo, check_grpo_lengths
 from launch.preflight.kernels import check_kernels
 from launch.preflight.lengths import check_lengths
 from launch.preflight.lora import check_lora_targets
@@ -44,6 +46,13 @@ class Preflight:
     findings: list[Finding] = field(default_factory=list)
     stopped: bool = False  # a cheap check found an error: the heavy ones did not run
     reused: Path | None = None  # the heavy checks' findings were read back from this file (inputs unchanged)
+
+
+def check_stack() -> list[Finding]:
+    """The versions every later check runs against (read from metadata: nothing imported), inside the supported
+    range (launch/stack.py)."""
+    found = [Finding("error", "stack", p, hint="make setup installs the lock's versions") for p in stack.problems()]
+    return found or [Finding("ok", "stack", f"checked against {stack.versions()}")]
 
 
 def target_device(recipe: Recipe, device: str | None = None) -> str:
@@ -77,7 +86,8 @@ def preflight(
     head = [Finding("ok", "recipe", f"{recipe.name}: {r.meta.description} (checked for {device}){derived}")]
     meta, config = check_meta(r), check_kind(r) + check_numbers(r)
     keys, data, prefs = check_keys(r), check_datasets(r), check_preference_config(r)
-    tail = check_gguf_support(r) + check_tracking(r)
+    tail = check_grpo(r) + check_gguf_support(r) + check_tracking(r)
+    head += check_stack()
     cheap = [*head, *model, *meta, *config, *keys, *data, *prefs, *tail]
     if errors_of(cheap):
         return Preflight(r, cheap, stopped=True)
@@ -96,7 +106,7 @@ def preflight(
 
     found, reused = kept.findings(r, through_axolotl, force)
     schema, prefs = keys + found["schema"], prefs + found["preference"]
-    heavy = found["end of turn"] + check_lora_targets(r) + found["lengths"]
+    heavy = found["end of turn"] + check_lora_targets(r) + found["lengths"] + check_grpo_lengths(r)
     machine = check_disk(r) + check_kernels(r)
     done = [*head, *model, *meta, *config, *schema, *data, *heavy, *prefs, *tail, *machine]
     return Preflight(r, done, reused=reused)

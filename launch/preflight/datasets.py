@@ -18,7 +18,7 @@ def check_entry(r: Resolved, section: str, i: int, ds: dict, online: bool, why: 
     key = f"{section}[{i}]"
     kind = kind_of(ds, rl=r.config.get("rl"))
     if kind.error:
-        return [Finding("error", "data", kind.error, r.recipe.where(f"{key}.type"))]
+        return [Finding("error", "data", kind.error, r.where(f"{key}.type"))]
     local = sources.is_local(ds)
     if local and not dataset_file(ds).exists():
         return [
@@ -26,7 +26,7 @@ def check_entry(r: Resolved, section: str, i: int, ds: dict, online: bool, why: 
                 "error",
                 "data",
                 f"dataset file not found: {dataset_file(ds)}",
-                r.recipe.where(f"{key}.path"),
+                r.where(f"{key}.path"),
                 "fix the path (relative paths are from the repo root) or override it with ARGS",
             )
         ]
@@ -37,7 +37,7 @@ def check_entry(r: Resolved, section: str, i: int, ds: dict, online: bool, why: 
                 "warning",
                 "data",
                 f"{label}: a Hub dataset, not checked offline ({why or 'HF_HUB_OFFLINE=1'})",
-                r.recipe.where(f"{key}.path"),
+                r.where(f"{key}.path"),
                 "run make check with network access to validate its first rows",
             )
         ]
@@ -54,13 +54,13 @@ def check_entry(r: Resolved, section: str, i: int, ds: dict, online: bool, why: 
                 "error",
                 "data",
                 f"{label}: cannot be read ({type(exc).__name__}: {str(exc)[:300]})",
-                r.recipe.where(f"{key}.path"),
+                r.where(f"{key}.path"),
                 "check path, name, split, data_files and revision (axolotl's keys)",
             )
         ]
     scope = f"{count} records" if local else f"first {count} rows"
     if count == 0:
-        return [Finding("error", "data", f"{label}: no records", r.recipe.where(f"{key}.path"))]
+        return [Finding("error", "data", f"{label}: no records", r.where(f"{key}.path"))]
     if problems:
         more = f" (+{len(problems) - SHOWN} more)" if len(problems) > SHOWN else ""
         return [
@@ -68,7 +68,7 @@ def check_entry(r: Resolved, section: str, i: int, ds: dict, online: bool, why: 
                 "error",
                 "data",
                 f"{label}: {len(problems)} bad of {scope}: " + "; ".join(problems[:SHOWN]) + more,
-                r.recipe.where(f"{key}.path"),
+                r.where(f"{key}.path"),
                 "make data-check DATA=<file> lists every one" if local else None,
             )
         ]
@@ -78,7 +78,7 @@ def check_entry(r: Resolved, section: str, i: int, ds: dict, online: bool, why: 
                 "warning",
                 "data",
                 f"{label}: {scope} readable; type {kind.name!r} is not validated: {kind.note}",
-                r.recipe.where(f"{key}.type"),
+                r.where(f"{key}.type"),
             )
         ]
     return [Finding("ok", "data", f"{label}: {scope} of type {kind.name}, all valid ({kind.note})")]
@@ -94,7 +94,7 @@ def check_datasets(r: Resolved) -> list[Finding]:
                 "warning",
                 "data",
                 "pretraining_dataset is streamed by axolotl at train time; not validated here",
-                r.recipe.where("pretraining_dataset"),
+                r.where("pretraining_dataset"),
             )
         ]
     if not entries:
@@ -103,7 +103,7 @@ def check_datasets(r: Resolved) -> list[Finding]:
                 "error",
                 "data",
                 "the config has no datasets",
-                r.recipe.where("datasets"),
+                r.where("datasets"),
                 "add datasets: [{path: ..., type: ...}] (axolotl's keys)",
             )
         ]

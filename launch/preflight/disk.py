@@ -56,7 +56,7 @@ def unknown_finding(r: Resolved, volume_gb: int | None) -> Finding:
         "disk",
         f"needs an unknown amount: the size of {r.hub_base_model} is not known here (no facts, no meta.params_b); "
         f"{then}",
-        r.recipe.where("base_model"),
+        r.where("base_model"),
         fetch_hint(r.hub_base_model),
     )
 
@@ -109,7 +109,7 @@ def check_disk(r: Resolved, here: bool | None = None) -> list[Finding]:
                 "error",
                 "disk",
                 msg,
-                r.recipe.where("save_total_limit"),
+                r.where("save_total_limit"),
                 "free space, lower save_total_limit, or set OUTPUTS to a bigger volume",
             )
         )

@@ -139,7 +139,7 @@ def _with_tokenizer(r: Resolved, ds: dict, choice: str, source: str, where) -> l
     problems = eot_problems(cfg, tokenizer, template)
     if problems:
         return [
-            Finding("error", "end of turn", p, r.recipe.where("eot_tokens"), "list tokens the template emits")
+            Finding("error", "end of turn", p, r.where("eot_tokens"), "list tokens the template emits")
             for p in problems
         ]
     found = facts.find(r.config["base_model"]) or facts.find(r.hub_base_model)
@@ -150,7 +150,7 @@ def _with_tokenizer(r: Resolved, ds: dict, choice: str, source: str, where) -> l
                 "error",
                 "end of turn",
                 problem,
-                r.recipe.where("eot_tokens"),
+                r.where("eot_tokens"),
                 "add the turn terminator to eot_tokens (and keep train_on_eos: turn)",
             )
         ]
@@ -172,7 +172,7 @@ def check_end_of_turn(r: Resolved) -> list[Finding]:
     row = facts.find(r.hub_base_model)
     eos = (cfg.get("special_tokens") or {}).get("eos_token") or (row.eos_token if row else None)
     for i, ds in enumerate(cfg.get("datasets") or []):
-        where = r.recipe.where(f"datasets[{i}]")
+        where = r.where(f"datasets[{i}]")
         if ds.get("type") != "chat_template":
             known = source or eos
             out.append(
@@ -197,7 +197,7 @@ def check_end_of_turn(r: Resolved) -> list[Finding]:
                         "end of turn",
                         f"tokenizer_default needs {r.hub_base_model}'s tokenizer, "
                         "which is not available here: the end of turn is not checked",
-                        r.recipe.where("chat_template"),
+                        r.where("chat_template"),
                         facts.fetch_hint(r.hub_base_model),
                     )
                 )
@@ -211,7 +211,7 @@ def check_end_of_turn(r: Resolved) -> list[Finding]:
                     "error",
                     "end of turn",
                     f"chat template '{choice}' could not be used: {exc}",
-                    r.recipe.where("chat_template"),
+                    r.where("chat_template"),
                 )
             )
             continue
@@ -220,7 +220,7 @@ def check_end_of_turn(r: Resolved) -> list[Finding]:
                 level,
                 "end of turn",
                 msg,
-                r.recipe.where("eot_tokens"),
+                r.where("eot_tokens"),
                 "list only tokens the template emits (its turn terminator), or pick the model's own chat_template"
                 if level == "error"
                 else facts.fetch_hint(r.hub_base_model),
@@ -235,7 +235,7 @@ def check_end_of_turn(r: Resolved) -> list[Finding]:
                     "warning",
                     "end of turn",
                     problem,
-                    r.recipe.where("chat_template"),
+                    r.where("chat_template"),
                     facts.fetch_hint(r.hub_base_model),
                 )
             )
@@ -245,7 +245,7 @@ def check_end_of_turn(r: Resolved) -> list[Finding]:
                     "error",
                     "end of turn",
                     problem,
-                    r.recipe.where("eot_tokens"),
+                    r.where("eot_tokens"),
                     "add the turn terminator to eot_tokens (and keep train_on_eos: turn)",
                 )
             )

@@ -203,13 +203,13 @@ def fallback_allowed(r) -> bool:
     """The recipe allows SDPA when its flash attention is the GPU profile's speed choice, not its own setting."""
     if "attn_implementation" in r.overrides or "flash_attention" in r.overrides:
         return False
-    return r.recipe.where("attn_implementation").file == GPU_PROFILE
+    return r.where("attn_implementation").file == GPU_PROFILE
 
 
 def require(r, args: str | dict | None, machine: Machine | None = None, say=None) -> str | dict | None:
     """`make train` on a CUDA machine: raise one UserError for everything the resolved config asks for that
     cannot run here; return ARGS with the SDPA fallback added. CPU runs pass unchanged. The fallback is said once:
-    by make train's preflight (check_kernels is one of launch/preflight/checks.py CHECKS), or here with `say`."""
+    by make train's preflight (check_kernels is one of launch/preflight/checks.py's machine checks), or here with `say`."""
     if r.device != "gpu":
         return args
     m = machine or probe()

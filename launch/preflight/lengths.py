@@ -47,7 +47,7 @@ def check_lengths(r: Resolved) -> list[Finding]:
                     "sequence length",
                     f"{label}: axolotl's {kind.name} strategy could not "
                     f"tokenize it here ({type(exc).__name__}: {str(exc)[:200]})",
-                    r.recipe.where(f"{section}[{i}]"),
+                    r.where(f"{section}[{i}]"),
                 )
             )
             continue
@@ -60,7 +60,7 @@ def check_lengths(r: Resolved) -> list[Finding]:
                 "warning" if over else "ok",
                 "sequence length",
                 msg + (" (axolotl drops them)" if over else ""),
-                r.recipe.where("sequence_len") if over else None,
+                r.where("sequence_len") if over else None,
             )
         )
     return out

@@ -20,7 +20,7 @@ def check_lora_targets(r: Resolved) -> list[Finding]:
         cls, params, _ = arch.architecture(base)
     except UserError as exc:
         return [Finding("warning", "lora targets", exc.message, hint=exc.hint)]
-    where = r.recipe.where("lora_target_modules")
+    where = r.where("lora_target_modules")
     if cfg.get("lora_target_linear"):
         target = ".*"
         hits = [lin for lin in arch.lora_targets(base, target) if "lm_head" not in lin.name]

@@ -16,7 +16,7 @@ from launch.recipe import facts
 from launch.recipe.resolve import Resolved
 
 CONVERTER_MAP = Path(sys.prefix) / "llama.cpp" / "conversion" / "__init__.py"
-SFT_ONLY_RL = ("grpo", "gdpo", "ebft")  # axolotl rl: values this repo does not train
+SFT_ONLY_RL = ("gdpo", "ebft")  # axolotl rl: values this repo does not train (grpo: launch/preflight/grpo.py)
 SOURCE_WORDS = {"local": "a local folder", "hf-cache": "the HF cache", "table": "the offline facts table"}
 
 
@@ -39,7 +39,7 @@ def ensure_facts(r: Resolved) -> list[Finding]:
                 "error",
                 "model",
                 f"base_model folder not found: {base}",
-                r.recipe.where("base_model"),
+                r.where("base_model"),
                 "a local model is a folder with config.json; a Hub model is org/name",
             )
         ]
@@ -57,7 +57,7 @@ def ensure_facts(r: Resolved) -> list[Finding]:
         except facts.HubUnreachable:  # the network dropped after the probe: offline from here on
             return [_table_only(r, base, found, f"{facts.offline_reason()} and ") if found else _no_facts(r, base)]
         except UserError as exc:
-            return [Finding("error", "model", exc.message, r.recipe.where("base_model"), exc.hint)]
+            return [Finding("error", "model", exc.message, r.where("base_model"), exc.hint)]
         return [
             Finding(
                 "ok",
@@ -78,7 +78,7 @@ def _no_facts(r: Resolved, base: str) -> Finding:
         f"no facts for {base} here (not a local folder, not in the HF cache, not in "
         f"the facts tables) and {facts.offline_reason()}: family, size, LoRA targets, end of turn and lengths are "
         "not checked",
-        r.recipe.where("base_model"),
+        r.where("base_model"),
         facts.fetch_hint(base),
     )
 
@@ -99,7 +99,7 @@ def check_meta(r: Resolved, counted: bool = False) -> list[Finding]:
             "error",
             "meta",
             f"{key} says {said!r}, but {derived!r} is derived ({source})",
-            r.recipe.where(key),
+            r.where(key),
             f"correct {key}, or remove it (it is derived)",
         )
         for key, said, derived, source in derive.contradictions(r.stated or r.recipe.meta, config, base, counted)
@@ -124,7 +124,7 @@ def buildable(r: Resolved, base: str) -> Finding | None:
     try:
         architecture.tree(base)
     except UserError as exc:
-        return Finding("error", "model", exc.message, exc.where or r.recipe.where("base_model"), exc.hint)
+        return Finding("error", "model", exc.message, exc.where or r.where("base_model"), exc.hint)
     return None
 
 
@@ -135,8 +135,8 @@ def check_kind(r: Resolved) -> list[Finding]:
             Finding(
                 "error",
                 "kind",
-                f"rl: {rl} is not trained by this repo (SFT and preference tuning only)",
-                r.recipe.where("rl"),
+                f"rl: {rl} is not trained by this repo (SFT, preference tuning and GRPO only)",
+                r.where("rl"),
             )
         ]
     return []
@@ -168,7 +168,7 @@ def check_gguf_support(r: Resolved) -> list[Finding]:
             "gguf",
             f"llama.cpp's converter (llama-cpp-python's) does not support "
             f"{found.architecture}: make gguf will refuse this model (training, merge and eval work)",
-            r.recipe.where("base_model"),
+            r.where("base_model"),
         )
     ]
 
@@ -179,6 +179,6 @@ def _table_only(r: Resolved, base: str, found: facts.ModelFacts, why: str = "") 
         "model",
         f"{base}: {why}only the offline facts table knows it (no tokenizer here): the "
         "end of turn is checked on the named template and lengths are not measured",
-        r.recipe.where("base_model"),
+        r.where("base_model"),
         facts.fetch_hint(base),
     )

@@ -40,15 +40,13 @@ def check_numbers(r: Resolved) -> list[Finding]:
                     "error",
                     "numbers",
                     f"{key} must be a whole number >= {low} ({what}), not {value!r}",
-                    r.recipe.where(key),
+                    r.where(key),
                 )
             )
     lr = _number(cfg.get("learning_rate"))
     if lr is not None and (lr != lr or lr <= 0):
         out.append(
-            Finding(
-                "error", "numbers", f"learning_rate must be a number > 0, not {lr!r}", r.recipe.where("learning_rate")
-            )
+            Finding("error", "numbers", f"learning_rate must be a number > 0, not {lr!r}", r.where("learning_rate"))
         )
     epochs = _number(cfg.get("num_epochs"))
     if not cfg.get("max_steps") and epochs is not None and (epochs != epochs or epochs <= 0):
@@ -57,7 +55,7 @@ def check_numbers(r: Resolved) -> list[Finding]:
                 "error",
                 "numbers",
                 f"num_epochs must be > 0 when max_steps is not set, not {epochs!r}",
-                r.recipe.where("num_epochs"),
+                r.where("num_epochs"),
             )
         )
     return out

@@ -164,7 +164,7 @@ def make_plan(
     requested = strategy or dist.requested_strategy(meta.distributed)
     config_path = Path(RUN_PLACEHOLDER.format(recipe=r.recipe.name)) / "config.yaml"
     launch = dist.plan_launch(
-        r.config, config_path, topo, meta.method, requested, replicated.fits, r.recipe.where("meta.distributed")
+        r.config, config_path, topo, meta.method, requested, replicated.fits, r.where("meta.distributed")
     )
     config = copy.deepcopy(r.config)
     config.update(launch.config_keys)
@@ -243,7 +243,7 @@ def report(p: Plan) -> str:
         f"launch (node rank {t.node_rank}): {p.launch.shell()}",
         f"tested: {p.launch.strategy}: {TESTED.get(p.launch.strategy, UNTESTED)}",
     ]
-    if (preference := cost.plan_line(r.config)) is not None:
+    if (preference := cost.plan_line(r.config, p.model, p.gpu, t.world_size)) is not None:
         lines.append(preference)
     if p.evaluation is not None:
         lines.append(evaluation_line(p))

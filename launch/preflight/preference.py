@@ -91,9 +91,7 @@ def check_preference_config(r: Resolved) -> list[Finding]:
     rl = r.config.get("rl")
     if rl not in METHODS:
         return []
-    out = [
-        Finding("error", "preference", msg, r.recipe.where(key), hint) for key, msg, hint in _config_problems(r.config)
-    ]
+    out = [Finding("error", "preference", msg, r.where(key), hint) for key, msg, hint in _config_problems(r.config)]
     ref = reference_of(r.config)
     start = f"; starts from run {r.start.run.name} of {r.start.recipe}" if r.start else ""
     out.append(Finding("ok", "preference", f"rl: {rl}, beta {beta_of(r.config):g}, reference model: {ref}{start}"))
@@ -105,7 +103,7 @@ def check_preference_config(r: Resolved) -> list[Finding]:
                 "preference",
                 f"starts from the latest run of {spec.recipe}, which has none yet: checked with this recipe's own "
                 "base model and datasets",
-                r.recipe.where("meta.start_from"),
+                r.where("meta.start_from"),
                 f"make train RECIPE={spec.recipe}" + (", then make judge and make prefs on it" if spec.prefs else ""),
             )
         )
@@ -155,7 +153,7 @@ def _entry(r: Resolved, config: dict, tokenizer: Any, section: str, i: int, ds: 
                 "warning",
                 "preference",
                 f"{label}: axolotl's strategy could not render it here ({type(exc).__name__}: {str(exc)[:200]})",
-                r.recipe.where(f"{section}[{i}]"),
+                r.where(f"{section}[{i}]"),
             )
         ]
     if not rendered:
@@ -171,7 +169,7 @@ def _entry(r: Resolved, config: dict, tokenizer: Any, section: str, i: int, ds: 
             "warning" if over else "ok",
             "sequence length",
             msg + ((" (axolotl drops them)" if drop else " (axolotl truncates them)") if over else ""),
-            r.recipe.where("sequence_len") if over else None,
+            r.where("sequence_len") if over else None,
         )
     )
     return out
@@ -196,7 +194,7 @@ def _end_of_turn(r: Resolved, config: dict, tokenizer: Any, label: str, rendered
                 f"{x['line']}: the prompt as axolotl renders it ends with {x['prompt'].rstrip()[-30:]!r}, not "
                 f"this model's assistant header {header!r}: the strategy writes another model family's "
                 "format",
-                r.recipe.where(f"{key}.type"),
+                r.where(f"{key}.type"),
                 "use type: chat_template.default (the model's own template), or the strategy of its family",
             )
         for side, text in x["sides"].items():
@@ -211,7 +209,7 @@ def _end_of_turn(r: Resolved, config: dict, tokenizer: Any, label: str, rendered
                     "end of turn",
                     f"{x['line']}: '{side}' as axolotl renders it ends with {shown!r} + eos, not this "
                     f"model's end of turn {end!r}",
-                    r.recipe.where(f"{key}.type"),
+                    r.where(f"{key}.type"),
                     "use type: chat_template.default (the model's own template) for this model",
                 )
     sides = "completion" if r.config.get("rl") == "kto" else "chosen and rejected"

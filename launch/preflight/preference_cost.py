@@ -1,4 +1,4 @@
-"""What a preference method (rl: dpo/ipo/simpo/orpo/kto) costs, for make plan and the launcher's fits decision:
+"""What a preference method (rl: dpo/ipo/simpo/orpo/kto; GRPO: launch/preflight/grpo_cost.py) costs, for make plan and the launcher's fits decision:
 the estimator's formulas (launch/preflight/estimate.py) on what TRL really runs. Each batch row is two sequences
 (a pair's chosen and rejected, or a KTO completion and its mismatched KL twin); the reference model is a second
 bf16 copy only for a full fine-tune of DPO/IPO/KTO (with LoRA it is the adapter-disabled policy, and ORPO/SimPO
@@ -10,6 +10,7 @@ import math
 from typing import Any
 
 from launch.preflight import estimate as est
+from launch.preflight import grpo_cost
 from launch.preflight.preference import METHODS, reference_of
 
 
@@ -48,6 +49,8 @@ def pair_characters(record: Any) -> int | None:
 
 
 def memory(m: est.Model, config: dict[str, Any], strategy: str, world: int, vram_gib: float) -> est.Memory:
+    if grpo_cost.applies(config):
+        return grpo_cost.memory(m, config, strategy, world, vram_gib)
     if config.get("rl") not in METHODS:
         return est.memory(m, config, strategy, world, vram_gib)
     rows = int(config.get("micro_batch_size") or 1) * sequences_per_row(config)
@@ -60,6 +63,8 @@ def memory(m: est.Model, config: dict[str, Any], strategy: str, world: int, vram
 
 def training_tokens(config: dict[str, Any]) -> tuple[int, int]:
     """(tokens per epoch, rows): each pair's prompt counted once per side, each side truncated to sequence_len."""
+    if grpo_cost.applies(config):
+        return grpo_cost.training_tokens(config)
     if config.get("rl") not in METHODS:
         return est.training_tokens(config)
     import json
@@ -85,13 +90,19 @@ def training_tokens(config: dict[str, Any]) -> tuple[int, int]:
 
 def train_seconds(m: est.Model, config: dict[str, Any], world: int, row: dict[str, Any], tokens: int) -> float:
     """The estimator's time, plus the reference model's forward pass on the same tokens."""
+    if grpo_cost.applies(config):
+        return grpo_cost.train_seconds(m, config, world, row, tokens)
     seconds = est.train_seconds(m, config, world, row, tokens)
     if config.get("rl") not in METHODS:
         return seconds
     return seconds * (1 + reference_flops_per_token(m.params, config) / est.flops_per_token(m, config))
 
 
-def plan_line(config: dict[str, Any]) -> str | None:
+def plan_line(
+    config: dict[str, Any], m: est.Model | None = None, row: dict | None = None, world: int = 1
+) -> str | None:
+    if grpo_cost.applies(config):
+        return grpo_cost.plan_line(config, m, row, world)
     if config.get("rl") not in METHODS:
         return None
     return (

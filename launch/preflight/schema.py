@@ -103,7 +103,7 @@ def check_keys(r) -> list[Finding]:
                 "warning",
                 "schema",
                 f"the config's plugins ({plugins}) cannot be loaded here ({exc}): {UNCHECKED}",
-                r.recipe.where("plugins"),
+                r.where("plugins"),
                 "install the plugin's package, or check on the machine that will train",
             )
         ]
@@ -114,7 +114,7 @@ def check_keys(r) -> list[Finding]:
                     "error",
                     "schema",
                     f"axolotl does not know the key '{key}' (it would be ignored)",
-                    r.recipe.where(key),
+                    r.where(key),
                     f"did you mean {', '.join(close)}?",
                 )
             )
@@ -124,7 +124,7 @@ def check_keys(r) -> list[Finding]:
                     "warning",
                     "schema",
                     f"axolotl does not know the key '{key}': it is ignored",
-                    r.recipe.where(key),
+                    r.where(key),
                     "remove it if it was meant for another tool",
                 )
             )
@@ -147,6 +147,6 @@ def check_validate(r, keys: list[Finding]) -> list[Finding]:
                 "error",
                 "schema",
                 f"axolotl rejects the config: {msg}",
-                r.recipe.where(key) if key else r.recipe.where(""),
+                r.where(key) if key else r.where(""),
             )
         ]

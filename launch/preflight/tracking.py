@@ -40,7 +40,7 @@ def check_tracking(r: Resolved) -> list[Finding]:
                     "error",
                     "tracking",
                     f"'{key}' holds a credential in the config file",
-                    r.recipe.where(key),
+                    r.where(key),
                     "remove it; keys come from the environment only (WANDB_API_KEY, MLFLOW_TRACKING_TOKEN, ...)",
                 )
             )
@@ -55,7 +55,7 @@ def check_tracking(r: Resolved) -> list[Finding]:
                 "warning",
                 "tracking",
                 "W&B is on but WANDB_API_KEY is not set: the run will fail to log in",
-                r.recipe.where("wandb_project"),
+                r.where("wandb_project"),
                 "export WANDB_API_KEY=..., or WANDB_MODE=offline",
             )
         )

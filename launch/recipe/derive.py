@@ -58,6 +58,8 @@ def data_format_of(config: dict[str, Any]) -> str | None:
     if not entries or not isinstance(entries[0], dict):
         return None
     kind = entries[0].get("type")
+    if config.get("rl") == "grpo":  # a prompt set (data/grpo_kinds.py)
+        return "prompts"
     if config.get("rl") in (*PAIRED_RL, "kto"):
         return _preference_format(kind, config["rl"])
     if isinstance(kind, dict):

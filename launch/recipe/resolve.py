@@ -4,12 +4,13 @@ overrides (ARGS), then the run directory's paths. `make show` prints this; train
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from core import settings
-from core.errors import UserError
+from core.errors import UserError, Where
 from launch.recipe import overrides as ov
 from launch.recipe import profiles
 from launch.recipe.derive import derive
@@ -49,6 +50,15 @@ class Resolved:
         if self.recipe.meta.local_source is not None and "base_model" not in self.overrides:
             return self.recipe.config["base_model"]
         return self.config["base_model"]
+
+    def where(self, key: str) -> Where:
+        """Where a config key was set: ARGS when an override set it (or a key above or below it), else the recipe
+        file's line."""
+        dotted = re.sub(r"\[(\d+)\]", r".\1", key)
+        for k in self.overrides:
+            if k == dotted or k.startswith(dotted + ".") or dotted.startswith(k + "."):
+                return Where("ARGS", key=k)
+        return self.recipe.where(key)
 
     def tokenizer_source(self) -> str | None:
         """A folder holding the recipe's tokenizer: tokenizer_config, the local model, or the hub model's cached

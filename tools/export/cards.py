@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from core import metrics
+from core.errors import UserError, Where
 from core.manifest import EvalResult, Manifest
 from launch.recipe.architecture import facts_for
 
@@ -223,4 +224,7 @@ def render(m: Manifest, config: dict[str, Any], kind: str, repo_id: str, modelfi
 
 
 def load_config(run: Path) -> dict[str, Any]:
-    return yaml.safe_load((run / "config.yaml").read_text()) or {}
+    path = run / "config.yaml"
+    if not path.is_file():
+        raise UserError("the run has no config.yaml (the config it trained with)", Where(path))
+    return yaml.safe_load(path.read_text()) or {}

@@ -171,16 +171,8 @@ def build(run: Path, quants: list[str], outtype: str = "f16", log=print) -> Gguf
         log("no merged model yet: merging first")
         merge(run, log)
         m = manifest.read(run)
-    merged = run / m.merge.path
+    merged = rundir.merged_model(run, hashes=True)
     refuse_unconvertible(merged)
-    recorded = m.merge.files
-    bad = [name for name, sha in recorded.items() if not (merged / name).is_file() or sha256_file(merged / name) != sha]
-    if not recorded or bad:
-        raise UserError(
-            f"the merged model is incomplete or changed since make merge ({', '.join(bad) or 'no files recorded'})",
-            Where(run / manifest.MANIFEST, key="merge.files"),
-            f"re-run make merge RUN={run}",
-        )
     conversations, source = quality.held_out_conversations(yaml.safe_load((run / "config.yaml").read_text()) or {})
     result = export(merged, run / "gguf", m.recipe_name, quants, outtype, log, conversations, source)
     section = GgufSection.model_validate({"path": "gguf", **result, "at": rundir.utc_now()})

@@ -50,7 +50,7 @@ def targets(run: Path, repo: str) -> list[tuple[str, str, list[Path]]]:
     adapter = rundir.final_adapter(run)
     out = [("adapter", repo, [adapter / f for f in ADAPTER_FILES if (adapter / f).is_file()])]
     if m.merge is not None:
-        merged = run / m.merge.path
+        merged = rundir.merged_model(run, hashes=True)
         out.append(("merged", f"{repo}-merged", sorted(p for p in merged.iterdir() if p.is_file())))
     if m.gguf is not None:
         folder = run / m.gguf.path
@@ -90,12 +90,13 @@ def push(run: Path, repo: str, private: bool = True, log=print) -> PushSection:
         raise UserError(f"REPO must be namespace/name, not '{repo}'", Where(key="REPO"))
     api = HfApi(endpoint=settings.load().hf_endpoint, token=token())
     m = manifest.read(run)
+    planned = targets(run, repo)  # every file checked before the first upload
     config = cards.load_config(run)
     previous = m.push
     # a push cut short (hub failure, lost pod) resumes: repos it finished are not uploaded again
     resumable = previous is not None and not previous.complete and previous.repo == repo and previous.private == private
     section = PushSection(repo=repo, private=private, complete=False, repos=dict(previous.repos) if resumable else {})
-    for kind, repo_id, files in targets(run, repo):
+    for kind, repo_id, files in planned:
         if kind in section.repos:
             log(f"{kind}: pushed to {repo_id} by the interrupted push (commit {section.repos[kind].commit}); skipped")
             continue

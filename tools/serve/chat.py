@@ -143,9 +143,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--adapter", action="store_true", help="base model + adapter even when a merged model exists")
     parser.add_argument("--system", default=None, help="system prompt (default: SYSTEM, else the recipe's; 'none')")
-    parser.add_argument("--temperature", type=float, default=None, help="(default: TEMPERATURE, else the recipe's)")
-    parser.add_argument("--top-p", type=float, default=None, help="(default: TOP_P, else the recipe's)")
-    parser.add_argument("--max-new-tokens", type=int, default=None, help="(default: MAX_NEW_TOKENS, else the recipe's)")
+    parser.add_argument(
+        "--temperature",
+        type=settings.flag_type("TEMPERATURE"),
+        default=None,
+        help="(default: TEMPERATURE, else the recipe's)",
+    )
+    parser.add_argument(
+        "--top-p", type=settings.flag_type("TOP_P"), default=None, help="(default: TOP_P, else the recipe's)"
+    )
+    parser.add_argument(
+        "--max-new-tokens",
+        type=settings.flag_type("MAX_NEW_TOKENS"),
+        default=None,
+        help="(default: MAX_NEW_TOKENS, else the recipe's)",
+    )
     parser.add_argument(
         "--save", default=None, help="transcript file for /save (default: <run>/chats/chat-<time>.jsonl)"
     )

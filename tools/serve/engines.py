@@ -93,7 +93,7 @@ class HfEngine:
         m = manifest.read(run)
         merged = m.merge is not None and not adapter
         # the run's files are checked before torch loads: the adapter (complete, unchanged) and its base model
-        folder = run / m.merge.path if merged else rundir.final_adapter(run)
+        folder = rundir.merged_model(run) if merged else rundir.final_adapter(run)
         base = None if merged or m.train.base_model is None else m.train.base_model.path
         if not merged and base is None:
             raise UserError("the manifest names no base model", Where(run / manifest.MANIFEST, key="train.base_model"))

@@ -24,13 +24,24 @@ def _stop_on_sigterm(*_) -> None:
     raise KeyboardInterrupt
 
 
+def positive(raw: str) -> int:
+    """--n-ctx: a context of at least one token (0 would make llama.cpp take the model's whole context)."""
+    if not raw.strip().isdigit() or int(raw) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, not '{raw}'")
+    return int(raw)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     cli.add_run_arguments(parser)
     parser.add_argument("--gguf", default=None, help="a GGUF type of the run (default: GGUF, else Q4_K_M) or a file")
-    parser.add_argument("--port", type=int, default=None, help=f"(default: PORT, else {DEFAULT_PORT})")
+    parser.add_argument(
+        "--port", type=settings.flag_type("PORT"), default=None, help=f"(default: PORT, else {DEFAULT_PORT})"
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine)")
-    parser.add_argument("--n-ctx", type=int, default=None, help=f"context size (default: the model's, at most {N_CTX})")
+    parser.add_argument(
+        "--n-ctx", type=positive, default=None, help=f"context size (default: the model's, at most {N_CTX})"
+    )
     ns = parser.parse_args(argv)
 
     def body() -> int:
