@@ -22,7 +22,7 @@ import sys
 try:  # run as a file by launch/setup.sh (its folder on sys.path), or imported as launch.image_keep
     from stack import SUPPORTED
 except ImportError:
-    from launch.stack import SUPPORTED
+    from core.stack import SUPPORTED
 
 # what an axolotl image provides beside axolotl's declared requirements (built into the image, not declared)
 IMAGE_BUILT = ("torch", "flash-attn", "deepspeed", "triton", "xformers", "bitsandbytes")

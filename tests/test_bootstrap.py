@@ -34,7 +34,7 @@ FILES = {
     "launch/cloud/__init__.py": "",
     "launch/cloud/runpod/__init__.py": "",
     "launch/cloud/runpod/entrypoint.py": STUB_ENTRYPOINT,
-    "launch/stack.py": (REPO / "launch" / "stack.py").read_text(),  # the real image check
+    "core/stack.py": (REPO / "core" / "stack.py").read_text(),  # the real image check
 }
 
 

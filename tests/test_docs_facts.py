@@ -90,7 +90,7 @@ def test_the_stack_is_the_lock():
 
 
 def test_python_and_the_supported_range_are_launch_stack():
-    from launch import stack
+    from core import stack
 
     python = stack.SUPPORTED["python"][0]
     agree(r"need only Python (3\.\d+)", python)

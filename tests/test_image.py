@@ -59,5 +59,5 @@ def test_the_bootstrap_looks_for_the_images_python_where_axolotls_image_keeps_it
     boot = (REPO / "launch" / "cloud" / "bootstrap.sh").read_text()
     candidates = re.search(r"for candidate in (.*); do", boot).group(1).split()
     assert candidates[0] == image.IMAGE_PYTHON
-    assert "launch/stack.py $gpu_check" in boot  # the image is checked before set-up and any download
-    assert boot.index("launch/stack.py $gpu_check") < boot.index("SETUP_MODE=image bash launch/setup.sh")
+    assert "core/stack.py $gpu_check" in boot  # the image is checked before set-up and any download
+    assert boot.index("core/stack.py $gpu_check") < boot.index("SETUP_MODE=image bash launch/setup.sh")

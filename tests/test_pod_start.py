@@ -2,7 +2,7 @@
 
 - the image: a Python 3.12 environment at <root>/workspace/axolotl-venv holding axolotl 0.20.0 and its own pins, one
   minor version away from the lock's 0.21.0 (tests/pod_image.py);
-- the bootstrap fetches the planned commit of this checkout from a local git remote, checks the image (launch/stack.py:
+- the bootstrap fetches the planned commit of this checkout from a local git remote, checks the image (core/stack.py:
   versions in the supported range; DEVICE=cpu, so no GPU is asked for), sets up in image mode (only what the image
   lacks is installed, nothing it holds moves);
 - the entrypoint trains the embedded recipe with the image's axolotl, merges, converts, pushes to the local Hub and

@@ -1,4 +1,4 @@
-"""The supported stack (launch/stack.py): this venv is inside it, and an image outside it is refused with what was
+"""The supported stack (core/stack.py): this venv is inside it, and an image outside it is refused with what was
 found and what is needed, by the same script the pod bootstrap runs (standard library only, no torch import)."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import subprocess
 
 import pytest
 
+from core import stack
 from core.paths import REPO
-from launch import stack
 from tests.wheels import build_wheel, make_venv, pip
 
 
@@ -59,7 +59,7 @@ def image_venv(tmp_path_factory):
 
 def check(py, *args):
     return subprocess.run(
-        [str(py), str(REPO / "launch" / "stack.py"), *args], capture_output=True, text=True, timeout=120
+        [str(py), str(REPO / "core" / "stack.py"), *args], capture_output=True, text=True, timeout=120
     )
 
 

@@ -74,9 +74,9 @@ else
 fi
 cd "$DEST" || die "cannot enter $DEST"
 # the image itself, before anything heavy (set-up, a model download): Python, torch, CUDA and axolotl inside the
-# supported range (launch/stack.py), and a GPU torch can see (DEVICE=cpu: a CPU pod, no GPU asked for)
+# supported range (core/stack.py), and a GPU torch can see (DEVICE=cpu: a CPU pod, no GPU asked for)
 gpu_check=--gpu; [ "${DEVICE:-}" = cpu ] && gpu_check=
-"$PY" launch/stack.py $gpu_check || die "this image does not fit the code at $AFFINAGE_COMMIT (above)" \
+"$PY" core/stack.py $gpu_check || die "this image does not fit the code at $AFFINAGE_COMMIT (above)" \
   "start from axolotl's cloud image for a supported axolotl (runpod.toml base_image), or IMAGE=<an image built by make image>"
 prefix=$("$PY" -c 'import sys; print(sys.prefix)')
 VENV="$prefix" SETUP_MODE=image bash launch/setup.sh || die "set-up in the image failed (above)"

@@ -11,7 +11,7 @@ The scheme, as axolotl's release workflow writes it (axolotl-ai-cloud/axolotl, .
 
 Python 3.11 and cu128 images stopped with 0.17.0. The torch of each release's matrix is not published anywhere but
 in that workflow at the release commit, so the default is the plain `{version}` tag, which every release has; what
-the image really holds is checked at pod start (launch/stack.py, run by launch/cloud/bootstrap.sh).
+the image really holds is checked at pod start (core/stack.py, run by launch/cloud/bootstrap.sh).
 """
 
 from __future__ import annotations

@@ -16,9 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core import settings
+from core import settings, stack
 from core.errors import UserError
-from launch import stack
 from launch.preflight import kept
 from launch.preflight.datasets import check_datasets
 from launch.preflight.disk import check_disk
@@ -50,7 +49,7 @@ class Preflight:
 
 def check_stack() -> list[Finding]:
     """The versions every later check runs against (read from metadata: nothing imported), inside the supported
-    range (launch/stack.py)."""
+    range (core/stack.py)."""
     found = [Finding("error", "stack", p, hint="make setup installs the lock's versions") for p in stack.problems()]
     return found or [Finding("ok", "stack", f"checked against {stack.versions()}")]
 

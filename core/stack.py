@@ -1,5 +1,5 @@
 """The software stack this code runs on: the supported range, read from installed metadata (no import of torch or
-axolotl), and the pod-start check of an image (`python launch/stack.py --gpu`, run by launch/cloud/bootstrap.sh).
+axolotl), and the pod-start check of an image (`python core/stack.py --gpu`, run by launch/cloud/bootstrap.sh).
 
 Standard library only: the bootstrap runs it in the image's Python before anything of ours is installed.
 
