@@ -22,7 +22,7 @@ from launch.recipe.resolve import Resolved
 WEIGHTS = ("adapter_model.safetensors", "model.safetensors", "model.safetensors.index.json")
 SEED_PLUGIN = "launch.seed_plugin.SeedPlugin"
 TELEMETRY_PLUGIN = "launch.telemetry_plugin.TelemetryPlugin"
-TRL_COMPAT_PLUGIN = "launch.trl_compat_plugin.TrlCompatPlugin"  # GRPO on axolotl 0.21.0 + TRL 1.14
+TRL_COMPAT_PLUGIN = "launch.trl_compat_plugin.TrlCompatPlugin"  # rl: runs on axolotl 0.21.0 + TRL 1.14
 
 
 def run_config(config: dict, launch: dist.Launch) -> dict:
@@ -32,8 +32,8 @@ def run_config(config: dict, launch: dist.Launch) -> dict:
     out = {**config, **launch.config_keys}
     ours = (SEED_PLUGIN, TELEMETRY_PLUGIN, TRL_COMPAT_PLUGIN)
     plugins = [p for p in (out.get("plugins") or []) if p not in ours]
-    grpo = [TRL_COMPAT_PLUGIN] if out.get("rl") == "grpo" else []  # launch/trl_compat_plugin.py
-    out["plugins"] = [*plugins, SEED_PLUGIN, TELEMETRY_PLUGIN, *grpo]
+    rl = [TRL_COMPAT_PLUGIN] if out.get("rl") else []  # launch/trl_compat_plugin.py
+    out["plugins"] = [*plugins, SEED_PLUGIN, TELEMETRY_PLUGIN, *rl]
     return out
 
 

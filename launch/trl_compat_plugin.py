@@ -1,8 +1,9 @@
-"""An axolotl plugin the launcher adds to GRPO runs: axolotl 0.21.0 replaces trl.trainer.utils.selective_log_softmax
+"""An axolotl plugin the launcher adds to every rl: run (DPO, KTO, ORPO, GRPO...): axolotl 0.21.0 replaces trl.trainer.utils.selective_log_softmax
 with its Triton kernel whenever triton imports (loaders/patch_manager.py _apply_trl_trainer_utils_patches), but
 its function takes (logits, index) while TRL 1.14's GRPO calls it with row_mask= (utils.py
-selective_log_softmax_and_entropy): every GRPO step then fails with "unexpected keyword argument 'row_mask'". Once
-the trainer exists (after axolotl's patches), TRL's call goes to axolotl's kernel when it asks only what that
+selective_log_softmax_and_entropy, and KTO's and DPO's own calls, through the name their modules imported after
+axolotl's patch): every such step then fails with "unexpected keyword argument 'row_mask'". Once the trainer
+exists (after axolotl's patches), each TRL module's name goes to axolotl's kernel when a call asks only what that
 kernel computes, and to TRL's own function (which axolotl kept) otherwise."""
 
 from __future__ import annotations
@@ -22,11 +23,15 @@ def compatible(patched, original):
 
 class TrlCompatPlugin(BasePlugin):
     def post_trainer_create(self, cfg, trainer):
-        import trl.trainer.utils as trl_utils
+        import sys
 
-        current = trl_utils.selective_log_softmax
-        if getattr(current, "axolotl_kernel", None) is not None or current.__module__.startswith("trl."):
-            return  # already wrapped, or TRL's own (axolotl did not patch: no triton)
         from axolotl.monkeypatch.trainer import utils as axolotl_utils
 
-        trl_utils.selective_log_softmax = compatible(current, axolotl_utils.selective_log_softmax_original)
+        kernel = axolotl_utils.selective_log_softmax
+        original = getattr(axolotl_utils, "selective_log_softmax_original", None)
+        if original is None:
+            return  # axolotl did not patch (no triton): TRL's own function everywhere
+        wrapped = compatible(kernel, original)
+        for name, module in list(sys.modules.items()):
+            if name.split(".")[0] == "trl" and getattr(module, "selective_log_softmax", None) is kernel:
+                module.selective_log_softmax = wrapped  # trl.trainer.utils, and trainers that imported the name

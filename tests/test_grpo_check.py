@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from launch.preflight.grpo import check_grpo
+from launch.preflight.grpo import check_grpo, check_grpo_lengths
 from launch.preflight.grpo_rewards import load_reward, signature_problems
 from launch.recipe.resolve import resolve
 from tests.conftest import run_cli
@@ -31,7 +31,8 @@ def no_kwargs(prompts, completions):
 
 
 def errors(args: str) -> list[str]:
-    findings = check_grpo(resolve(RECIPE, device="cpu", args=args))
+    r = resolve(RECIPE, device="cpu", args=args)
+    findings = check_grpo(r) + check_grpo_lengths(r)  # the cheap checks, then the tokenizer's
     return [f"{f.where}: {f.message}" for f in findings if f.level == "error"]
 
 
@@ -111,9 +112,10 @@ def test_reward_loading_matches_axolotls_rules():
     assert signature_problems(lambda prompts, completions, **kw: [], frozenset()) == []
 
 
-def test_grpo_runs_get_the_plugin_that_makes_axolotls_kernel_take_trls_row_mask():
-    """axolotl 0.21.0's Triton selective_log_softmax lacks TRL 1.14's row_mask: every GRPO step failed with a
-    TypeError until launch/trl_compat_plugin.py routed those calls back to TRL's own function."""
+def test_rl_runs_get_the_plugin_that_makes_axolotls_kernel_take_trls_row_mask():
+    """axolotl 0.21.0's Triton selective_log_softmax lacks TRL 1.14's row_mask: every GRPO step, and KTO's and
+    DPO's evaluation, failed with a TypeError until launch/trl_compat_plugin.py routed those calls back to TRL's
+    own function, in trl.trainer.utils and in every trainer module that imported the name."""
     from types import SimpleNamespace
 
     import torch
@@ -126,8 +128,9 @@ def test_grpo_runs_get_the_plugin_that_makes_axolotls_kernel_take_trls_row_mask(
     from launch.trl_compat_plugin import TrlCompatPlugin
 
     launch = Launch(strategy="none", why="", argv=[], env={}, config_keys={})
-    assert TRL_COMPAT_PLUGIN in run_config({"rl": "grpo"}, launch)["plugins"]
-    assert TRL_COMPAT_PLUGIN not in run_config({"rl": "dpo"}, launch)["plugins"]
+    for rl in ("grpo", "dpo", "kto", "orpo"):
+        assert TRL_COMPAT_PLUGIN in run_config({"rl": rl}, launch)["plugins"]
+    assert TRL_COMPAT_PLUGIN not in run_config({}, launch)["plugins"]
     own = trl_utils.selective_log_softmax
     logits, index = torch.randn(2, 3, 5), torch.randint(0, 5, (2, 3))
     mask = torch.ones(2, 3, dtype=torch.bool)
@@ -136,11 +139,17 @@ def test_grpo_runs_get_the_plugin_that_makes_axolotls_kernel_take_trls_row_mask(
         assert trl_utils.selective_log_softmax is not own  # axolotl patched it (triton imports here)
         with pytest.raises(TypeError, match="row_mask"):
             trl_utils.selective_log_softmax_and_entropy(logits, index, row_mask=mask)
+        import trl.trainer.kto_trainer as kto  # a trainer module that imported the name after axolotl's patch
+
+        kto.selective_log_softmax = trl_utils.selective_log_softmax
         TrlCompatPlugin().post_trainer_create(None, None)
+        expected = torch.gather(logits.log_softmax(-1), -1, index.unsqueeze(-1)).squeeze(-1)
         got, _ = trl_utils.selective_log_softmax_and_entropy(logits, index, row_mask=mask)
-        assert torch.allclose(got, torch.gather(logits.log_softmax(-1), -1, index.unsqueeze(-1)).squeeze(-1))
+        assert torch.allclose(got, expected)
+        assert torch.allclose(kto.selective_log_softmax(logits, index, row_mask=mask), expected)
     finally:
         trl_utils.selective_log_softmax = own
+        kto.selective_log_softmax = own
 
 
 def test_the_telemetry_of_every_run_survives_grpos_batches():

@@ -101,9 +101,9 @@ class Pods:
 
 
 @pytest.mark.slow
-def test_pods_within_budget_upload_collect_and_resume(tmp_path, outputs):
-    study = tmp_path / "cloud.yaml"
-    study.write_text(STUDY)
+def test_pods_within_budget_upload_collect_and_resume(tmp_path, outputs, tiny_model):
+    study = tmp_path / "cloud.yaml"  # a tiny random model: what is tested is the pods' plumbing, not the model
+    study.write_text(STUDY.replace("overrides: {", f"overrides: {{base_model: {tiny_model('llama')}, ", 1))
     with (
         RunPodServer() as rp,
         LocalHub() as hub,

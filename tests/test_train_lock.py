@@ -47,7 +47,7 @@ def start_holder(run: Path) -> subprocess.Popen:
     return proc
 
 
-def test_a_live_trainer_refuses_a_second_and_a_killed_one_resumes(outputs):
+def test_a_live_trainer_refuses_a_second_and_a_killed_one_resumes(outputs, capsys):
     run = unfinished_run()
     lock = run / rundir.TRAIN_LOCK
     holder = start_holder(run)
@@ -68,11 +68,16 @@ def test_a_live_trainer_refuses_a_second_and_a_killed_one_resumes(outputs):
 
     resumed = run_cli("launch.train", f"--run={run}", env={"OUTPUTS": str(outputs)})
     said = resumed.stdout + resumed.stderr
-    assert f"note: taking over the run {run} from host {socket.gethostname()}, pid {holder.pid}" in resumed.stdout
-    assert "no longer runs on this machine" in resumed.stdout, said[-3000:]
-    # past the lock, the resume goes on as before: this run has no checkpoint to continue from
+    # this run has no checkpoint to continue from: refused before it takes anything over (make train's cheap
+    # refusals come first), the stale lock left as it was
     assert resumed.returncode == 2 and "the run has no complete checkpoint to resume from" in resumed.stderr
-    assert not lock.exists()  # released at the end
+    assert "taking over" not in said and heartbeat.read(lock).pid == holder.pid
+    held = rundir.hold_for_training(run)  # what make train does with a run it can resume
+    out = capsys.readouterr().out
+    assert f"note: taking over the run {run} from host {socket.gethostname()}, pid {holder.pid}" in out
+    assert "no longer runs on this machine" in out
+    held.release()
+    assert not lock.exists()
 
 
 def other_pod_lock(path: Path, age_s: float) -> None:

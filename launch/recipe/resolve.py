@@ -56,7 +56,9 @@ class Resolved:
         file's line."""
         dotted = re.sub(r"\[(\d+)\]", r".\1", key)
         for k in self.overrides:
-            if k == dotted or k.startswith(dotted + ".") or dotted.startswith(k + "."):
+            if k == dotted or dotted.startswith(k + "."):  # set by the override, or inside what it set
+                return Where("ARGS", key=key)
+            if k.startswith(dotted + "."):  # the override set a key inside this one
                 return Where("ARGS", key=k)
         return self.recipe.where(key)
 
