@@ -49,7 +49,9 @@ def test_push_adapter_merged_and_gguf(built_run, tmp_path):
         repos = hub.state.repos
         assert set(repos) == {"me/brie", "me/brie-merged", "me/brie-GGUF"}
         assert all(r["private"] for r in repos.values())
-        unsigned = [r for r in hub.state.requests if not r["path"].startswith("/_lfs") and r["auth"] != f"Bearer {TOKEN}"]
+        unsigned = [
+            r for r in hub.state.requests if not r["path"].startswith("/_lfs") and r["auth"] != f"Bearer {TOKEN}"
+        ]
         assert not unsigned, [(r["method"], r["path"], r["auth"]) for r in unsigned]
 
         adapter = repos["me/brie"]["files"]
