@@ -205,14 +205,22 @@ def test_template_from_the_project_file(runpod, outputs):
     assert {e["key"] for e in args["env"]} == set(project.env_vars) | boot and HF_TOKEN not in json.dumps(args)
 
 
-def test_a_prebuilt_image_is_the_fast_path(runpod, outputs, tmp_path):
+DIGEST = "sha256:" + "0123456789abcdef" * 4
+
+
+@pytest.mark.parametrize(
+    "image",
+    ["ghcr.io/me/affinage:abc123", f"ghcr.io/me/affinage@{DIGEST}", f"registry.local:5000/team/img:v1@{DIGEST}"],
+)
+def test_a_prebuilt_image_is_the_fast_path(runpod, outputs, tmp_path, image):
+    """IMAGE= takes any image reference, a digest included, and sends it to RunPod unchanged."""
     dirty, _ = pushed_checkout(tmp_path / "dirty")
     (dirty / "README.md").write_text("edited, not committed\n")  # not consulted: the image holds the code
-    env = rp_env(runpod, RECIPE=RECIPE, GPU="H100", IMAGE="ghcr.io/me/affinage:abc123", SOURCE_CHECKOUT=str(dirty))
+    env = rp_env(runpod, RECIPE=RECIPE, GPU="H100", IMAGE=image, SOURCE_CHECKOUT=str(dirty))
     proc = runpod_cli("up", env)
     assert proc.returncode == 0, proc.stderr
     args = runpod.state.ops("podFindAndDeployOnDemand")[0]["args"]
-    assert args["imageName"] == "ghcr.io/me/affinage:abc123" and args["dockerArgs"] == ""
+    assert args["imageName"] == image and args["dockerArgs"] == ""
     assert not {e["key"] for e in args["env"]} & {"AFFINAGE_BOOT", "AFFINAGE_COMMIT", "AFFINAGE_REPO"}
     tpl = runpod_cli("template", env)
     assert tpl.returncode == 0 and runpod.state.ops("saveTemplate")[0]["args"]["dockerArgs"] == ""
