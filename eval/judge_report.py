@@ -198,13 +198,9 @@ def markdown(report: dict[str, Any], note: str | None = None) -> str:
 
 
 def floor(s: settings.Settings) -> float:
-    """The position-consistency floor: JUDGE_MIN_CONSISTENCY (a share, 0-1), else the default."""
-    value = MIN_CONSISTENCY if s.judge_min_consistency is None else s.judge_min_consistency
-    if value > 1:
-        raise UserError(
-            f"JUDGE_MIN_CONSISTENCY is a share between 0 and 1, not {value:g}", Where(key="JUDGE_MIN_CONSISTENCY")
-        )
-    return value
+    """The position-consistency floor: JUDGE_MIN_CONSISTENCY (a share, 0-1, checked in core/settings.py), else the
+    default."""
+    return MIN_CONSISTENCY if s.judge_min_consistency is None else s.judge_min_consistency
 
 
 def one_line(name: str, j: dict[str, Any]) -> str:

@@ -79,8 +79,8 @@ def test_the_floor_setting_is_a_share(monkeypatch):
     from core import settings
 
     assert judge_report.floor(settings.load({"JUDGE_MIN_CONSISTENCY": "0.7"})) == 0.7
-    with pytest.raises(UserError, match="share between 0 and 1"):
-        judge_report.floor(settings.load({"JUDGE_MIN_CONSISTENCY": "70"}))
+    with pytest.raises(UserError, match="JUDGE_MIN_CONSISTENCY must be a number from 0 to 1, not '70'"):
+        settings.load({"JUDGE_MIN_CONSISTENCY": "70"})  # refused where the environment is read
 
 
 @pytest.mark.parametrize(

@@ -57,7 +57,7 @@ class Resolved:
         dotted = re.sub(r"\[(\d+)\]", r".\1", key)
         for k in self.overrides:
             if k == dotted or dotted.startswith(k + "."):  # set by the override, or inside what it set
-                return Where("ARGS", key=key)
+                return Where("ARGS", key=dotted)
             if k.startswith(dotted + "."):  # the override set a key inside this one
                 return Where("ARGS", key=k)
         return self.recipe.where(key)
