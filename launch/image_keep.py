@@ -18,11 +18,11 @@ import importlib.metadata as md
 import json
 import re
 import sys
+from pathlib import Path
 
-try:  # run as a file by launch/setup.sh (its folder on sys.path), or imported as launch.image_keep
-    from stack import SUPPORTED
-except ImportError:
-    from core.stack import SUPPORTED
+if __package__ in (None, ""):  # run as a file by launch/setup.sh, in the image's Python: the repo root on the path
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from core.stack import SUPPORTED  # standard library only, like this file
 
 # what an axolotl image provides beside axolotl's declared requirements (built into the image, not declared)
 IMAGE_BUILT = ("torch", "flash-attn", "deepspeed", "triton", "xformers", "bitsandbytes")
