@@ -22,7 +22,6 @@ from launch.recipe.resolve import Resolved
 WEIGHTS = ("adapter_model.safetensors", "model.safetensors", "model.safetensors.index.json")
 SEED_PLUGIN = "launch.seed_plugin.SeedPlugin"
 TELEMETRY_PLUGIN = "launch.telemetry_plugin.TelemetryPlugin"
-TRL_COMPAT_PLUGIN = "launch.trl_compat_plugin.TrlCompatPlugin"  # rl: runs on axolotl 0.21.0 + TRL 1.14
 
 
 def run_config(config: dict, launch: dist.Launch) -> dict:
@@ -30,10 +29,9 @@ def run_config(config: dict, launch: dist.Launch) -> dict:
     every run, so the adapter's initial weights come from the recipe's seed, and the telemetry plugin
     (launch/telemetry_plugin.py), so every run measures its tokens/s, peak memory and MFU."""
     out = {**config, **launch.config_keys}
-    ours = (SEED_PLUGIN, TELEMETRY_PLUGIN, TRL_COMPAT_PLUGIN)
+    ours = (SEED_PLUGIN, TELEMETRY_PLUGIN)
     plugins = [p for p in (out.get("plugins") or []) if p not in ours]
-    rl = [TRL_COMPAT_PLUGIN] if out.get("rl") else []  # launch/trl_compat_plugin.py
-    out["plugins"] = [*plugins, SEED_PLUGIN, TELEMETRY_PLUGIN, *rl]
+    out["plugins"] = [*plugins, SEED_PLUGIN, TELEMETRY_PLUGIN]
     return out
 
 

@@ -112,46 +112,6 @@ def test_reward_loading_matches_axolotls_rules():
     assert signature_problems(lambda prompts, completions, **kw: [], frozenset()) == []
 
 
-def test_rl_runs_get_the_plugin_that_makes_axolotls_kernel_take_trls_row_mask():
-    """axolotl 0.21.0's Triton selective_log_softmax lacks TRL 1.14's row_mask: every GRPO step, and KTO's and
-    DPO's evaluation, failed with a TypeError until launch/trl_compat_plugin.py routed those calls back to TRL's
-    own function, in trl.trainer.utils and in every trainer module that imported the name."""
-    from types import SimpleNamespace
-
-    import torch
-    import trl.trainer.utils as trl_utils
-    from axolotl.loaders.patch_manager import PatchManager
-    from axolotl.utils.dict import DictDefault
-
-    from launch.dist.strategy import Launch
-    from launch.execute import TRL_COMPAT_PLUGIN, run_config
-    from launch.trl_compat_plugin import TrlCompatPlugin
-
-    launch = Launch(strategy="none", why="", argv=[], env={}, config_keys={})
-    for rl in ("grpo", "dpo", "kto", "orpo"):
-        assert TRL_COMPAT_PLUGIN in run_config({"rl": rl}, launch)["plugins"]
-    assert TRL_COMPAT_PLUGIN not in run_config({}, launch)["plugins"]
-    own = trl_utils.selective_log_softmax
-    logits, index = torch.randn(2, 3, 5), torch.randint(0, 5, (2, 3))
-    mask = torch.ones(2, 3, dtype=torch.bool)
-    try:
-        PatchManager._apply_trl_trainer_utils_patches(SimpleNamespace(cfg=DictDefault({"rl": "grpo"})))
-        assert trl_utils.selective_log_softmax is not own  # axolotl patched it (triton imports here)
-        with pytest.raises(TypeError, match="row_mask"):
-            trl_utils.selective_log_softmax_and_entropy(logits, index, row_mask=mask)
-        import trl.trainer.kto_trainer as kto  # a trainer module that imported the name after axolotl's patch
-
-        kto.selective_log_softmax = trl_utils.selective_log_softmax
-        TrlCompatPlugin().post_trainer_create(None, None)
-        expected = torch.gather(logits.log_softmax(-1), -1, index.unsqueeze(-1)).squeeze(-1)
-        got, _ = trl_utils.selective_log_softmax_and_entropy(logits, index, row_mask=mask)
-        assert torch.allclose(got, expected)
-        assert torch.allclose(kto.selective_log_softmax(logits, index, row_mask=mask), expected)
-    finally:
-        trl_utils.selective_log_softmax = own
-        kto.selective_log_softmax = own
-
-
 def test_the_telemetry_of_every_run_survives_grpos_batches():
     """GRPO's training step is handed the dataset rows (a list): the telemetry plugin failed the first step with
     "'list' object has no attribute 'get'". It counts no tokens there, and claims no tokens/s or MFU."""

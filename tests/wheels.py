@@ -121,16 +121,6 @@ def wheel_from_installed(dist, site: Path, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     files = [f for f in dist.files or [] if f.parts[0] != ".." and "__pycache__" not in f.parts]
     info = next(f.parts[0] for f in files if f.parts[0].endswith(".dist-info"))
-    # a file installed beside the listed ones but missing from RECORD (the registry's axolotl 0.21.0 wheel
-    # installs axolotl/monkeypatch/trainer/utils.py, which its __init__ imports, without listing it)
-    listed = {str(f) for f in files}
-    folders = {f.parent for f in files if len(f.parts) > 1 and not f.parts[0].endswith((".dist-info", ".data"))}
-    for folder_rel in sorted(folders, key=str):
-        for extra in sorted((site / folder_rel).glob("*")):
-            rel = extra.relative_to(site)
-            if extra.is_file() and str(rel) not in listed:
-                files.append(type(files[0])(str(rel)) if files else rel)
-                listed.add(str(rel))
     wheel_meta = (site / info / "WHEEL").read_text()
     tags = [line.split(":", 1)[1].strip().split("-") for line in wheel_meta.splitlines() if line.startswith("Tag:")]
     tag = "-".join(".".join(dict.fromkeys(t[i] for t in tags)) for i in range(3))  # py2.py3-none-any
