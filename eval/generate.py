@@ -283,14 +283,7 @@ def baseline_gguf(model: str, run_file: Path | None, log=print) -> Path | None:
     asked = s.gen_backend or "auto"
     if asked == "hf" or (asked == "auto" and (run_file is None or _cuda())):
         return None
-    try:
-        f16 = base_gguf.cached_f16(model, s.cache, log)
-    except UserError as exc:
-        log(f"{model}: no GGUF ({exc}); it generates through transformers")
-        return None
-    if f16 is not None and not f16.passed:
-        log(f"{model}: its f16 GGUF failed its parity check ({'; '.join(f16.problems)}); transformers generates")
-        return None
+    f16 = base_gguf.usable_f16(model, s.cache, log)
     return f16.path if f16 is not None else None
 
 

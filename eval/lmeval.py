@@ -249,11 +249,12 @@ def evaluate(
                 )
             )
     if "base" in backends:
+        from core.paths import cache_dir
         from eval.chain import origin_base
 
         # the chain's root model: for a DPO run on an SFT run, the original base, not the SFT weights it loads
         base_path = origin_base(run)[1]
-        f16 = base_f16(base_path, cache, log) if base_via == "gguf" else None
+        f16 = base_gguf.usable_f16(base_path, cache or cache_dir(), log) if base_via == "gguf" else None
         if f16 is not None:
             log(f"lm-eval (base model, same documents): {f16.path}")
             base = EvalResult(
@@ -290,22 +291,6 @@ def evaluate(
     )
     manifest.write_sections(run, lm_eval=section)
     return section
-
-
-def base_f16(base: str, cache: Path | None, log=print):
-    """The base model's cached f16 GGUF when it converts and passes its parity check, else None (then transformers
-    scores it, and the log says why)."""
-    from core.paths import cache_dir
-
-    try:
-        f16 = base_gguf.cached_f16(base, cache or cache_dir(), log)
-    except UserError as exc:
-        log(f"the base model's GGUF could not be built ({exc}): scoring it through transformers")
-        return None
-    if f16 is not None and not f16.passed:
-        log(f"the base model's f16 GGUF failed its parity check ({'; '.join(f16.problems)}): transformers scores it")
-        return None
-    return f16
 
 
 def main(argv: list[str] | None = None) -> int:

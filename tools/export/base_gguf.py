@@ -86,6 +86,20 @@ def cached_f16(base: str | Path, cache: Path, log=print) -> BaseGguf | None:
     return BaseGguf(final / record["file"], key, record["parity"], record["problems"], built)
 
 
+def usable_f16(base: str | Path, cache: Path, log=print) -> BaseGguf | None:
+    """cached_f16 when the file converts and passes its parity check; None otherwise, the log saying why (the
+    caller then runs the model through transformers)."""
+    try:
+        f16 = cached_f16(base, cache, log)
+    except UserError as exc:
+        log(f"{base}: no GGUF ({exc}); transformers runs it")
+        return None
+    if f16 is not None and not f16.passed:
+        log(f"{base}: its f16 GGUF failed its parity check ({'; '.join(f16.problems)}); transformers runs it")
+        return None
+    return f16
+
+
 def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
 
