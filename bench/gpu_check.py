@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         cmd = [
             str(python),
             "-m",
-            "bench.gpu_stages",
+            "bench.gpu_device",
             "--carry",
             str(carry),
             "--work",
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         if rc != 0 and not any(s["status"] in ("failed", "running") for s in report.data["stages"]):
 
             def crashed(result: dict) -> None:
-                raise CheckFailed(f"bench.gpu_stages exited {rc} before finishing its report")
+                raise CheckFailed(f"bench.gpu_device exited {rc} before finishing its report")
 
             report.run("stages", crashed)
     status = report.finish()

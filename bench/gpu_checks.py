@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.gpu_report import BUDGET_S, Report
+from bench.gpu_stages import attention_path, child, json_line, ours, run_args, side
 
 ZERO2_STEPS = 10
 
 
 def environment(report: Report, carry: Path, cpu: bool) -> dict[str, Any] | None:
-    from bench.gpu_stages import attention_path, child, json_line
     from launch.telemetry_record import UnknownGpu, gpu_peak
 
     found: dict[str, Any] = {}
@@ -52,7 +52,7 @@ def disk(report: Report, carry: Path, work: Path, recipes: list[str], cpu: bool)
     import json
 
     from launch.preflight import estimate as est
-    from launch.recipe.resolve import resolve
+    from resolver.resolve import resolve
 
     def body(r: dict) -> None:
         parts: dict[str, float] = {}
@@ -83,12 +83,11 @@ def disk(report: Report, carry: Path, work: Path, recipes: list[str], cpu: bool)
 
 
 def zero2(report: Report, machine: dict | None, recipe: str, ns, work: Path, extra: dict, results: dict) -> None:
-    from bench.gpu_stages import ours, run_args, side
-    from launch.dist.strategy import CPU_BROKEN, DEEPSPEED_DIR, ZERO
+    from launch.distributed.strategy import CPU_BROKEN, DEEPSPEED_DIR, ZERO
 
     def body(r: dict) -> None:
         if ns.cpu:
-            r["note"] = f"not run on CPU: {CPU_BROKEN['zero2']} (launch/dist/strategy.py)"
+            r["note"] = f"not run on CPU: {CPU_BROKEN['zero2']} (launch/distributed/strategy.py)"
             return
         if not (machine or {}).get("versions", {}).get("deepspeed"):
             r["note"] = "not run: deepspeed is not in the carry (bench/gpu_carry.txt) nor on the machine"

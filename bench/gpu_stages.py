@@ -1,5 +1,5 @@
-"""The stages of `make gpu-check` (bench/gpu_check.py runs this in the environment it built from the carry): the
-machine, the MFU peak, the disk the check writes, the Brie data, then per recipe a random-weight model of the real
+"""The stages of `make gpu-check` (bench/gpu_device.py runs them in the environment bench/gpu_check.py built from
+the carry): the machine, the MFU peak, the disk the check writes, the Brie data, then per recipe a random-weight model of the real
 shape, ours (`make train` of the recipe, launch.train, the GPU profile), the seed-style baseline
 (bench/baseline_trainer.py) with the settings ours ran with, and the comparison; then a 1-GPU DeepSpeed ZeRO-2
 step and the targets. Each stage writes its results (bench/gpu_report.py) before the next starts; a failure is
@@ -8,10 +8,8 @@ and summarized by the same functions (launch/telemetry_record.py)."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -63,7 +61,7 @@ def attention_path(machine: dict[str, Any], cpu: bool) -> tuple[dict[str, Any], 
 def data_files(carry: Path, work: Path, recipe: str, steps: int, args: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
     """The Brie conversations in the recipe's own format, repeated enough times for `steps` full steps."""
     from data.tools.convert import convert_file
-    from launch.recipe.resolve import resolve
+    from resolver.resolve import resolve
 
     cfg = resolve(recipe, device="gpu", args=args).config
     src = work / "data" / "brie.messages.jsonl"
@@ -214,33 +212,3 @@ def recipe_stages(report: Report, recipe: str, ns, carry: Path, work: Path, extr
     report.run(f"{recipe}: ours", train_ours, needs=(f"{recipe}: data", f"{recipe}: model"))
     report.run(f"{recipe}: baseline", train_baseline, needs=(f"{recipe}: ours",))
     report.run(f"{recipe}: compare", both, needs=(f"{recipe}: ours", f"{recipe}: baseline"))
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--carry", required=True)
-    parser.add_argument("--work", required=True)
-    parser.add_argument("--report", required=True)
-    parser.add_argument("--steps", type=int, default=None)
-    parser.add_argument("--recipes", default=",".join(RECIPES))
-    parser.add_argument("--cpu", action="store_true")
-    ns = parser.parse_args(argv)
-    carry, work, report = Path(ns.carry), Path(ns.work), Report(Path(ns.report))
-    from bench import gpu_checks
-
-    machine = gpu_checks.environment(report, carry, ns.cpu)
-    extra = {**(CPU_ARGS if ns.cpu else {}), **(attention_path(machine, ns.cpu)[0] if machine else {})}
-    recipes = ns.recipes.split(",")
-    gpu_checks.disk(report, carry, work, recipes, ns.cpu)
-    results: dict[str, Any] = {}
-    for i, recipe in enumerate(recipes):
-        recipe_stages(report, recipe, ns, carry, work, extra, results)
-        if i == 0:  # on the smaller model, while it is on disk
-            gpu_checks.zero2(report, machine, recipe, ns, work, extra, results)
-        shutil.rmtree(work / "models" / recipe, ignore_errors=True)  # the next recipe's model needs the disk
-    gpu_checks.summary(report)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

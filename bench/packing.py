@@ -52,7 +52,7 @@ def measure(folder: Path = BRIE, sequence_len: int = 2048, micro_batch: int = 2,
     from axolotl.utils.samplers import MultipackBatchSampler, get_dataset_lengths
     from torch.utils.data import SequentialSampler
 
-    from launch.recipe.resolve import resolve
+    from resolver.resolve import resolve
 
     work = Path(work or tempfile.mkdtemp(prefix="packing-"))
     work.mkdir(parents=True, exist_ok=True)

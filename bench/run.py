@@ -16,9 +16,9 @@ from typing import Any
 from bench import cpu, packing, pipeline
 from bench.measure import spread
 from core import atomic, cli, settings
-from core.paths import outputs_dir
 from core.provenance import hardware, package_versions
-from launch.recipe.registry import list_recipes, load_recipe
+from core.settings import outputs_dir
+from resolver.registry import list_recipes, load_recipe
 
 
 def combine(samples: list[dict[str, Any]]) -> dict[str, Any]:

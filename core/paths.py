@@ -1,4 +1,5 @@
-"""Where things live: the repo, its recipes, the outputs folder and the model cache."""
+"""Where the checkout's own things live: the repo and its recipes (the outputs folder and the cache are settings:
+core/settings.py outputs_dir and cache_dir)."""
 
 from __future__ import annotations
 
@@ -7,20 +8,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 RECIPES = REPO / "recipes"
 FRAGMENTS = RECIPES / "fragments"
-
-
-def outputs_dir() -> Path:
-    """Root of run directories; OUTPUTS overrides (tests point it at a temp dir)."""
-    from core import settings
-
-    return settings.load().outputs
-
-
-def cache_dir() -> Path:
-    """Materialized local models and other rebuildable things; AFFINAGE_CACHE overrides."""
-    from core import settings
-
-    return settings.load().cache
 
 
 def repo_relative(path: Path) -> str:

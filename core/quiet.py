@@ -262,7 +262,8 @@ def end() -> str | None:
     if sink.path is not None or not sink.pending:
         return None
     from core.errors import UserError
-    from core.paths import outputs_dir, repo_relative
+    from core.paths import repo_relative
+    from core.settings import outputs_dir
 
     try:
         sink.to(outputs_dir() / "logs" / f"{sink.name}.log")

@@ -14,8 +14,7 @@ from pathlib import Path
 from core import atomic, heartbeat, manifest
 from core.errors import UserError, Where
 from core.hashing import sha256_file
-from core.paths import outputs_dir
-from core.settings import Settings
+from core.settings import Settings, outputs_dir
 
 LATEST = "LATEST"
 MANIFEST = manifest.MANIFEST

@@ -364,3 +364,13 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         env=env,
     )
     return Settings(**values)
+
+
+def outputs_dir() -> Path:
+    """Root of run directories; OUTPUTS overrides (tests point it at a temp dir)."""
+    return load().outputs
+
+
+def cache_dir() -> Path:
+    """Materialized local models and other rebuildable things; AFFINAGE_CACHE overrides."""
+    return load().cache

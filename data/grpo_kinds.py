@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from data.kind import Kind
+
 SUITE, PROMPTS = "eval.grpo_suite", "eval.grpo_prompts"
 # the columns eval/grpo_data.py's transforms add to every row (the reward functions' keyword arguments)
 TRANSFORM_COLUMNS = frozenset({"prompt", "prompt_key", "eos_token_id", "max_completion_length"})
@@ -47,7 +49,6 @@ def suite_line(record: Any) -> str | None:
 
 
 def grpo_kind(ds: dict):
-    from data.kinds import Kind
 
     kind = ds.get("type")
     if kind == SUITE:

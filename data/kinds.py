@@ -10,9 +10,10 @@ from __future__ import annotations
 import difflib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
+from data.kind import Kind
+from data.preference_kinds import preference_kind
 from data.validate import check_messages
 
 # axolotl's chat_template default role map (source -> target)
@@ -66,14 +67,6 @@ RL_PREFIXES = (
     "bradley_terry.",
     "stepwise_supervised",
 )
-
-
-@dataclass(frozen=True)
-class Kind:
-    name: str  # how messages name the type
-    check: Callable[[Any], str | None] | None  # the reason a record is unusable, or None; None: not validated
-    note: str = ""  # what the validator checks, or why it cannot
-    error: str | None = None  # the type itself is wrong for an SFT config
 
 
 def _messages(ds: dict) -> Callable[[Any], str | None]:
@@ -150,8 +143,6 @@ def kind_of(ds: dict, rl: str | bool | None = None) -> Kind:
     """How records of this dataset entry are read and checked; `rl` is the config's rl: value (dpo, ipo, simpo,
     orpo, kto), whose dataset types are preference formats (data/preference_kinds.py)."""
     if rl:
-        from data.preference_kinds import preference_kind
-
         return preference_kind(ds, str(rl))
     kind = ds.get("type")
     if isinstance(kind, dict):

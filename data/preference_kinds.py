@@ -8,6 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 from data import preferences as prefs
+from data.grpo_kinds import grpo_kind
+from data.kind import Kind
 
 # the fields each strategy function reads: (prompt field candidates, chosen candidates, rejected candidates)
 PAIR_FIELDS = {
@@ -100,12 +102,9 @@ def _chat_sides(mapping: dict[str, str], fmt: str, ds: dict) -> Callable:
 
 
 def preference_kind(ds: dict, rl: str):
-    from data.kinds import Kind
 
     kind = ds.get("type")
     if rl == "grpo":  # prompt sets, not pairs
-        from data.grpo_kinds import grpo_kind
-
         return grpo_kind(ds)
     if rl == "kto":
         return _kto_kind(ds, kind, Kind)

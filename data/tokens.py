@@ -1,6 +1,6 @@
 """axolotl's own prompt strategy for a config's dataset entry, so token counts never come from a different
 tokenizer or template than training uses. The config must name a local tokenizer (`tokenizer_config`) and, for a
-hub model, a local `base_model_config` folder (launch/recipe/architecture.py's tokenizer_config builds both)."""
+hub model, a local `base_model_config` folder (resolver/architecture.py's tokenizer_config builds both)."""
 
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from core import atomic
 from core.errors import UserError, Where
-from core.paths import outputs_dir
+from core.settings import outputs_dir
 from data.validate import read_jsonl
 
 SUITE_FIELDS = ("suite", "config", "prompt", "temperature", "max_tokens")

@@ -19,7 +19,7 @@ import yaml
 
 from core import atomic, cli, settings
 from core.errors import UserError, Where
-from core.paths import outputs_dir
+from core.settings import outputs_dir
 from eval import judged_io
 from eval.stats import MIN_CONSISTENCY, TIE_CONVENTION, agreement, usability, win_summary
 from eval.verdicts import combine

@@ -23,8 +23,8 @@ def judge_gguf(s: Settings) -> Path:
                 "JUDGE_GGUF names no file", Where(path, key="JUDGE_GGUF"), "a .gguf file of the judge model"
             )
         return path
-    from launch.recipe.local_models import gguf_file
-    from launch.recipe.registry import load_recipe
+    from resolver.local_models import gguf_file
+    from resolver.registry import load_recipe
 
     return gguf_file(load_recipe(settings.DEFAULT_RECIPE).meta.local_source)
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from core import atomic, cli, manifest, metrics, rundir
 from core.errors import UserError
-from core.paths import outputs_dir
+from core.settings import outputs_dir
 from eval import chain, lmeval, stats
 from eval.lmeval import read_samples
 from launch import telemetry_record

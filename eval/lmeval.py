@@ -249,7 +249,7 @@ def evaluate(
                 )
             )
     if "base" in backends:
-        from core.paths import cache_dir
+        from core.settings import cache_dir
         from eval.chain import origin_base
 
         # the chain's root model: for a DPO run on an SFT run, the original base, not the SFT weights it loads

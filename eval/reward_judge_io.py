@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from core import paths, settings
+from core import settings
 from core.settings import Settings
 from eval.judge_client import Judge, load_judges, render
 from eval.verdicts import parse_label, to_model
@@ -81,7 +81,7 @@ class Asker:
         self.judge: Judge = load_judges([name])[0]
         self.name = name
         self.concurrency = s.concurrency or CONCURRENCY
-        self.path = (cache_dir or paths.outputs_dir() / "cache" / "reward-judge") / f"{name}.jsonl"
+        self.path = (cache_dir or settings.outputs_dir() / "cache" / "reward-judge") / f"{name}.jsonl"
         self.cache: dict[str, str] | None = None
         self.lock = threading.Lock()
 

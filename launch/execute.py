@@ -14,10 +14,10 @@ from core.errors import UserError, Where
 from core.hashing import sha256_file
 from core.manifest import FinalCheckpoint, Manifest, RanksRecord, TrainSummary
 from core.settings import Settings
-from launch.dist import strategy as dist
-from launch.dist.topology import Topology
+from launch.distributed import strategy as dist
+from launch.distributed.topology import Topology
 from launch.grpo import reward_summary
-from launch.recipe.resolve import Resolved
+from resolver.resolve import Resolved
 
 WEIGHTS = ("adapter_model.safetensors", "model.safetensors", "model.safetensors.index.json")
 SEED_PLUGIN = "launch.seed_plugin.SeedPlugin"

@@ -19,8 +19,8 @@ from core.paths import FRAGMENTS, RECIPES, repo_relative
 from core.yamlio import dump
 from data import sources
 from data.entries import dataset_file
-from launch.recipe import architecture, facts
-from launch.recipe.turns import terminator
+from resolver import architecture, facts
+from resolver.turns import terminator
 
 METHODS = ("lora", "qlora", "full")
 # the seeds' trainer settings (Brie cards): 2 epochs, 2 x 4, lr 2e-4 linear, warmup 20, max length 2048
@@ -116,7 +116,7 @@ def build(name: str, model: str, data: str, method: str, val: str | None, templa
                 "pass TEMPLATE=<one of axolotl's named templates, e.g. chatml or llama3>",
             )
         recipe["chat_template"] = template or "tokenizer_default"
-        from launch.recipe.turns import named_template
+        from resolver.turns import named_template
 
         end = terminator(tokenizer, named_template(recipe["chat_template"], {}, tokenizer))
         if end and end != tokenizer.eos_token:

@@ -13,10 +13,10 @@ from core.manifest import Manifest, ResumeRecord
 from core.settings import Settings
 from core.yamlio import dump
 from launch.checkpoints import last_complete
-from launch.dist import strategy as dist
-from launch.dist.topology import Topology
+from launch.distributed import strategy as dist
+from launch.distributed.topology import Topology
 from launch.execute import launch_for
-from launch.recipe.resolve import Resolved, resolve
+from resolver.resolve import Resolved, resolve
 
 
 def find_unfinished(r: Resolved) -> Path | None:

@@ -23,10 +23,10 @@ from core.paths import repo_relative
 from core.settings import Settings
 from core.yamlio import dump
 from data.entries import dataset_entries, dataset_file
-from launch.dist import strategy as dist
-from launch.dist.topology import Topology
+from launch.distributed import strategy as dist
+from launch.distributed.topology import Topology
 from launch.execute import launch_for, run_config
-from launch.recipe.resolve import Resolved, resolve
+from resolver.resolve import Resolved, resolve
 
 
 def start_from(r: Resolved) -> StartFrom | None:

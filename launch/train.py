@@ -12,15 +12,15 @@ from core import cli, manifest, rundir, settings
 from core.errors import UserError, Where
 from core.settings import Settings
 from launch import grpo
-from launch.dist import strategy as dist
-from launch.dist import topology as topology_mod
+from launch.distributed import strategy as dist
+from launch.distributed import topology as topology_mod
 from launch.execute import execute
 from launch.preflight import kernels
 from launch.preflight.checks import errors_of, run_checks
-from launch.recipe.resolve import resolve
 from launch.resume import find_unfinished, resumable, resume
 from launch.start import start
 from launch.worker import train_worker
+from resolver.resolve import resolve
 
 CPU_MAX_PARAMS_B = 1.0  # above this a CPU run takes days; refuse unless FORCE=1
 

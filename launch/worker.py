@@ -6,12 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from core import rundir
-from core.paths import outputs_dir
-from core.settings import Settings
+from core.settings import Settings, outputs_dir
 from core.yamlio import dump
-from launch.dist.topology import Topology
+from launch.distributed.topology import Topology
 from launch.execute import launch_for, run_config, run_logged
-from launch.recipe.resolve import Resolved, resolve
+from resolver.resolve import Resolved, resolve
 
 
 def train_worker(r: Resolved, args: str | dict | None, topo: Topology, s: Settings) -> Path:

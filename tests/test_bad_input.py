@@ -8,7 +8,7 @@ import pytest
 
 from core.errors import UserError
 from launch.preflight.checks import run_checks
-from launch.recipe.registry import load_recipe
+from resolver.registry import load_recipe
 from tests.conftest import run_cli, write_recipe
 
 
@@ -30,7 +30,7 @@ def test_unknown_recipe_name_suggests_close_matches():
 
 
 def test_unknown_recipe_on_the_cli_is_one_line_not_a_traceback():
-    proc = run_cli("launch.recipe.show", "llama31-8b-instrct")
+    proc = run_cli("resolver.show", "llama31-8b-instrct")
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "unknown recipe 'llama31-8b-instrct'" in proc.stderr and "llama31-8b-instruct" in proc.stderr

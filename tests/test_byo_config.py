@@ -114,7 +114,7 @@ def test_an_unchanged_axolotl_config_passes_check_and_show(name, hub, tmp_path):
     # what was fetched is remembered for offline use
     remembered = (tmp_path / "affinage" / "hub_models.yaml").read_text()
     assert model in remembered
-    show = run_cli("launch.recipe.show", str(config), f"--args={args}", env=env, timeout=300)
+    show = run_cli("resolver.show", str(config), f"--args={args}", env=env, timeout=300)
     assert show.returncode == 0 and f"base_model: {model}" in show.stdout, show.stderr[-2000:]
 
 

@@ -147,8 +147,8 @@ def smollm2_tokenizer():
 
 
 def smollm2_gguf() -> Path:
-    from launch.recipe.local_models import gguf_file
-    from launch.recipe.registry import load_recipe
+    from resolver.local_models import gguf_file
+    from resolver.registry import load_recipe
 
     return gguf_file(load_recipe("smollm2-135m-cpu").meta.local_source)
 

@@ -12,7 +12,7 @@ import pytest
 from launch.preflight import disk
 from launch.preflight.checks import run_checks
 from launch.preflight.plan import make_plan
-from launch.recipe import profiles
+from resolver import profiles
 
 RECIPE = "gemma3-27b"  # 179 GB of checkpoints, merged model and GGUF files
 

@@ -4,7 +4,7 @@ adapter, in one run directory with one manifest. Then a kill-and-resume of the s
 resumed run continues at the killed run's last complete checkpoint step, and its loss curve equals an
 uninterrupted run's bit for bit: both start from the recipe's seed (launch/seed_plugin.py), the resumed ranks
 restore their ZeRO optimizer shards, scheduler, RNG states and data order, gloo's reductions are deterministic for
-a fixed world size, and every gather is synchronous on CPU (launch/dist/deepspeed/zero3-gloo.json). A tolerance
+a fixed world size, and every gather is synchronous on CPU (launch/distributed/deepspeed/zero3-gloo.json). A tolerance
 here once hid that the two runs started from different adapters."""
 
 from __future__ import annotations

@@ -158,8 +158,8 @@ def test_plan_constants_are_the_estimators():
 def test_preflight_and_training_constants_are_the_codes():
     from core.heartbeat import BEAT_S, STALE_S
     from launch.preflight.datasets import HUB_ROWS
-    from launch.recipe.derive import PARAMS_TOLERANCE
     from launch.train import CPU_MAX_PARAMS_B
+    from resolver.derive import PARAMS_TOLERANCE
 
     agree(r"`params_b` more than (\d+) % from the count", f"{PARAMS_TOLERANCE * 100:g}")
     agree(r"streams the dataset's first (\d+) rows", HUB_ROWS)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from launch.preflight.end_of_turn import missing_eot_tokens
-from launch.recipe.turns import MARKER, SAMPLE, named_template, render
+from resolver.turns import MARKER, SAMPLE, named_template, render
 from tests.conftest import run_cli
 
 # other families' turn terminators: for each template, the first it does not emit is the wrong entry

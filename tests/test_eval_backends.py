@@ -44,8 +44,8 @@ def on_a_gpu(monkeypatch, bf16: bool = True) -> None:
 
 @pytest.fixture(scope="module")
 def smollm2():
-    from launch.recipe.local_models import gguf_file
-    from launch.recipe.registry import load_recipe
+    from resolver.local_models import gguf_file
+    from resolver.registry import load_recipe
     from tools.tiny_models import smollm2_dir
 
     return smollm2_dir(), gguf_file(load_recipe("smollm2-135m-cpu").meta.local_source)

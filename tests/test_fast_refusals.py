@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from core.paths import REPO, cache_dir
+from core.paths import REPO
+from core.settings import cache_dir
 from launch.preflight import checks, schema_keys
-from launch.recipe import architecture, profiles
+from resolver import architecture, profiles
 from tests.conftest import write_recipe
 
 TINY_LLAMA = {

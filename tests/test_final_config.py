@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from launch.dist import strategy as dist
-from launch.dist.topology import Topology
+from launch.distributed import strategy as dist
+from launch.distributed.topology import Topology
 from launch.execute import SEED_PLUGIN, run_config
 from launch.preflight import schema
-from launch.recipe.registry import list_recipes, load_recipe
-from launch.recipe.resolve import resolve
+from resolver.registry import list_recipes, load_recipe
+from resolver.resolve import resolve
 
 CFG = Path("/runs/x/config.yaml")
 GPU_STRATEGIES = [s for s in dist.STRATEGIES if s != "auto"]

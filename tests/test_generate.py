@@ -15,8 +15,8 @@ ITEM = {"prompt": "Name a colour.", "temperature": 0.75, "top_p": None, "max_tok
 
 @pytest.fixture(scope="module")
 def smollm2():
-    from launch.recipe.local_models import gguf_file
-    from launch.recipe.registry import load_recipe
+    from resolver.local_models import gguf_file
+    from resolver.registry import load_recipe
     from tools.tiny_models import smollm2_dir
 
     return str(smollm2_dir()), gguf_file(load_recipe("smollm2-135m-cpu").meta.local_source)

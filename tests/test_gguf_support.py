@@ -8,8 +8,8 @@ import json
 import pytest
 
 from core.errors import UserError
-from launch.preflight.model import converter_architectures
 from tools.export.gguf import refuse_unconvertible
+from tools.export.gguf_support import converter_architectures
 
 
 def test_an_unknown_architecture_is_refused_naming_the_config(tmp_path):

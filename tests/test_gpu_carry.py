@@ -57,7 +57,7 @@ def test_the_carry_fits_and_holds_what_the_check_needs(tmp_path):
     assert "bitsandbytes/libbitsandbytes_cuda130.so" in libs and not any("cuda128" in n for n in libs)
     from transformers import AutoTokenizer
 
-    hub = yaml.safe_load((REPO / "launch" / "recipe" / "hub_models.yaml").read_text())
+    hub = yaml.safe_load((REPO / "resolver" / "hub_models.yaml").read_text())
     for recipe in carry.RECIPES:
         folder = out / "models" / recipe
         config = json.loads((folder / "config.json").read_text())

@@ -12,7 +12,7 @@ import pytest
 
 from launch.preflight.grpo import check_grpo, check_grpo_lengths
 from launch.preflight.grpo_rewards import load_reward, signature_problems
-from launch.recipe.resolve import resolve
+from resolver.resolve import resolve
 from tests.conftest import run_cli
 
 RECIPE = "smollm2-135m-cpu-grpo"

@@ -10,7 +10,7 @@ import pytest
 from core.errors import UserError
 from launch.preflight import kernels
 from launch.preflight.kernels import Machine
-from launch.recipe.resolve import resolve
+from resolver.resolve import resolve
 from tests.conftest import write_recipe
 
 H100, A100, T4, RTX5090 = ("NVIDIA H100", (9, 0)), ("NVIDIA A100", (8, 0)), ("Tesla T4", (7, 5)), ("RTX 5090", (12, 0))

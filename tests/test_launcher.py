@@ -10,8 +10,8 @@ import pytest
 
 from core import settings
 from core.errors import UserError
-from launch.dist import strategy as dist
-from launch.dist import topology
+from launch.distributed import strategy as dist
+from launch.distributed import topology
 
 CFG = Path("/runs/x/config.yaml")
 RUNPOD_ENV = {
@@ -92,7 +92,7 @@ def test_two_nodes_from_plain_env():
     ]
     parsed = torchrun_args(lc.argv)
     assert (parsed.nnodes, parsed.node_rank, parsed.master_addr, parsed.master_port) == ("2", 1, "192.168.1.10", 29501)
-    assert lc.strategy == "zero3" and lc.config_keys["deepspeed"].endswith("launch/dist/deepspeed/zero3.json")
+    assert lc.strategy == "zero3" and lc.config_keys["deepspeed"].endswith("launch/distributed/deepspeed/zero3.json")
     assert "NCCL_SOCKET_IFNAME" not in lc.env  # only RunPod's clusters name their interface
 
 

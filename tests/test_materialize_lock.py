@@ -7,8 +7,8 @@ from __future__ import annotations
 import threading
 
 from core import atomic
-from launch.recipe import local_models
-from launch.recipe.registry import load_recipe
+from resolver import local_models
+from resolver.registry import load_recipe
 
 
 def test_a_second_caller_waits_and_takes_the_first_callers_folder(tmp_path, monkeypatch):

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from launch.recipe import derive
-from launch.recipe.meta import Meta
-from launch.recipe.registry import list_recipes, load_recipe
+from resolver import derive
+from resolver.meta import Meta
+from resolver.registry import list_recipes, load_recipe
 from tests.conftest import write_recipe
 
 QWEN = "Qwen/Qwen2.5-0.5B-Instruct"  # config.json model_type qwen2, 0.494 B parameters (the offline facts table)
@@ -74,7 +74,7 @@ def test_a_later_file_that_changes_the_facts_derives_them_again(tmp_path, roomy_
     """Extending a recipe and changing its model or adapter: the inherited meta no longer describes it, so it is
     derived again; the same file stating a contradiction is an error."""
     from launch.preflight.checks import errors_of, run_checks
-    from launch.recipe.resolve import resolve
+    from resolver.resolve import resolve
 
     changed = write_recipe(
         tmp_path / "a.yaml", "load_in_8bit: true\nbase_model: Qwen/Qwen3-0.6B\n", "qwen25-05b-instruct-brie"

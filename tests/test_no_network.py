@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from launch.recipe import facts
+from resolver import facts
 from tests.conftest import run_cli
 from tests.hub_server import LocalHub, stopped_endpoint
 

@@ -55,8 +55,8 @@ def ollama_render(go: str, messages: list[dict]) -> str:
 def smollm2():
     from transformers import AutoTokenizer
 
-    from launch.recipe.local_models import gguf_file
-    from launch.recipe.registry import load_recipe
+    from resolver.local_models import gguf_file
+    from resolver.registry import load_recipe
     from tools.tiny_models import smollm2_dir
 
     return gguf_info.read(gguf_file(load_recipe("smollm2-135m-cpu").meta.local_source)), AutoTokenizer.from_pretrained(
@@ -204,9 +204,9 @@ def test_cli_refuses_an_untranslatable_template_and_writes_nothing(tmp_path):
 
 def test_the_recipes_meta_system_reaches_chat_serve_and_the_modelfile(smollm2, outputs, tmp_path):
     from core import manifest, settings
-    from launch.dist.topology import Topology
-    from launch.recipe.resolve import resolve
+    from launch.distributed.topology import Topology
     from launch.start import start
+    from resolver.resolve import resolve
     from tools.serve import defaults
 
     info, tok = smollm2

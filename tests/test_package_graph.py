@@ -10,7 +10,8 @@ from pathlib import Path
 
 from core.paths import REPO
 
-PRODUCT = ("core", "launch", "data", "eval", "tools", "bench")
+# the top-level packages, lowest first: each imports only those before it (resolver: the recipe system)
+PRODUCT = ("core", "resolver", "data", "tools", "launch", "eval", "bench")
 MAX_LINES = 400
 # where os.environ may be read: the settings module, the child-process environment, and entry points (`main`)
 ENV_READERS = {"core/settings.py", "core/childenv.py"}
@@ -65,6 +66,30 @@ def package_graph() -> dict[str, set[str]]:
     return graph
 
 
+def file_graph() -> dict[str, set[str]]:
+    """module -> the modules of ours it imports (a `from pkg import name` of a non-module name counts pkg)."""
+    modules = {module_name(p): p for p in product_files()}
+    graph: dict[str, set[str]] = defaultdict(set)
+    for name, path in modules.items():
+        for target in imports(path):
+            while target and target not in modules:
+                target = target.rpartition(".")[0]
+            if target and target != name:
+                graph[name].add(target)
+    return graph
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    """Every import of a top-level package that stands above the importer's in PRODUCT."""
+    rank = {top: i for i, top in enumerate(PRODUCT)}
+    return [
+        f"{src} -> {dst}"
+        for src, targets in sorted(graph.items())
+        for dst in sorted(targets)
+        if rank[dst.split(".")[0]] > rank[src.split(".")[0]]
+    ]
+
+
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     state: dict[str, int] = {}
     stack: list[str] = []
@@ -95,6 +120,19 @@ def test_the_package_graph_has_no_cycle():
     graph = package_graph()
     assert graph["launch"] and graph["eval"], "the graph reader found no edges: it reads nothing"
     assert find_cycle(graph) is None, " -> ".join(find_cycle(graph))
+
+
+def test_no_two_files_import_each_other_even_through_others():
+    graph = file_graph()
+    assert len(graph) > 100 and graph["launch.train"], "the file graph reader found no edges: it reads nothing"
+    assert find_cycle(graph) is None, " -> ".join(find_cycle(graph))
+
+
+def test_imports_point_down_the_layers():
+    assert not upward_imports(file_graph())
+    assert upward_imports({"data.kinds": {"launch.train"}, "launch.train": {"data.kinds"}}) == [
+        "data.kinds -> launch.train"
+    ]
 
 
 def test_the_cycle_finder_finds_a_cycle():

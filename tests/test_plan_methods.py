@@ -10,13 +10,13 @@ from __future__ import annotations
 import pytest
 
 from core.errors import UserError
-from launch.dist import strategy as dist
+from launch.distributed import strategy as dist
 from launch.preflight import disk
 from launch.preflight import estimate as est
 from launch.preflight.plan import make_plan, report
-from launch.recipe import table
-from launch.recipe.derive import method_of
-from launch.recipe.resolve import resolve
+from resolver import table
+from resolver.derive import method_of
+from resolver.resolve import resolve
 from tests.conftest import run_cli, write_recipe
 from tests.runpod_server import RunPodServer
 

@@ -10,7 +10,7 @@ import re
 import pytest
 
 from core.paths import REPO
-from launch.recipe.registry import list_recipes
+from resolver.registry import list_recipes
 
 README = (REPO / "README.md").read_text()
 MAKEFILE = (REPO / "Makefile").read_text()

@@ -13,7 +13,7 @@ import pytest
 from core.paths import REPO
 
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
-TOPS = ("core", "launch", "data", "eval", "tools", "bench", "tests", "recipes", "studies", "docs")
+TOPS = ("core", "resolver", "launch", "data", "eval", "tools", "bench", "tests", "recipes", "studies", "docs")
 # a path-looking token in backticks or a code block, starting at one of our top-level folders
 ALTERNATIVES = "|".join(TOPS)
 PATH = re.compile(r"(?<![\w./-])((?:" + ALTERNATIVES + r")/[\w./<>*{}-]*[\w/])")
@@ -54,7 +54,7 @@ def test_the_path_reader_finds_a_missing_path():
 
 
 def code_files() -> list:
-    tops = ("core", "launch", "data", "eval", "tools", "bench", "recipes", "studies")
+    tops = ("core", "resolver", "launch", "data", "eval", "tools", "bench", "recipes", "studies")
     found = [p for top in tops for p in (REPO / top).rglob("*") if p.suffix in (".py", ".yaml", ".sh", ".toml")]
     return [*found, *(REPO / n for n in ("Makefile", "Dockerfile", "runpod.toml", ".ci/run"))]
 

@@ -13,10 +13,10 @@ from core.errors import UserError
 from core.paths import FRAGMENTS, REPO
 from launch.preflight import schema as axolotl_schema
 from launch.preflight.checks import run_checks
-from launch.recipe import profiles, show
-from launch.recipe.registry import list_recipes, load_recipe
-from launch.recipe.resolve import resolve
-from launch.recipe.table import rows
+from resolver import profiles, show
+from resolver.registry import list_recipes, load_recipe
+from resolver.resolve import resolve
+from resolver.table import rows
 
 RECIPES = list_recipes()
 SEED_RECIPES = {
@@ -165,7 +165,7 @@ def test_overrides_apply_last_and_null_removes():
 
 
 def test_override_values_keep_yaml_1_1_words_as_strings():
-    from launch.recipe.overrides import parse
+    from resolver.overrides import parse
 
     assert parse("--eval_strategy=no --bf16=true --fp16=False --lora_r=8 --x=null --y=on") == {
         "eval_strategy": "no",

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from core import manifest
-from core.paths import REPO, cache_dir
+from core.paths import REPO
+from core.settings import cache_dir
 from tests.conftest import run_cli
 from tests.hub_server import LocalHub
 from tests.openai_server import OpenAIServer

@@ -24,8 +24,8 @@ from tools.serve.template import render
 
 @pytest.fixture(scope="module")
 def wheel_gguf():
-    from launch.recipe.local_models import gguf_file
-    from launch.recipe.registry import load_recipe
+    from resolver.local_models import gguf_file
+    from resolver.registry import load_recipe
 
     return gguf_file(load_recipe("smollm2-135m-cpu").meta.local_source)
 

@@ -13,7 +13,7 @@ from tests.conftest import run_cli
 # every command that reads the machine settings (directly, or through the recipe's device and topology)
 COMMANDS = [
     ("launch.preflight", "smollm2-135m-cpu"),
-    ("launch.recipe.show", "smollm2-135m-cpu"),
+    ("resolver.show", "smollm2-135m-cpu"),
     ("launch.preflight.plan", "llama31-8b-instruct"),
     ("launch.train", "smollm2-135m-cpu"),
     ("launch.cloud.runpod.commands", "up"),
@@ -73,7 +73,7 @@ def test_every_command_refuses_a_bad_device_and_gpu_count(cmd, tmp_path):
     "cmd",
     [
         ("launch.preflight", "smollm2-135m-cpu"),
-        ("launch.recipe.show", "smollm2-135m-cpu"),
+        ("resolver.show", "smollm2-135m-cpu"),
         ("launch.train", "smollm2-135m-cpu"),
     ],
     ids=lambda c: c[0],
@@ -139,7 +139,7 @@ def test_no_cli_takes_a_bare_number_flag():
 
     from core.paths import REPO
 
-    own = {"bench/gpu_check.py", "bench/gpu_stages.py"}  # run on the GPU machine, where pydantic may be absent
+    own = {"bench/gpu_check.py", "bench/gpu_device.py"}  # run on the GPU machine, where pydantic may be absent
     for path in REPO.glob("*/**/*.py"):
         rel = path.relative_to(REPO).as_posix()
         if rel.startswith((".venv/", "tests/")) or rel in own:

@@ -9,7 +9,7 @@ import pytest
 from core.errors import UserError
 from core.paths import REPO
 from eval.study import spec
-from launch.recipe import overrides
+from resolver import overrides
 from tests.conftest import run_cli
 
 STUDIES = REPO / "studies"

@@ -9,7 +9,7 @@ import pytest
 from core import rundir
 from core.errors import UserError
 from eval.study import spec
-from launch.recipe import registry
+from resolver import registry
 from tests.conftest import write_recipe
 
 DOTTED = ("smol.v2-a", "smol.v2-b")

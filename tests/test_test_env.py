@@ -17,7 +17,7 @@ def test_cuda_is_hidden_here_and_in_children():
 
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "" and not torch.cuda.is_available()
     assert not set(MACHINE_VARS) & set(os.environ)
-    proc = run_cli("launch.recipe.show", "qwen25-3b-instruct-brie")
+    proc = run_cli("resolver.show", "qwen25-3b-instruct-brie")
     assert proc.returncode == 0 and proc.stdout.startswith("# qwen25-3b-instruct-brie for cpu")
 
 

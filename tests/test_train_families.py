@@ -11,7 +11,7 @@ from safetensors import safe_open
 from core import manifest as run_manifest
 from core import rundir
 from launch.preflight.checks import run_checks
-from launch.recipe.registry import load_recipe
+from resolver.registry import load_recipe
 from tests.conftest import SMOKE
 
 CASES = [  # recipe, family, tokenizer of the tiny model

@@ -3,7 +3,7 @@ parameters at once (GatheredParameters: the saved 16-bit state dict, the rank fi
 all-gather per tensor and waits only for the last, which is enough on NCCL's in-order CUDA stream but not on gloo,
 whose worker threads finish out of order: under load an earlier tensor was read while still unfilled (garbage
 norms at one step, identical weights the next; ~5 % of gathers with two CPU burners beside). CPU ranks therefore
-run launch/dist/deepspeed/zero3-gloo.json (stage3_allgather_sequential: each gather synchronous), and the rank
+run launch/distributed/deepspeed/zero3-gloo.json (stage3_allgather_sequential: each gather synchronous), and the rank
 fingerprint gathers one tensor at a time. This test runs the gather 150 times on 2 gloo ranks with a CPU burner
 beside them and requires every gathered value to equal the true weights."""
 
@@ -17,7 +17,7 @@ import time
 import pytest
 
 from core.paths import REPO
-from launch.dist.strategy import DEEPSPEED_DIR, GLOO_ZERO3, config_keys
+from launch.distributed.strategy import DEEPSPEED_DIR, GLOO_ZERO3, config_keys
 
 BURN = "import time\nend = time.time() + 240\nwhile time.time() < end:\n    sum(i * i for i in range(10000))\n"
 

@@ -1,5 +1,5 @@
 """Run by tests/test_zero3_gloo.py under torchrun (2 gloo ranks): ZeRO-3 with the zero_optimization section of a
-DeepSpeed config file from launch/dist/deepspeed, then many gathers of all parameters at once (what saving and
+DeepSpeed config file from launch/distributed/deepspeed, then many gathers of all parameters at once (what saving and
 the rank fingerprint do). Prints how many gathers read a value different from the true weights."""
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ from pathlib import Path
 import torch
 
 from core.settings import DEFAULT_RECIPE
-from launch.recipe.local_models import materialize
-from launch.recipe.registry import load_recipe
+from resolver.local_models import materialize
+from resolver.registry import load_recipe
 
 TINY = {
     "hidden_size": 64,

@@ -17,7 +17,7 @@ from rich.table import Table
 
 from core import atomic, cli, settings
 from core.errors import UserError, Where
-from core.paths import outputs_dir
+from core.settings import outputs_dir
 from data.formats import FORMATS, detect
 from data.preferences import FORMATS as PREFERENCE
 from data.sources import Row
@@ -37,8 +37,8 @@ def detect_format(path: Path) -> str:
 def recipe_dataset(recipe: str, data: Path, fmt: str, args: str | None) -> tuple[dict, dict]:
     """(resolved config, dataset entry pointing at `data`) for the recipe, with its tokenizer available locally."""
     from data.entries import dataset_format
-    from launch.recipe.architecture import tokenizer_config
-    from launch.recipe.resolve import resolve
+    from resolver.architecture import tokenizer_config
+    from resolver.resolve import resolve
 
     r = resolve(recipe, device="cpu", args=args, materialize=True)
     entries = r.config.get("datasets") or []
@@ -66,7 +66,7 @@ def recipe_tokenizer(recipe: str | None, args: str | None) -> tuple[Any, str]:
     """(tokenizer, its folder) of the recipe when it is available offline, else (None, '')."""
     if not recipe:
         return None, ""
-    from launch.recipe.resolve import resolve
+    from resolver.resolve import resolve
 
     source = resolve(recipe, device="cpu", args=args, materialize=True).tokenizer_source()
     if not source:

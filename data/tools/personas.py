@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from core import atomic, cli, settings
 from core.errors import UserError, Where
-from core.paths import outputs_dir
+from core.settings import outputs_dir
 from core.yamlio import load_with_lines
 
 GENERATORS = ("template", "endpoint")

@@ -13,7 +13,7 @@ from typing import Any
 
 from core import atomic
 from core.errors import UserError, Where
-from core.paths import outputs_dir
+from core.settings import outputs_dir
 from data import preferences as prefs
 from data.validate import read_jsonl
 

@@ -18,9 +18,9 @@ from eval.study.progress import Progress
 
 def refuse_big_models_on_cpu(runs: list[spec.StudyRun], study_file: Path, force: bool) -> None:
     """launch.train refuses a >1B model on CPU; say so once, for the whole study, before anything starts."""
-    from launch.recipe.profiles import cuda_available
-    from launch.recipe.registry import load_recipe
     from launch.train import CPU_MAX_PARAMS_B
+    from resolver.profiles import cuda_available
+    from resolver.registry import load_recipe
 
     if force or cuda_available():
         return

@@ -128,7 +128,7 @@ class StudyRun(BaseModel):
 
     @property
     def args(self) -> str:
-        """The overrides in ARGS spelling (launch/recipe/overrides.py parses it back to the same dict)."""
+        """The overrides in ARGS spelling (resolver/overrides.py parses it back to the same dict)."""
         return shlex.join(f"--{k}={_scalar(v)}" for k, v in self.overrides.items())
 
 
@@ -266,7 +266,7 @@ def _recipe_ref(recipe: str, study_file: Path) -> str:
 
 
 def check_recipe(r: StudyRun, path: Path, lines: dict[str, int]) -> None:
-    from launch.recipe.registry import load_recipe
+    from resolver.registry import load_recipe
 
     key = f"{r.where}.recipe" if r.where.startswith("runs") else "grid.recipe"
     try:

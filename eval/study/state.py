@@ -16,7 +16,7 @@ from typing import Any
 
 from core import atomic, manifest, rundir
 from core.errors import UserError, Where
-from core.paths import outputs_dir
+from core.settings import outputs_dir
 from eval.study.job import Job
 from eval.study.spec import Study, StudyRun
 

@@ -32,8 +32,8 @@ from launch.preflight.numbers import check_numbers
 from launch.preflight.preference import check_preference_config, check_preference_data
 from launch.preflight.schema import check_keys, check_validate
 from launch.preflight.tracking import check_tracking
-from launch.recipe.registry import Recipe, load_recipe
-from launch.recipe.resolve import Resolved, resolve
+from resolver.registry import Recipe, load_recipe
+from resolver.resolve import Resolved, resolve
 
 HEAVY = "axolotl's validate_config, the tokenizer, the module tree, the lengths and the disk"
 THROUGH_AXOLOTL = "axolotl's validate_config, end of turn and lengths"

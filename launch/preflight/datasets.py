@@ -8,7 +8,7 @@ from data import sources
 from data.entries import dataset_entries, dataset_file
 from data.kinds import kind_of
 from launch.preflight.findings import Finding
-from launch.recipe.resolve import Resolved
+from resolver.resolve import Resolved
 
 HUB_ROWS = 200  # rows of a Hub dataset the preflight reads (streamed)
 SHOWN = 5
@@ -85,7 +85,7 @@ def check_entry(r: Resolved, section: str, i: int, ds: dict, online: bool, why: 
 
 
 def check_datasets(r: Resolved) -> list[Finding]:
-    from launch.recipe.facts import offline_reason, online
+    from resolver.facts import offline_reason, online
 
     entries = dataset_entries(r.config)
     if not entries and r.config.get("pretraining_dataset"):

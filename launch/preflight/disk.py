@@ -14,7 +14,7 @@ from pathlib import Path
 from core import settings
 from core.errors import UserError
 from launch.preflight.findings import Finding
-from launch.recipe.resolve import Resolved
+from resolver.resolve import Resolved
 
 
 def free_bytes(path: Path) -> tuple[int, Path]:
@@ -45,7 +45,7 @@ def disk_need(r: Resolved) -> tuple[dict[str, float], float] | None:
 
 
 def unknown_finding(r: Resolved, volume_gb: int | None) -> Finding:
-    from launch.recipe.facts import fetch_hint
+    from resolver.facts import fetch_hint
 
     # make plan / runpod-up fetch the facts when the Hub can be reached; without them memory cannot be planned
     then = "make plan and make runpod-up refuse until its facts are here" + (
@@ -63,7 +63,7 @@ def unknown_finding(r: Resolved, volume_gb: int | None) -> Finding:
 
 def trains_here(r: Resolved) -> bool:
     """Whether this machine is the one the run trains on: a CPU run, or a GPU run on a machine with CUDA."""
-    from launch.recipe.profiles import cuda_available
+    from resolver.profiles import cuda_available
 
     return r.device == "cpu" or cuda_available()
 

@@ -3,7 +3,7 @@ seeds paid for that.)
 
 With the tokenizer at hand (a local model, the HF cache, or fetched by `make check`): every eot_token must be a
 token of the tokenizer and appear in the rendered template, the template's own turn terminator is read from
-the rendered probe conversation (launch/recipe/turns.py), and a probe turn is tokenized through axolotl's own prompt
+the rendered probe conversation (resolver/turns.py), and a probe turn is tokenized through axolotl's own prompt
 strategy: its last trained label must be an end-of-turn id (eos, eot_tokens, generation_config's eos ids).
 Without it: axolotl's named template is rendered; every eot_token must appear in it (an entry it never emits would
 never be trained: the model would not stop), and the text after the reply is compared with the known eos and
@@ -17,9 +17,9 @@ from typing import Any
 from jinja2.exceptions import TemplateError
 
 from launch.preflight.findings import Finding
-from launch.recipe import facts
-from launch.recipe.resolve import Resolved
-from launch.recipe.turns import (
+from resolver import facts
+from resolver.resolve import Resolved
+from resolver.turns import (
     SAMPLE,
     after_reply,
     emitted,
@@ -131,7 +131,7 @@ def label_level_problem(
 
 
 def _with_tokenizer(r: Resolved, ds: dict, choice: str, source: str, where) -> list[Finding]:
-    from launch.recipe.architecture import tokenizer_config
+    from resolver.architecture import tokenizer_config
 
     cfg = tokenizer_config(r.config, source)
     tokenizer = _tokenizer(cfg)

@@ -105,8 +105,8 @@ class Model:
 
 
 def model_facts(config: dict[str, Any], base_model: str) -> Model:
-    from launch.recipe import architecture as arch
-    from launch.recipe.facts import fetch_hint
+    from resolver import architecture as arch
+    from resolver.facts import fetch_hint
 
     facts = arch.facts_for(base_model)
     if facts is None:

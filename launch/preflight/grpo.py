@@ -18,8 +18,8 @@ from data import sources
 from data.entries import dataset_entries
 from launch.preflight.findings import Finding
 from launch.preflight.grpo_rewards import check_rewards
-from launch.recipe import facts
-from launch.recipe.resolve import Resolved
+from resolver import facts
+from resolver.resolve import Resolved
 
 CHARS_PER_TOKEN = 3.7  # launch/preflight/estimate.py's, for prompts when no tokenizer is here
 
@@ -74,8 +74,8 @@ def prompt_lengths(r: Resolved) -> tuple[list[int], str, Finding | None]:
     measure, how, eot = None, f"tokens (characters / {CHARS_PER_TOKEN}: no tokenizer here)", None
     if source:
         from launch.preflight.end_of_turn import _tokenizer
-        from launch.recipe.architecture import tokenizer_config
-        from launch.recipe.turns import named_template, render, terminator
+        from resolver.architecture import tokenizer_config
+        from resolver.turns import named_template, render, terminator
 
         config = tokenizer_config(r.config, source)
         tokenizer = _tokenizer(config)

@@ -18,7 +18,7 @@ from data import sources
 from data.entries import dataset_entries
 from data.grpo_kinds import columns
 from launch.preflight.findings import Finding
-from launch.recipe.resolve import Resolved
+from resolver.resolve import Resolved
 
 TRL_KWARGS = frozenset({"prompts", "completions", "completion_ids", "trainer_state", "log_extra", "log_metric"})
 

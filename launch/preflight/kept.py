@@ -15,15 +15,16 @@ from typing import Any
 
 from core import atomic
 from core.errors import Where
-from core.paths import REPO, cache_dir
+from core.paths import REPO
+from core.settings import cache_dir
 from data import sources
 from data.entries import dataset_entries, dataset_file
 from launch.preflight.findings import Finding
-from launch.recipe import facts
+from resolver import facts
 
 LIBRARIES = ("axolotl", "transformers", "tokenizers", "torch", "peft", "trl", "datasets", "jinja2", "pydantic")
 KEEP = 500  # findings files kept (a few kB each)
-CODE = ("core", "data", "launch/preflight", "launch/recipe")  # what the checks run (and the tables they read)
+CODE = ("core", "data", "launch/preflight", "resolver")  # what the checks run (and the tables they read)
 Results = dict[str, list[Finding]]
 
 

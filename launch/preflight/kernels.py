@@ -64,7 +64,7 @@ class Machine:
 
 
 def probe() -> Machine:
-    from launch.recipe.profiles import cuda_available
+    from resolver.profiles import cuda_available
 
     if not cuda_available():
         return Machine(cuda=False)
@@ -227,7 +227,7 @@ def require(r, args: str | dict | None, machine: Machine | None = None, say=None
             say(f"note: {f.message}")
     if not result.overrides:
         return args
-    from launch.recipe import overrides as ov
+    from resolver import overrides as ov
 
     return {**(args if isinstance(args, dict) else ov.parse(args)), **result.overrides}
 
@@ -245,7 +245,7 @@ def check_kernels(r, machine: Machine | None = None) -> list[Finding]:
 def profile_config(flash: bool = True) -> dict[str, Any]:
     """What the GPU recipes can ask for at once: the GPU profile, DeepSpeed and QLoRA."""
     from core.paths import REPO
-    from launch.recipe.compose import compose
+    from resolver.compose import compose
 
     config, _, _ = compose(REPO / GPU_PROFILE)
     config.update(deepspeed="zero3.json", adapter="qlora", load_in_4bit=True, lora_mlp_kernel=True)

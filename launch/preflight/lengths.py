@@ -7,8 +7,8 @@ from data import sources
 from data.entries import dataset_entries, dataset_file
 from data.kinds import kind_of
 from launch.preflight.findings import Finding
-from launch.recipe import facts
-from launch.recipe.resolve import Resolved
+from resolver import facts
+from resolver.resolve import Resolved
 
 HUB_ROWS = 200
 
@@ -27,7 +27,7 @@ def check_lengths(r: Resolved) -> list[Finding]:
             )
         ]
     from data.stats import tokenize_rows
-    from launch.recipe.architecture import tokenizer_config
+    from resolver.architecture import tokenizer_config
 
     config = tokenizer_config(r.config, source)
     seq = int(r.config.get("sequence_len") or 2048)

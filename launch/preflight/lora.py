@@ -7,8 +7,8 @@ import os
 
 from core.errors import UserError
 from launch.preflight.findings import Finding
-from launch.recipe import architecture as arch
-from launch.recipe.resolve import Resolved
+from resolver import architecture as arch
+from resolver.resolve import Resolved
 
 
 def check_lora_targets(r: Resolved) -> list[Finding]:

@@ -1,21 +1,18 @@
 """Preflight: the base model's facts (config.json and tokenizer, fetched into the HF cache when the Hub can be
-reached, launch/recipe/facts.py), what was derived from them, a meta block that contradicts them, the kind of
+reached, resolver/facts.py), what was derived from them, a meta block that contradicts them, the kind of
 training the config asks for, and whether llama.cpp's converter supports the architecture (so `make gguf` does
 not fail after the GPU hours)."""
 
 from __future__ import annotations
 
-import ast
-import sys
-from functools import lru_cache
 from pathlib import Path
 
 from core.errors import UserError
 from launch.preflight.findings import Finding
-from launch.recipe import facts
-from launch.recipe.resolve import Resolved
+from resolver import facts
+from resolver.resolve import Resolved
+from tools.export.gguf_support import converter_architectures
 
-CONVERTER_MAP = Path(sys.prefix) / "llama.cpp" / "conversion" / "__init__.py"
 SFT_ONLY_RL = ("gdpo", "ebft")  # axolotl rl: values this repo does not train (grpo: launch/preflight/grpo.py)
 SOURCE_WORDS = {"local": "a local folder", "hf-cache": "the HF cache", "table": "the offline facts table"}
 
@@ -84,13 +81,13 @@ def _no_facts(r: Resolved, base: str) -> Finding:
 
 
 def check_meta(r: Resolved, counted: bool = False) -> list[Finding]:
-    """A meta value that contradicts what is derived (launch/recipe/derive.py contradictions) is an error: the
+    """A meta value that contradicts what is derived (resolver/derive.py contradictions) is an error: the
     plan, the cards, the table and the study would report the wrong model or method. counted=True: params_b
     alone, against the parameters counted on the module tree (a heavy check)."""
     import copy
 
-    from launch.recipe import derive
-    from launch.recipe import overrides as ov
+    from resolver import derive
+    from resolver import overrides as ov
 
     config = ov.apply(copy.deepcopy(r.recipe.config), r.overrides)  # as the recipe writes it, before a profile
     base = r.config["base_model"] if facts.find(r.config["base_model"]) else r.hub_base_model
@@ -108,7 +105,7 @@ def check_meta(r: Resolved, counted: bool = False) -> list[Finding]:
 
 
 def check_buildable(r: Resolved) -> list[Finding]:
-    """A model with files here: can transformers build it? (a heavy check: the module tree, launch/recipe/tree.py)"""
+    """A model with files here: can transformers build it? (a heavy check: the module tree, resolver/tree.py)"""
     base = r.config["base_model"]
     found = facts.find(base)
     if found is None or found.folder is None:
@@ -119,7 +116,7 @@ def check_buildable(r: Resolved) -> list[Finding]:
 
 def buildable(r: Resolved, base: str) -> Finding | None:
     """An error when transformers cannot build the architecture config.json names (nothing would train)."""
-    from launch.recipe import architecture
+    from resolver import architecture
 
     try:
         architecture.tree(base)
@@ -140,19 +137,6 @@ def check_kind(r: Resolved) -> list[Finding]:
             )
         ]
     return []
-
-
-@lru_cache(maxsize=1)
-def converter_architectures() -> frozenset[str] | None:
-    """The architectures llama.cpp's converter (from the pinned llama-cpp-python sdist) registers."""
-    if not CONVERTER_MAP.is_file():
-        return None
-    for node in ast.walk(ast.parse(CONVERTER_MAP.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.AnnAssign | ast.Assign) and isinstance(node.value, ast.Dict):
-            targets = [node.target] if isinstance(node, ast.AnnAssign) else node.targets
-            if any(getattr(t, "id", "") == "TEXT_MODEL_MAP" for t in targets):
-                return frozenset(k.value for k in node.value.keys if isinstance(k, ast.Constant))
-    return None
 
 
 def check_gguf_support(r: Resolved) -> list[Finding]:

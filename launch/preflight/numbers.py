@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from launch.preflight.findings import Finding
-from launch.recipe.resolve import Resolved
+from resolver.resolve import Resolved
 
 # key: (smallest allowed value, what it is)
 MINIMUM = {

@@ -13,12 +13,12 @@ from typing import Any
 
 from core import cli, settings
 from core.errors import UserError, Where
-from launch.dist import strategy as dist
-from launch.dist.topology import Topology
+from launch.distributed import strategy as dist
+from launch.distributed.topology import Topology
 from launch.preflight import estimate as est
 from launch.preflight import preference_cost as cost
-from launch.recipe import facts
-from launch.recipe.resolve import RUN_PLACEHOLDER, Resolved, resolve
+from resolver import facts
+from resolver.resolve import RUN_PLACEHOLDER, Resolved, resolve
 
 CONTAINER_DISK_GB = 40  # image layers are separate; this is pip/triton caches and /tmp
 SUITES = Path(__file__).resolve().parents[2] / "eval" / "suites"
@@ -29,7 +29,7 @@ TESTED = {
     "ddp": "ran here: 2 CPU processes on gloo (tests/test_ddp_cpu.py); on GPUs (NCCL) not yet measured",
     "zero3": "ran here: 2 CPU processes on gloo (tests/test_distributed_cpu.py); on GPUs (NCCL) not yet measured",
 }
-UNTESTED = "UNTESTED here: it does not run on CPU (launch/dist/strategy.py CPU_BROKEN) and no GPU has run it yet"
+UNTESTED = "UNTESTED here: it does not run on CPU (launch/distributed/strategy.py CPU_BROKEN) and no GPU has run it yet"
 
 
 @dataclass
@@ -138,7 +138,7 @@ def make_plan(
         r = resolve(recipe, device="gpu", args=args)
     meta = r.meta
     if meta.gpu is None:  # a config without meta.gpu: the plan suggests one
-        from launch.recipe.meta import GpuSuggestion
+        from resolver.meta import GpuSuggestion
 
         name, count = suggest_gpu(est.model_facts(r.config, r.hub_base_model), r.config)
         meta = meta.model_copy(update={"gpu": GpuSuggestion(type=name, count=count)})

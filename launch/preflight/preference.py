@@ -16,8 +16,8 @@ from data import sources
 from data.entries import dataset_entries, dataset_file
 from data.kinds import kind_of
 from launch.preflight.findings import Finding
-from launch.recipe import facts
-from launch.recipe.resolve import Resolved
+from resolver import facts
+from resolver.resolve import Resolved
 
 PAIRED = ("dpo", "ipo", "simpo", "orpo")
 METHODS = (*PAIRED, "kto")
@@ -126,7 +126,7 @@ def check_preference_data(r: Resolved) -> list[Finding]:
             ),
         ]
     from launch.preflight.end_of_turn import _tokenizer
-    from launch.recipe.architecture import tokenizer_config
+    from resolver.architecture import tokenizer_config
 
     config = tokenizer_config(r.config, source)
     tokenizer = _tokenizer(config)
@@ -179,7 +179,7 @@ def _end_of_turn(r: Resolved, config: dict, tokenizer: Any, label: str, rendered
     """Each rendered side, with the eos TRL appends, must end with this model's end of turn (its template's
     terminator, or the eos when the template has none): a strategy that hard-codes another family's markers
     (chatml.* on a Llama tokenizer) trains text that never stops a generation."""
-    from launch.recipe.turns import named_template, render, terminator
+    from resolver.turns import named_template, render, terminator
 
     template = named_template(str(config.get("chat_template") or "tokenizer_default"), config, tokenizer)
     end = terminator(tokenizer, template) or tokenizer.eos_token

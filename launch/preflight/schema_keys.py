@@ -20,7 +20,8 @@ from pydantic import BaseModel
 
 from core import atomic
 from core.childenv import child_env
-from core.paths import REPO, cache_dir
+from core.paths import REPO
+from core.settings import cache_dir
 
 DATASET_KINDS = {"dpo": "dpo", "ipo": "dpo", "simpo": "dpo", "kto": "kto"}  # rl: -> schema; others: sft
 FAILED = 3  # the child's exit status when a plugin cannot be loaded

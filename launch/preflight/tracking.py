@@ -10,7 +10,7 @@ from typing import Any
 
 from core import settings
 from launch.preflight.findings import Finding
-from launch.recipe.resolve import Resolved
+from resolver.resolve import Resolved
 
 CREDENTIAL_KEYS = ("comet_api_key", "wandb_api_key", "hf_token", "mlflow_tracking_token")
 TOKEN_SHAPE = re.compile(r"^(hf_[A-Za-z0-9]{20,}|sk-[A-Za-z0-9_-]{20,}|rpa_[A-Za-z0-9]{20,}|[0-9a-f]{40})$")

@@ -12,7 +12,7 @@ import yaml
 from core import metrics
 from core.errors import UserError, Where
 from core.manifest import EvalResult, Manifest
-from launch.recipe.architecture import facts_for
+from resolver.architecture import facts_for
 
 DROP_FROM_RECIPE = ("output_dir", "dataset_prepared_path")
 

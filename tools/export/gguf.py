@@ -144,7 +144,7 @@ def export(
 
 def refuse_unconvertible(merged: Path) -> None:
     """llama.cpp's converter knows a fixed list of architectures: say so before converting, not as its traceback."""
-    from launch.preflight.model import converter_architectures
+    from tools.export.gguf_support import converter_architectures
 
     known = converter_architectures()
     config = merged / "config.json"

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from core import atomic, cli, settings
 from core.errors import UserError, Where
-from core.paths import outputs_dir
+from core.settings import outputs_dir
 from tools.serve import defaults, gguf_info
 from tools.serve.defaults import ChatDefaults
 from tools.serve.engines import ContextFull, GgufEngine, HfEngine

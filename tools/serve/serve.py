@@ -12,7 +12,7 @@ import time
 
 from core import cli, settings
 from core.errors import UserError
-from core.paths import outputs_dir
+from core.settings import outputs_dir
 from tools.serve import defaults, gguf_info
 from tools.serve.llama_server import PARALLEL, Server
 

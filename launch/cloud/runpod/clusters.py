@@ -1,7 +1,7 @@
 """RunPod Instant Clusters (NODES>1) through REST API v2 (launch/cloud/runpod/rest.py): a TRAINING cluster of
 pod count x GPUs per pod x one GPU type, one container configuration for every pod. RunPod sets each pod's
 rendezvous env (PRIMARY_ADDR, NODE_RANK, NUM_NODES, NUM_TRAINERS, WORLD_SIZE), which the launcher reads
-(launch/dist/topology.py). A cluster cannot be stopped: delete is the only stop, and it takes the pods' own
+(launch/distributed/topology.py). A cluster cannot be stopped: delete is the only stop, and it takes the pods' own
 (persistent) mounts with it, so outputs meant to survive live on a network volume or are pushed first."""
 
 from __future__ import annotations

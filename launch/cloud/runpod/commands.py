@@ -26,8 +26,7 @@ from typing import Any
 
 from core import atomic, cli, settings
 from core.errors import UserError
-from core.paths import outputs_dir
-from core.settings import Settings
+from core.settings import Settings, outputs_dir
 from launch.cloud.base import Cloud, Machine
 from launch.cloud.runpod import api, request
 from launch.cloud.runpod.clusters import RunPodClusters

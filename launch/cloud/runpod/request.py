@@ -87,7 +87,7 @@ def build_pod(
     pod, eval/study/pods.py): its run's ARGS, GPU type and count, ON_FINISH, more RunPod secrets (names only;
     the pod gets references), more env, its name, and push=False for no PUSH_REPO (nor PRIVATE, QUANTS)."""
     from launch.preflight.plan import CONTAINER_DISK_GB
-    from launch.recipe.registry import load_recipe
+    from resolver.registry import load_recipe
 
     # the settings and the checkout are refused first: the plan builds the model's module tree
     recipe_name = load_recipe(recipe).name
@@ -143,7 +143,7 @@ def build_cluster(recipe: str, s: Settings, nodes: int) -> Built:
             Where(key="GPUS"),
             f"GPUS is per node; NODES={nodes} x GPUS={MAX_GPUS_PER_POD} is the largest shape of this many nodes",
         )
-    from launch.recipe.registry import load_recipe
+    from resolver.registry import load_recipe
 
     recipe_name = load_recipe(recipe).name  # the settings and the checkout are refused before the plan
     project = load_project().project

@@ -59,7 +59,7 @@ def detect(device: str, s: Settings | None = None, gpus_found: int | None = None
 
     if device == "gpu":
         if gpus_found is None:
-            from launch.recipe.profiles import gpu_count
+            from resolver.profiles import gpu_count
 
             gpus_found = gpu_count()
         per_node = s.gpus

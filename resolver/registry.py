@@ -2,8 +2,8 @@
 loaded into a `Recipe`: the composed axolotl config, the typed meta, and where each key came from.
 
 A recipe is recipes/<name>.yaml in axolotl's own format plus two keys of ours:
-  extends: [fragment.yaml, ...]  composed in order, then the recipe on top (launch/recipe/compose.py);
-  meta:    our typed block (launch/recipe/meta.py), stripped before axolotl sees the config.
+  extends: [fragment.yaml, ...]  composed in order, then the recipe on top (resolver/compose.py);
+  meta:    our typed block (resolver/meta.py), stripped before axolotl sees the config.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from pydantic import ValidationError
 
 from core.errors import UserError, Where
 from core.paths import RECIPES, repo_relative
-from launch.recipe.compose import compose, strip_nulls
-from launch.recipe.meta import Meta
+from resolver.compose import compose, strip_nulls
+from resolver.meta import Meta
 
 OURS = ("extends", "meta")
 
@@ -69,7 +69,7 @@ def recipe_path(name: str) -> Path:
 
 
 def load_recipe(name: str) -> Recipe:
-    """A recipe of ours or any axolotl config file; a `meta` block is optional (launch/recipe/derive.py fills in what
+    """A recipe of ours or any axolotl config file; a `meta` block is optional (resolver/derive.py fills in what
     it does not say when the recipe is resolved)."""
     path = recipe_path(name)
     data, origins, files = compose(path)
@@ -80,7 +80,7 @@ def load_recipe(name: str) -> Recipe:
         raise UserError(
             "meta must be a mapping of fields",
             Where(repo_relative(path), key="meta"),
-            "see the Meta fields in launch/recipe/meta.py",
+            "see the Meta fields in resolver/meta.py",
         )
     try:
         meta = Meta.model_validate(meta_raw)
@@ -88,5 +88,5 @@ def load_recipe(name: str) -> Recipe:
         err = exc.errors()[0]
         key = "meta." + ".".join(str(p) for p in err["loc"])
         recipe = Recipe(rec_name, path, data, None, origins, files)  # type: ignore[arg-type]
-        raise UserError(f"{err['msg']}", recipe.where(key), "see the Meta fields in launch/recipe/meta.py") from None
+        raise UserError(f"{err['msg']}", recipe.where(key), "see the Meta fields in resolver/meta.py") from None
     return Recipe(rec_name, path, data, meta, origins, files)

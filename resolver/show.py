@@ -7,7 +7,7 @@ import sys
 
 from core import cli, settings
 from core.yamlio import dump
-from launch.recipe.resolve import resolve
+from resolver.resolve import resolve
 
 
 def main(argv: list[str] | None = None) -> int:

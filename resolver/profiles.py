@@ -9,7 +9,7 @@ from typing import Any
 from core import settings
 from core.paths import FRAGMENTS
 from core.settings import Settings
-from launch.recipe.compose import compose, merge_into
+from resolver.compose import compose, merge_into
 
 CPU_OVERLAY = FRAGMENTS / "hardware" / "cpu.yaml"
 # device nodes of a GPU driver torch can use (NVIDIA, WSL's, ROCm's): without one torch sees no CUDA

@@ -17,7 +17,7 @@ from typing import Any
 from core import manifest, rundir
 from core.errors import UserError, Where
 from core.manifest import Manifest
-from launch.recipe.meta import StartFromSpec
+from resolver.meta import StartFromSpec
 
 
 @dataclass(frozen=True)

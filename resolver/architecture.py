@@ -1,5 +1,5 @@
 """What a base model looks like, without its weights: its transformers class built on torch's meta device from its
-config.json (launch/recipe/facts.py), read as a module tree. From the tree, never from a table per family: every
+config.json (resolver/facts.py), read as a module tree. From the tree, never from a table per family: every
 Linear with its shape (LoRA targets), the parameter count, the repeated decoder block class (what FSDP wraps), the
 language model's prefix and the towers beside it (a vision or audio encoder and its projector: what text-only LoRA
 must not touch), and the text sizes the estimator needs.
@@ -18,7 +18,7 @@ from typing import Any
 
 from core import atomic
 from core.errors import UserError, Where
-from launch.recipe import facts as model_facts
+from resolver import facts as model_facts
 
 HUB_FACTS = model_facts.SHIPPED
 LM_HEADS = ("lm_head", "embed_out", "output")
@@ -121,7 +121,7 @@ def tree(base_model: str) -> Tree:
 
 
 def _tree_file(f: model_facts.ModelFacts) -> Path:
-    from core.paths import cache_dir
+    from core.settings import cache_dir
 
     key = json.dumps([f.architecture, f.config, md.version("transformers")], sort_keys=True, default=str)
     return cache_dir() / "trees" / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
@@ -249,7 +249,7 @@ def lora_param_count(base_model: str, target: str | list[str], rank: int) -> int
 def offline_model_config(base_model: str) -> str | None:
     """A folder with config.json for a hub model known only from a facts table (axolotl's tokenizer loader reads
     the model config too, which would otherwise need the hub). None when the model has a folder of its own."""
-    from core.paths import cache_dir
+    from core.settings import cache_dir
 
     f = model_facts.find(base_model)
     if f is None or f.folder is not None:

@@ -2,7 +2,7 @@
 FSDP), the config keys it adds, and the one command line (plus environment) that starts training.
 
 1 process: `axolotl train cfg --launcher python`. More: `axolotl train cfg --launcher torchrun -- <torchrun
-args>`, torchrun being the launcher axolotl itself wraps; the DeepSpeed JSONs live in launch/dist/deepspeed/.
+args>`, torchrun being the launcher axolotl itself wraps; the DeepSpeed JSONs live in launch/distributed/deepspeed/.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from core.errors import UserError, Where
 from core.paths import REPO
 from core.settings import STRATEGIES as _ALL
 from core.settings import Settings
-from launch.dist.topology import RUNPOD_NCCL_IFNAME, Topology
-from launch.recipe.meta import ADAPTER_METHODS
+from launch.distributed.topology import RUNPOD_NCCL_IFNAME, Topology
+from resolver.meta import ADAPTER_METHODS
 
 DEEPSPEED_DIR = Path(__file__).with_name("deepspeed")
 ZERO = {"zero1": "zero1.json", "zero2": "zero2.json", "zero3": "zero3.json", "zero3-offload": "zero3-offload.json"}
@@ -88,7 +88,7 @@ def choose_strategy(
 
 def decoder_layer_class(base_model: str) -> str:
     """The transformer block class FSDP wraps, from the architecture on the meta device."""
-    from launch.recipe.architecture import block_class
+    from resolver.architecture import block_class
 
     return block_class(base_model)
 

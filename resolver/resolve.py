@@ -11,13 +11,13 @@ from typing import Any
 
 from core import settings
 from core.errors import UserError, Where
-from launch.recipe import overrides as ov
-from launch.recipe import profiles
-from launch.recipe.derive import derive
-from launch.recipe.meta import Meta
-from launch.recipe.registry import Recipe, load_recipe
-from launch.recipe.start_from import StartRun, locate
-from launch.recipe.start_from import apply as apply_start
+from resolver import overrides as ov
+from resolver import profiles
+from resolver.derive import derive
+from resolver.meta import Meta
+from resolver.registry import Recipe, load_recipe
+from resolver.start_from import StartRun, locate
+from resolver.start_from import apply as apply_start
 
 RUN_PLACEHOLDER = "outputs/runs/{recipe}/<UTC timestamp>"
 # meta fields and the keys whose facts they describe: when ARGS, or a file composed after the one that set the
@@ -37,7 +37,7 @@ class Resolved:
     config: dict[str, Any]
     notes: list[str] = field(default_factory=list)
     overrides: dict[str, Any] = field(default_factory=dict)
-    meta: Meta | None = None  # the recipe's meta with every derivable field filled (launch/recipe/derive.py)
+    meta: Meta | None = None  # the recipe's meta with every derivable field filled (resolver/derive.py)
     derived: list[str] = field(default_factory=list)
     start: StartRun | None = None  # the run this one starts from (meta.start_from / FROM_RUN=)
     stated: Meta | None = None  # what the recipe's meta says, less what ARGS made stale (make check compares it)
@@ -72,7 +72,7 @@ class Resolved:
             return self.config["base_model"]
         from huggingface_hub import try_to_load_from_cache
 
-        from launch.recipe.facts import is_path
+        from resolver.facts import is_path
 
         if is_path(self.hub_base_model):
             return None
@@ -122,7 +122,7 @@ def resolve(
     if start is not None:
         apply_start(config, start, notes)
     elif src is not None and "base_model" not in user:
-        from launch.recipe import local_models
+        from resolver import local_models
 
         local = local_models.materialize(src) if materialize else local_models.target_dir(src)
         config["base_model"] = str(local)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from core import atomic
 from core.errors import UserError
-from core.paths import cache_dir
-from launch.recipe.meta import LocalSource
+from core.settings import cache_dir
+from resolver.meta import LocalSource
 
 DONE = "materialized.json"
 LAYOUT = "v2"  # bump when materialization changes, so stale caches are rebuilt

@@ -2,7 +2,7 @@
 the tokenizer files and chat template. Never from a hand table per family or model.
 
 Where the files come from, in order: a local model folder; the Hugging Face cache; the offline facts tables
-(launch/recipe/hub_models.yaml, shipped for the repo's recipes, then <AFFINAGE_CACHE>/hub_models.yaml, which
+(resolver/hub_models.yaml, shipped for the repo's recipes, then <AFFINAGE_CACHE>/hub_models.yaml, which
 `make check` extends with every model it fetched); and, when the Hub can be reached, `fetch` downloads only the
 small files into the HF cache through huggingface_hub (gated models with HF_TOKEN). Offline, a fact that cannot be
 found is None and the caller says which command would fetch it: never a silent pass.
@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict
 
 from core import atomic, settings
 from core.errors import UserError, Where
-from core.paths import cache_dir
+from core.settings import cache_dir
 
 SHIPPED = Path(__file__).with_name("hub_models.yaml")
 SMALL_FILES = (

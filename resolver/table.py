@@ -1,6 +1,6 @@
-"""`make recipes`: prints the registry (launch/recipe/registry.py) as a table: every recipe with its family,
+"""`make recipes`: prints the registry (resolver/registry.py) as a table: every recipe with its family,
 size, method (lora, lora-8bit, qlora, full), data and suggested GPUs; what its meta does not say is derived from
-its config (launch/recipe/derive.py), "?" where that needs facts not here."""
+its config (resolver/derive.py), "?" where that needs facts not here."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from rich.console import Console
 from rich.table import Table
 
 from core import cli
-from launch.recipe.derive import data_format_of, method_of
-from launch.recipe.registry import list_recipes, load_recipe
+from resolver.derive import data_format_of, method_of
+from resolver.registry import list_recipes, load_recipe
 
 
 def rows() -> list[dict]:

@@ -56,7 +56,7 @@ class StartFromSpec(_Strict):
 
 class Meta(_Strict):
     """Every field is optional: what a recipe does not say is derived from the config and the model's own files
-    (launch/recipe/derive.py); what it says overrides and documents."""
+    (resolver/derive.py); what it says overrides and documents."""
 
     description: str | None = None
     family: str | None = Field(
@@ -78,5 +78,5 @@ class Meta(_Strict):
     )
     start_from: StartFromSpec | None = None
     distributed: Literal[STRATEGIES] = Field(  # type: ignore[valid-type]
-        "auto", description="multi-GPU strategy; auto picks from the plan (launch/dist/strategy.py)"
+        "auto", description="multi-GPU strategy; auto picks from the plan (launch/distributed/strategy.py)"
     )

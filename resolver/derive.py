@@ -20,8 +20,8 @@ from __future__ import annotations
 from typing import Any
 
 from core.errors import UserError
-from launch.recipe import architecture, facts
-from launch.recipe.meta import Meta
+from resolver import architecture, facts
+from resolver.meta import Meta
 
 PAIRED_RL = ("dpo", "ipo", "simpo", "orpo")
 PARAMS_TOLERANCE = 0.25  # meta.params_b further than this share from the counted parameters is a contradiction
