@@ -20,6 +20,8 @@ from pydantic import BaseModel, ConfigDict
 
 from core import atomic, settings
 from core.errors import UserError, Where
+from core.hub_refusal import refusal
+from core.retry import http_status
 from core.settings import cache_dir
 
 SHIPPED = Path(__file__).with_name("hub_models.yaml")
@@ -216,13 +218,12 @@ def fetch(model: str, s: settings.Settings | None = None) -> ModelFacts:
             "check the id, or export HF_TOKEN",
         ) from None
     except HfHubHTTPError as exc:
-        status = exc.response.status_code if exc.response is not None else None
-        if status in (401, 403):
-            raise UserError(
-                f"the Hub refused access to {model} (HTTP {status})",
-                Where(key="base_model"),
-                "export HF_TOKEN=<a token with access to it>",
-            ) from None
+        refused = refusal(
+            exc, f"access to {model}", Where(key="base_model"), "export HF_TOKEN=<a token with access to it>"
+        )
+        if refused is not None:
+            raise refused from None
+        status = http_status(exc)
         raise UserError(
             f"fetching {model}'s config.json failed: HTTP {status}",
             Where(key="base_model"),

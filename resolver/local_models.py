@@ -49,19 +49,15 @@ def gguf_tokenizer_meta(path: Path) -> dict[str, str]:
     from gguf import GGUFReader
 
     fields = GGUFReader(path).fields
-    out = {}
-    for key in ("tokenizer.ggml.model", "tokenizer.ggml.pre"):
-        if key in fields:
-            f = fields[key]
-            out[key.rsplit(".", 1)[1]] = bytes(f.parts[f.data[0]]).decode()
-    return out
+    keys = ("tokenizer.ggml.model", "tokenizer.ggml.pre")
+    return {key.rsplit(".", 1)[1]: fields[key].contents() for key in keys if key in fields}
 
 
 def repair_bpe_tokenizer(folder: Path, pre: str) -> None:
     """Make tokenizer.json a plain byte-level BPE again (transformers' GGUF loader adds byte_fallback and a
     SentencePiece-style decoder, which makes llama.cpp's converter treat it as SPM)."""
     if pre not in PRE_TOKENIZERS:
-        raise UserError(f"GGUF pre-tokenizer '{pre}' is not in PRE_TOKENIZERS (launch/local_models.py)")
+        raise UserError(f"GGUF pre-tokenizer '{pre}' is not in PRE_TOKENIZERS (resolver/local_models.py)")
     tok_path = folder / "tokenizer.json"
     tok = json.loads(tok_path.read_text(encoding="utf-8"))
     tok["model"]["byte_fallback"] = False

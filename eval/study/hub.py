@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from core.errors import UserError, Where
+from core.hub_refusal import WRITE_HINT, refusal
 from core.retry import Retry, http_status, transient_status
 from core.settings import Settings
 
@@ -54,14 +55,10 @@ def _call(what: str, fn, token: str):
     except RepositoryNotFoundError:
         raise
     except (HfHubHTTPError, httpx.TransportError) as exc:
-        status = http_status(exc)
+        refused = refusal(exc, f"the token while {what}", Where(key="HF_TOKEN"), WRITE_HINT)
+        if refused is not None:
+            raise refused from None
         reason = f"{type(exc).__name__}: {exc}".replace(token, "***").splitlines()[0][:300]
-        if status in (401, 403):
-            raise UserError(
-                f"the Hub refused the token while {what} (HTTP {status})",
-                Where(key="HF_TOKEN"),
-                "use a token with write access to that namespace",
-            ) from None
         raise UserError(f"the Hub failed while {what} ({reason})", hint="run the same command again") from None
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from core import cli, manifest, rundir, settings
 from core.errors import UserError, Where
+from core.hub_refusal import WRITE_HINT, refusal
 from core.manifest import PushedRepo, PushSection
 from core.retry import Retry, http_status, transient_status
 from tools.export import cards
@@ -70,13 +71,10 @@ def _with_retries(call, what: str):
     try:
         return Retry(RETRIES, 1.0).call(call, transient)
     except HfHubHTTPError as exc:
+        refused = refusal(exc, f"the token for {what}", Where(key="HF_TOKEN"), WRITE_HINT)
+        if refused is not None:
+            raise refused from None
         status = http_status(exc)
-        if status in (401, 403):
-            raise UserError(
-                f"the Hub refused the token for {what} (HTTP {status})",
-                Where(key="HF_TOKEN"),
-                "use a token with write access to that namespace",
-            ) from None
         tries = RETRIES if transient(exc) else 1
         raise UserError(
             f"{what} failed after {tries} tries: HTTP {status}", hint="re-run make push; it is idempotent"

@@ -129,3 +129,12 @@ def choose(run: Path | None, choice: str | None, default: str | None = "Q4_K_M")
             f'pick one of those, or make gguf RUN={run} QUANTS="{choice}"',
         )
     return run / m.gguf.path / files[wanted].file
+
+
+def pick(ns, s) -> tuple[Path | None, Path, GgufInfo]:
+    """What `make serve` and `make ollama` open: the run (none for a bare file), the GGUF that --gguf or GGUF=
+    names, and its header, read and checked before llama.cpp loads anything."""
+    choice = ns.gguf or s.gguf
+    run = run_of(ns, s, choice)
+    path = choose(run, choice)
+    return run, path, read(path)

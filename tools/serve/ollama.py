@@ -84,10 +84,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> None:
         s = settings.load()
-        choice = ns.gguf or s.gguf
-        run = gguf_info.run_of(ns, s, choice)
-        path = gguf_info.choose(run, choice)
-        info = gguf_info.read(path)
+        run, path, info = gguf_info.pick(ns, s)
         d = defaults.resolve(run, s)
         name = ns.name or path.stem
         if run is not None and not ns.name:

@@ -46,10 +46,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> int:
         s = settings.load()
-        choice = ns.gguf or s.gguf
-        run = gguf_info.run_of(ns, s, choice)
-        path = gguf_info.choose(run, choice)
-        info = gguf_info.read(path)
+        run, path, info = gguf_info.pick(ns, s)
         gguf_info.require_template(info)
         d = defaults.resolve(run, s)
         alias = path.stem
