@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from core import atomic, cli, manifest, metrics, rundir
+from core import atomic, cli, manifest, mdtable, metrics, rundir
 from core.errors import UserError
 from core.settings import outputs_dir
 from eval import chain, lmeval, stats
@@ -162,11 +162,7 @@ def chain_fields(run: Path, m) -> dict[str, Any]:
 
 def md_table(table: Table) -> list[str]:
     headers, rows = table
-    return [
-        "| " + " | ".join(headers) + " |",
-        "|" + "---|" * len(headers),
-        *("| " + " | ".join(r) + " |" for r in rows),
-    ]
+    return mdtable.table(headers, rows)
 
 
 def pct(x: float | None) -> str:
@@ -358,7 +354,7 @@ def tables(rows: list[dict[str, Any]]) -> str:
         ]
         params = f"{r['params_b']:g}B" if r["params_b"] else "-"
         measured = telemetry_record.cell(r.get("telemetry"))
-        out.append(f"| {r['run']} | {params} | {t.get('global_step')} | {' | '.join(f3)} | {measured} |")
+        out.append(mdtable.row([r["run"], params, t.get("global_step"), *f3, measured]))
     return "\n".join(out) + "\n"
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from core import metrics
+from core import mdtable, metrics
 from core.errors import UserError, Where
 from core.manifest import EvalResult, Manifest
 from resolver.architecture import facts_for
@@ -61,7 +61,7 @@ def front_matter(m: Manifest, kind: str) -> dict[str, Any]:
 
 
 def _table(rows: list[tuple[str, Any]]) -> str:
-    return "| setting | value |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows if v is not None)
+    return "\n".join(mdtable.table(["setting", "value"], [(k, v) for k, v in rows if v is not None]))
 
 
 def training_rows(m: Manifest, config: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -135,11 +135,8 @@ def eval_section(m: Manifest) -> str:
     results = _results(m)
     if not results:
         return "Not evaluated yet."
-    lines = ["| task | metric | value |", "|---|---|---|"]
-    lines += [
-        f"| {r.task} | {metric.label} | {metric.show(value)} |" for r in results for metric, value in _metric_items(r)
-    ]
-    return "\n".join(lines)
+    rows = [(r.task, metric.label, metric.show(value)) for r in results for metric, value in _metric_items(r)]
+    return "\n".join(mdtable.table(["task", "metric", "value"], rows))
 
 
 def _num(x: float | None, fmt: str) -> str:
