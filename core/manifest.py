@@ -42,7 +42,6 @@ from core.sections import TrainTelemetry as TrainTelemetry
 
 SCHEMA_VERSION = 2
 MANIFEST = "manifest.json"
-SECTIONS = ("train", "resumes", "ranks", "merge", "gguf", "lm_eval", "judge", "judge_origin", "push", "prefs")
 
 
 class RecipeRef(Record):
@@ -201,6 +200,10 @@ class Manifest(Record):
     @property
     def status(self) -> str:
         return self.train.status
+
+
+# every field of the manifest but its version is a section: a new step adds its field to Manifest, nothing else
+SECTIONS = tuple(name for name in Manifest.model_fields if name != "schema_version")
 
 
 # keys of a schema-1 manifest that now live in the train section
