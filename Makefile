@@ -9,7 +9,7 @@ export PYTHONPATH := $(CURDIR)
 # are; nothing here exports empty ones (an empty MODEL= breaks llama_cpp.server's settings, for one).
 
 .DEFAULT_GOAL := help
-.PHONY: help setup train test test-fast lint recipes show plan check new lock merge gguf push data-check data-split data-convert personas eval judge prefs judge-report leaderboard chat serve ollama study study-report bench gpu-check gpu-carry image runpod-up runpod-status runpod-logs runpod-down runpod-template
+.PHONY: help setup train test test-fast lint recipes show plan check new lock merge gguf push data-check data-split data-convert personas eval judge prefs judge-report leaderboard chat serve ollama study study-report bench gpu-check gpu-carry image cloud-up cloud-status cloud-logs cloud-down runpod-up runpod-status runpod-logs runpod-down runpod-template
 
 help: ## list the targets
 	@grep -hE '^[a-z][a-z0-9_-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -116,20 +116,32 @@ gpu-check: ## on a bare GPU machine: install CARRY=<dir> offline, make train vs 
 image: ## docker build the pre-built RunPod image (IMAGE=<registry/name:tag>, default affinage:<commit>); then IMAGE=... make runpod-up
 	@docker build -t "$${IMAGE:-affinage:$$(git rev-parse --short HEAD)}" .
 
-runpod-up: setup ## create a RunPod pod (NODES>1: an Instant Cluster) that trains RECIPE on GPU= GPUS= NODES=, sized by make plan, bootstrapped from the pushed commit on axolotl's image (IMAGE= a pre-built one); DRY_RUN=1 prints the request
-	@$(PY) -m launch.cloud.runpod.commands up
+cloud-up: setup ## create a machine on CLOUD (default runpod: a pod, NODES>1 an Instant Cluster) that trains RECIPE on GPU= GPUS= NODES=, sized by make plan, bootstrapped from the pushed commit on axolotl's image (IMAGE= a pre-built one); DRY_RUN=1 prints the request
+	@$(PY) -m launch.cloud.commands up
 
-runpod-status: setup ## state, uptime and cost of POD (a pod or cluster id; default: the last one runpod-up created)
-	@$(PY) -m launch.cloud.runpod.commands status
+cloud-status: setup ## state, uptime and cost of POD on CLOUD (a pod or cluster id; default: the last one cloud-up created)
+	@$(PY) -m launch.cloud.commands status
 
-runpod-logs: setup ## tail POD's run log over SSH (a cluster: its primary; FOLLOW=1 keeps following)
-	@$(PY) -m launch.cloud.runpod.commands logs
+cloud-logs: setup ## tail POD's run log over SSH on CLOUD (a cluster: its primary; FOLLOW=1 keeps following)
+	@$(PY) -m launch.cloud.commands logs
 
-runpod-down: setup ## terminate POD, or delete a cluster (its only stop); outputs on the machine's own volume need FORCE=1
-	@$(PY) -m launch.cloud.runpod.commands down
+cloud-down: setup ## end POD on CLOUD: terminate a pod, or delete a cluster (its only stop); outputs on the machine's own volume need FORCE=1
+	@$(PY) -m launch.cloud.commands down
+
+runpod-up: setup ## make cloud-up CLOUD=runpod
+	@CLOUD=runpod $(PY) -m launch.cloud.commands up
+
+runpod-status: setup ## make cloud-status CLOUD=runpod
+	@CLOUD=runpod $(PY) -m launch.cloud.commands status
+
+runpod-logs: setup ## make cloud-logs CLOUD=runpod
+	@CLOUD=runpod $(PY) -m launch.cloud.commands logs
+
+runpod-down: setup ## make cloud-down CLOUD=runpod
+	@CLOUD=runpod $(PY) -m launch.cloud.commands down
 
 runpod-template: setup ## a RunPod pod template from runpod.toml (axolotl's image + the bootstrap of the pushed commit, or IMAGE=)
-	@$(PY) -m launch.cloud.runpod.commands template
+	@CLOUD=runpod $(PY) -m launch.cloud.commands template
 
 lock: setup ## rewrite constraints.txt from the current .venv (after changing requirements.txt)
 	@{ head -2 constraints.txt; $(PY) -m pip freeze | grep -viE '^(triton|nvidia-)|@ file' | sed -E 's/^(torch==[^+]*)\+.*/\1/' | sort -f; } > constraints.txt.new && mv constraints.txt.new constraints.txt

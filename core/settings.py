@@ -181,7 +181,8 @@ STRINGS = (
     "HF_ENDPOINT",
     "RUNPOD_POD_ID",
     "ON_FINISH",
-    "CLOUD",
+    "CLOUD",  # the provider (launch/cloud/registry.py)
+    "CLOUD_TYPE",  # RunPod: SECURE | COMMUNITY | ALL
     "GGUF",
     # pods and clusters (launch/cloud), generation backend, GPU bench (issue 17)
     "SOURCE_CHECKOUT",
@@ -238,7 +239,8 @@ class Settings(BaseModel):
     price_per_hour: float | None = None
     image: str | None = None
     network_volume: str | None = None
-    cloud: str | None = None
+    cloud: str | None = None  # the provider: launch/cloud/registry.py
+    cloud_type: str | None = None  # RunPod: SECURE | COMMUNITY | ALL
     pod: str | None = None
     push_repo: str | None = None
     pod_secrets: str | None = None

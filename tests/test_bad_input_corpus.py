@@ -104,7 +104,7 @@ COLD_IDS = _cold_ids()
 def how(case) -> str:
     if case["id"] in COLD_IDS:
         return "cold"
-    if case.get("server") or case["cmd"][0] == "launch.cloud.runpod.commands":
+    if case.get("server") or case["cmd"][0] == "launch.cloud.commands":
         return "process"
     return "in-process"
 
@@ -153,7 +153,7 @@ def test_bad_input(case, tmp_path, request, monkeypatch, capfd):
             hub = stack.enter_context(LocalHub())
             hub.state.fail_next = list(server["hub"])
             env.update(HF_ENDPOINT=hub.endpoint, HF_HUB_DISABLE_XET="1", HF_HUB_OFFLINE="0")
-        if "runpod" in server or case["cmd"][0] == "launch.cloud.runpod.commands":
+        if "runpod" in server or case["cmd"][0] == "launch.cloud.commands":
             rp = stack.enter_context(RunPodServer())
             rp.state.fail_next = list(server.get("runpod") or [])
             env = {

@@ -106,13 +106,13 @@ def test_runpod_up_refuses_an_unknown_size_and_takes_volume_gb(tmp_path, outputs
     with RunPodServer() as rp:
         env = {"RUNPOD_API_BASE_URL": rp.url, "RUNPOD_API_KEY": "rp-fake-key-for-tests-only-0000", "GPU": "H100"}
         env["RECIPE"] = str(byo_unknown(tmp_path))
-        refused = run_cli("launch.cloud.runpod.commands", "up", "--dry-run", env=env, timeout=300)
+        refused = run_cli("launch.cloud.commands", "up", "--dry-run", env=env, timeout=300)
         said = refused.stdout + refused.stderr
         assert refused.returncode == 2 and "Traceback" not in said, said[-2000:]
         assert f"no facts for '{UNKNOWN}' here" in said and "run make check with network access once" in said
         assert "volume" not in refused.stdout and rp.state.requests == []
         env["RECIPE"] = "llama31-8b-instruct"
-        sized = run_cli("launch.cloud.runpod.commands", "up", "--dry-run", env={**env, "VOLUME_GB": "123"})
+        sized = run_cli("launch.cloud.commands", "up", "--dry-run", env={**env, "VOLUME_GB": "123"})
         assert sized.returncode == 0, sized.stdout + sized.stderr
         assert "volume 123 GB (VOLUME_GB; the plan says" in sized.stdout and "volumeInGb: 123" in sized.stdout
     with pytest.raises(UserError, match="0 GB volume"):

@@ -100,6 +100,9 @@ def test_prefs_from_judged_generations_then_dpo_on_top_of_the_sft_run(default_bu
 
     sft = copy_run(default_built[0], outputs)  # the default SFT run, merged and converted (make merge, make gguf)
     rundir.mark_latest(sft)
+    # one backend for every side: on a CPU the SFT run (it has a GGUF) would generate through llama.cpp and the DPO
+    # run (none) through transformers, and the chain's check below compares the base model's answers across both
+    monkeypatch.setenv("GEN_BACKEND", "hf")
     tags = ["[cand]", "[base]", "[first]", "[tie]"] * 2
     suite = tmp_path / "suite.jsonl"
     suite.write_text(

@@ -47,7 +47,7 @@ def rp_env(server, **extra) -> dict:
 
 
 def runpod_cli(cmd: str, env: dict, *args: str):
-    return run_cli("launch.cloud.runpod.commands", cmd, *args, env=env, timeout=120)
+    return run_cli("launch.cloud.commands", cmd, *args, env=env, timeout=120)
 
 
 def test_up_sends_the_planned_pod_without_secrets(runpod, outputs):
@@ -173,7 +173,8 @@ def test_bounded_retries_then_a_clear_error(runpod, outputs):
         ({"NODES": "2"}, None, "NODES=2 without NETWORK_VOLUME"),
         ({"ARGS": '--lora_r=8 --hub_model_id="x"'}, None, "ARGS contains a quote, backslash or line break"),
         ({"RECIPE": "qwen3-32b", "GPU": "RTX3090"}, None, "does not fit on 1 x RTX3090"),
-        ({"CLOUD": "SPOT"}, None, "CLOUD must be SECURE, COMMUNITY or ALL"),
+        ({"CLOUD_TYPE": "SPOT"}, None, "CLOUD_TYPE must be SECURE, COMMUNITY or ALL"),
+        ({"CLOUD": "SECURE"}, None, "unknown cloud 'secure' (known: runpod)"),
     ],
 )
 def test_clear_errors(runpod, outputs, extra, fault, message):

@@ -42,7 +42,7 @@ def env_for(server, **extra) -> dict:
 
 
 def cli(cmd: str, env: dict, *args: str):
-    return run_cli("launch.cloud.runpod.commands", cmd, *args, env=env, timeout=120)
+    return run_cli("launch.cloud.commands", cmd, *args, env=env, timeout=120)
 
 
 def creates(server) -> list[dict]:

@@ -98,15 +98,15 @@ def test_no_key_in_any_file_or_output(default_built, tmp_path):
         run("judge", "eval.judge", "--judges=gpt-4o", "--limit=2", "--max-new-tokens=8")
         run(
             "runpod up",
-            "launch.cloud.runpod.commands",
+            "launch.cloud.commands",
             "up",
             RECIPE="llama31-8b-instruct",
             GPU="H100",
             PUSH_REPO="me/x",
             RUN="",
         )
-        run("runpod status", "launch.cloud.runpod.commands", "status", RUN="")
-        run("runpod down", "launch.cloud.runpod.commands", "down", FORCE="1", RUN="")
+        run("runpod status", "launch.cloud.commands", "status", RUN="")
+        run("runpod down", "launch.cloud.commands", "down", FORCE="1", RUN="")
         sent = [r["query"] for r in rp.state.requests]
         received = [b for repo in hub.state.repos.values() for b in repo["files"].values()]
         judge_auth = list(judge.auth)

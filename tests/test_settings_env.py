@@ -16,7 +16,7 @@ COMMANDS = [
     ("resolver.show", "smollm2-135m-cpu"),
     ("launch.preflight.plan", "llama31-8b-instruct"),
     ("launch.train", "smollm2-135m-cpu"),
-    ("launch.cloud.runpod.commands", "up"),
+    ("launch.cloud.commands", "up"),
     ("data.tools.data_check", "data/samples/philosophy_chat.val.jsonl"),
     ("tools.export.merge",),
     ("tools.export.gguf",),

@@ -80,11 +80,15 @@ def test_spend_is_runpods_price_times_uptime_and_survives_a_restart():
     """RunPod's uptime starts again at 0 when a pod restarts: what the earlier start spent is kept, and a pod that
     is gone keeps what was last read."""
     from eval.study.pods import record_spend
+    from launch.cloud.runpod.pods import as_machine
+
+    def pod(uptime: int) -> dict:
+        return {"id": "p1", "uptimeSeconds": uptime, "costPerHr": 3.6, "desiredStatus": "RUNNING"}
 
     rec = {"spent_usd": 0.0}
-    record_spend({"uptimeSeconds": 600, "costPerHr": 3.6}, rec)
+    record_spend(as_machine(pod(600)), rec)
     assert rec["spent_usd"] == 0.6 and rec["uptime_s"] == 600 and rec["price_per_hr"] == 3.6
-    record_spend({"uptimeSeconds": 100, "costPerHr": 3.6}, rec)  # restarted
+    record_spend(as_machine(pod(100)), rec)  # restarted
     assert rec["spent_usd"] == 0.7
     record_spend(None, rec)
     assert rec["spent_usd"] == 0.7

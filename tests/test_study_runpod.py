@@ -219,6 +219,7 @@ def test_on_axolotls_image_the_bootstrap_reaches_the_study_job(tmp_path, monkeyp
 
     from core import settings
     from eval.study import pods
+    from launch.cloud import registry
 
     checkout = tmp_path / "checkout"
     checkout.mkdir()
@@ -243,7 +244,8 @@ def test_on_axolotls_image_the_bootstrap_reaches_the_study_job(tmp_path, monkeyp
             "ARGS": "--not-this-run",
         }
     )
-    kwargs, usd, hours = pods.request(study, runs[0], jobs["one"], s)
+    planned, usd, hours = pods.request(study, runs[0], jobs["one"], s, registry.get("runpod"))
+    kwargs = planned.request.sdk_kwargs()
     boot = base64.b64decode(kwargs["env"]["AFFINAGE_BOOT"]).decode()
     assert boot.rstrip().endswith('exec "$PY" -m launch.cloud.runpod.entrypoint')  # the bootstrap as it is
     assert "base64 -d" in kwargs["docker_args"]  # the bootstrap's own command, unchanged
@@ -253,6 +255,7 @@ def test_on_axolotls_image_the_bootstrap_reaches_the_study_job(tmp_path, monkeyp
     assert not {"PUSH_REPO", "NODES"} & set(env)  # one pod, and no push: results go to the study's repo
     assert env["ARGS"] == runs[0].args and "max_steps=2" in env["ARGS"] and "--not-this-run" not in env["ARGS"]
     assert kwargs["name"].startswith("affinage-cloud-one-") and kwargs["gpu_type_id"] == "NVIDIA L4"
+    assert planned.name == kwargs["name"] and env["CLOUD"] == "runpod"  # the pod's job finds its provider
     assert usd > 0 and hours > pods.POD_OVERHEAD_H
 
     volume = tmp_path / "volume"

@@ -1,7 +1,7 @@
 """A study's pod (its command: python -m eval.study.pod): the run's job from STUDY_SPEC (eval/study/job.py),
 each step as on a workstation (train, evaluate on the pod's GPU, judge), then its results uploaded to the
 study's private Hub repo under the run's key (also when a step failed: the logs say why), then the pod stops
-itself (ON_FINISH, through launch/cloud/runpod/entrypoint.py's finish). Everything printed also goes to
+itself (ON_FINISH, through its provider's end_machine: launch/cloud/base.py). Everything printed also goes to
 <run>/pod.log, which is uploaded with the results. Credentials (HF_TOKEN, judge keys) come from RunPod secrets."""
 
 from __future__ import annotations
@@ -64,13 +64,15 @@ def _latest(runs: Path) -> Path | None:
 
 
 def main() -> int:
-    from launch.cloud.runpod.entrypoint import Tee, finish, pod_settings
-    from launch.cloud.runpod.spec import load_project
+    from launch.cloud import registry
+    from launch.cloud.base import ON_FINISH, finish_mode
+    from launch.cloud.tee import Tee
 
-    os.environ.setdefault("OUTPUTS", f"{load_project().project.volume_mount_path}/outputs")  # as the entrypoint
+    provider = registry.get(os.environ.get("CLOUD"))
+    os.environ.setdefault("OUTPUTS", provider.outputs_on_machine())  # as the machine's entrypoint
     s = settings.load()
-    pod_id = s.runpod_pod_id
-    on_finish = s.on_finish if s.on_finish in ("stop", "terminate", "none") else "stop"
+    pod_id = provider.machine_id(s)
+    on_finish = s.on_finish if s.on_finish in ON_FINISH else "stop"  # a typo must not leave a failed pod billing
     rc = 2
     tee = Tee(s.outputs / "pods" / f"{pod_id or 'local'}.log")  # until the job says where its run lives
     try:
@@ -81,7 +83,7 @@ def main() -> int:
         job = Job.decode(s.study_spec)
         outputs = outputs_of(job, s.outputs)
         tee = Tee(outputs / "pod.log")
-        on_finish = pod_settings(s)["on_finish"]
+        on_finish = finish_mode(s.on_finish)
         if not job.repo:
             raise UserError("the job names no results repo", Where(key="STUDY_REPO"))
         hub.ensure_repo(s, job.repo)  # HF_TOKEN there and able to write, before any GPU time is spent
@@ -109,7 +111,7 @@ def main() -> int:
     except UserError as exc:
         tee.say(f"error: {exc}")
         rc = rc or 2
-    finish(tee, on_finish, pod_id)
+    provider.end_machine(tee, on_finish, pod_id)
     return rc
 
 

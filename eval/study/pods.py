@@ -1,8 +1,9 @@
-"""RUNPOD=1: one pod per run, in parallel, within MAX_COST. A pod is launched only when the plan's estimate fits in
-what is left; as the plan is a lower bound, every poll also reads each live pod's spend from RunPod's own price
-(costPerHr) and uptime, and once the study's spend (every pod's, ended or live) reaches MAX_COST the live pods
+"""RUNPOD=1: one pod per run on the cloud CLOUD names (default runpod; only through launch/cloud/base.py's
+Provider and Cloud), in parallel, within MAX_COST. A pod is launched only when the plan's estimate fits in
+what is left; as the plan is a lower bound, every poll also reads each live pod's spend from the cloud's own
+price (RunPod's costPerHr) and uptime, and once the study's spend (every pod's, ended or live) reaches MAX_COST the live pods
 are terminated: the cap overshoots by at most one poll interval (STUDY_POLL_S) times the running pods' price.
-Each pod is the request `make runpod-up` builds (launch/cloud/runpod: sized by the plan, secrets as RunPod
+Each pod is the request `make cloud-up` builds (RunPod's: launch/cloud/runpod, sized by the plan, secrets as RunPod
 references, ON_FINISH=terminate) with the run's job in STUDY_SPEC, on which the pod's entrypoint (after the
 bootstrap, or a pre-built image's CMD) runs the study's pod job (python -m eval.study.pod: train, evaluate,
 judge, upload the results to the study's private Hub repo, stop). The study polls the pods, collects each
@@ -21,10 +22,11 @@ from eval.study import hub, state
 from eval.study.job import Job
 from eval.study.progress import Progress
 from eval.study.spec import Study, StudyRun
+from launch.cloud import registry
+from launch.cloud.base import Machine, Provider, StudyMachine
 
 POD_OVERHEAD_H = 0.25  # image start, model download, evaluation and judging: beyond the plan's training time
 POLL_S = 30.0  # STUDY_POLL_S; also the cap's overshoot: this long at the running pods' price
-ENDED = ("EXITED", "TERMINATED", "DEAD")
 
 
 def secrets_for(job: Job) -> list[str]:
@@ -35,43 +37,37 @@ def secrets_for(job: Job) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def request(study: Study, r: StudyRun, job: Job, s: Settings) -> tuple[dict[str, Any], float, float]:
-    """(the SDK's create_pod kwargs, estimated USD, estimated hours) for one run: `make runpod-up`'s request
-    (launch/cloud/runpod/request.py: plan, image, secrets, per-run name) running the study's job."""
-    from launch.cloud.runpod import request as runpod_request
-    from launch.cloud.runpod.spec import load_project, pod_name
-
+def request(study: Study, r: StudyRun, job: Job, s: Settings, provider: Provider) -> tuple[StudyMachine, float, float]:
+    """(the machine the provider plans for one run, estimated USD, estimated hours): `make cloud-up`'s request
+    (sized by the plan, secrets by reference, a per-run name) running the study's job."""
     if rundir.recipe_name(r.recipe) != r.recipe:
         raise UserError(
             f"run '{r.key}' uses a recipe file ({r.recipe}); a pod has only the repo's recipes",
             Where(key=f"{r.where}.recipe"),
             "add the recipe to recipes/ (and commit it), or run the study locally",
         )
-    extra = {"STUDY_SPEC": job.encode(), "STUDY_RUN": r.key, "STUDY_REPO": job.repo or ""}
-    built = runpod_request.build_pod(
+    env = {"STUDY_SPEC": job.encode(), "STUDY_RUN": r.key, "STUDY_REPO": job.repo or "", "CLOUD": provider.name}
+    planned = provider.study_machine(
         r.recipe,
         s,
         args=r.args,
         gpu=study.budget.gpu or s.gpu,
         gpus=study.budget.gpus or s.gpus,
-        on_finish="terminate",  # the results live on the Hub, not on the pod's volume
         secrets=secrets_for(job),
-        extra_env=extra,  # STUDY_SPEC: the pod's entrypoint runs the study's job (eval.study.pod)
-        name=pod_name(load_project().project, f"{study.name}-{r.key}"),
-        push=False,
+        env=env,  # STUDY_SPEC: the machine's entrypoint runs the study's job (eval.study.pod)
+        name=provider.machine_name(f"{study.name}-{r.key}"),
     )
-    req, plan = built.request, built.plan
-    rate = plan.gpu["usd_per_hour"] * plan.topology.world_size
-    return req.sdk_kwargs(), plan.usd + POD_OVERHEAD_H * rate, plan.hours + POD_OVERHEAD_H
+    usd = planned.usd + POD_OVERHEAD_H * planned.usd_per_hour
+    return planned, usd, planned.hours + POD_OVERHEAD_H
 
 
-def record_spend(pod: dict[str, Any] | None, rec: dict[str, Any]) -> None:
-    """A pod record's spend so far from RunPod's own figures: its price (costPerHr) times its uptime. A pod that
-    is gone keeps what was last read; RunPod's uptime starts again at 0 when a pod restarts, so what the earlier
+def record_spend(machine: Machine | None, rec: dict[str, Any]) -> None:
+    """A pod record's spend so far from the cloud's own figures: its price (cost_per_hr) times its uptime. A pod
+    that is gone keeps what was last read; a pod's uptime starts again at 0 when it restarts, so what the earlier
     start spent is banked first."""
-    if not pod:
+    if machine is None:
         return
-    uptime, price = float(pod.get("uptimeSeconds") or 0), float(pod.get("costPerHr") or 0)
+    uptime, price = float(machine.uptime_s or 0), float(machine.cost_per_hr or 0)
     if uptime < rec.get("uptime_s", 0.0):
         rec["banked_usd"] = rec["spent_usd"]
     rec.update(uptime_s=uptime, price_per_hr=price)
@@ -100,8 +96,8 @@ def run_all(
     study: Study, paths: state.StudyPaths, runs: list[StudyRun], jobs: dict[str, Job], s: Settings, prog: Progress
 ) -> tuple[dict[str, str], dict[str, str]]:
     """({key: why it failed}, {key: why the budget stopped it})."""
-    from launch.cloud.runpod import api
-
+    provider = registry.get(s.cloud)
+    cloud = provider.machines()
     budget = s.max_cost if s.max_cost is not None else study.budget.max_cost
     if budget is None:
         raise UserError(
@@ -133,7 +129,7 @@ def run_all(
         for key in pending:
             live = _live(entries[key])
             if live is not None:
-                polled[key] = api.get_pod(live["id"])
+                polled[key] = cloud.get(live["id"])
                 record_spend(polled[key], live)
         total = spent(entries)
         for key, r in list(pending.items()):
@@ -144,7 +140,7 @@ def run_all(
                     failed[key] = e.get("error") or "failed"
                     pending.pop(key)
                     continue
-                kwargs, usd, hours = request(study, r, jobs[key], s)
+                planned, usd, hours = request(study, r, jobs[key], s, provider)
                 if committed(entries) + usd > budget:
                     note = f"not launched: ${committed(entries):.2f} committed + ${usd:.2f} > MAX_COST ${budget:.2f}"
                     stopped[key] = "not launched (budget)"
@@ -152,26 +148,26 @@ def run_all(
                     e.update(status="budget stop", error=note)
                     pending.pop(key)
                     continue
-                pod = api.create_pod(kwargs)
+                made = cloud.create(planned.request)
                 e["tries"] += 1
                 e.update(status="running", error=None)
                 e["pods"].append(
-                    {"id": pod["id"], "name": kwargs["name"], "estimate_usd": round(usd, 4), "estimate_h": hours}
+                    {"id": made.id, "name": planned.name, "estimate_usd": round(usd, 4), "estimate_h": hours}
                     | {"spent_usd": 0.0, "started": time.time(), "ended": False}
                 )
-                prog.update(key, state="pod starting", note=f"pod {pod['id']}, estimate ${usd:.2f}", cost=_cost(e))
+                prog.update(key, state="pod starting", note=f"pod {made.id}, estimate ${usd:.2f}", cost=_cost(e))
                 state.write_state(paths, st)
                 continue
             pod = polled.get(key)
-            running = bool(pod) and pod.get("desiredStatus") not in ENDED
+            running = pod is not None and not pod.ended
             capped = total >= budget
             if running and not capped:
                 seen = hub.get_progress(s, repo, key)  # what the pod last reported
-                state_now = f"pod {pod.get('desiredStatus', '').lower()}"
+                state_now = f"pod {(pod.status or '').lower()}"
                 prog.update(key, state=state_now, cost=_cost(e), step=seen.get("step"), loss=seen.get("loss"))
                 continue
             if running:
-                api.terminate_pod(live["id"])
+                cloud.delete(live["id"])
                 live["stopped_at_cap"] = True
                 prog.say(f"{key}: pod {live['id']} terminated: the study spent ${total:.2f} of MAX_COST ${budget:.2f}")
             live["ended"] = True

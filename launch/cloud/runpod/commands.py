@@ -1,4 +1,5 @@
-"""`make runpod-up|runpod-status|runpod-logs|runpod-down|runpod-template`: RunPod machines that train a recipe and
+"""RunPod's `make cloud-up|cloud-status|cloud-logs|cloud-down` (CLOUD=runpod, the default; `make runpod-*` are the
+same) and `make runpod-template`, run through launch/cloud/commands.py: RunPod machines that train a recipe and
 end themselves, sized by the plan (launch/preflight/plan.py), behind the cloud interface (launch/cloud/base.py):
 a pod for NODES=1 (runpod SDK), an Instant Cluster for NODES>1 (REST API v2, launch/cloud/runpod/clusters.py).
 
@@ -6,7 +7,7 @@ up        RECIPE, GPU, GPUS (per node), NODES, STRATEGY, ARGS as for make plan; 
           volume (the plan needs the model's facts: refused, with the command that fetches them, when they are
           not here); IMAGE=<pre-built image> (default:
           axolotl's image + this repo's pushed commit, bootstrapped at pod start; SOURCE_ARCHIVE=<path on the
-          volume> instead of the git remote), NETWORK_VOLUME=<id>, CLOUD=SECURE|COMMUNITY, DATA_CENTER (clusters),
+          volume> instead of the git remote), NETWORK_VOLUME=<id>, CLOUD_TYPE=SECURE|COMMUNITY, DATA_CENTER (clusters),
           PUSH_REPO, DRY_RUN=1 prints the request and sends nothing
 status    POD=<pod or cluster id> (default: the last one `up` created)
 logs      POD=<id>; FOLLOW=1 keeps tailing (a pod's, or a cluster primary's, SSH port; needs PUBLIC_KEY at `up`)
@@ -17,14 +18,12 @@ template  a pod template from runpod.toml for RunPod's console
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-from core import atomic, cli, settings
+from core import atomic
 from core.errors import UserError
 from core.settings import Settings, outputs_dir
 from launch.cloud.base import Cloud, Machine
@@ -213,22 +212,3 @@ def template(s: Settings) -> int:
     made = api.create_template(kwargs)
     print(f"created template {made['id']} ({made['name']}); set RECIPE in the pod's env when you deploy it")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["up", "status", "logs", "down", "template"])
-    parser.add_argument("--dry-run", action="store_true", help="print the request, send nothing (default: DRY_RUN)")
-    ns = parser.parse_args(argv)
-
-    def body() -> int:
-        s = settings.load()
-        if ns.command == "up":
-            return up(s, ns.dry_run or s.dry_run)
-        return {"status": status, "logs": logs, "down": down, "template": template}[ns.command](s)
-
-    return cli.main(body)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -15,38 +15,15 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
 import sys
 from pathlib import Path
-from typing import TextIO
 
 from core import childenv, settings
 from core.errors import UserError, Where
 from core.paths import REPO
 from core.settings import Settings
-
-ON_FINISH = ("stop", "terminate", "none")
-
-
-class Tee:
-    def __init__(self, log: Path):
-        log.parent.mkdir(parents=True, exist_ok=True)
-        self.fh: TextIO = log.open("a", encoding="utf-8", buffering=1)
-
-    def say(self, line: str) -> None:
-        for out in (sys.stdout, self.fh):
-            out.write(line if line.endswith("\n") else line + "\n")
-        sys.stdout.flush()
-
-    def run(self, argv: list[str], env: dict[str, str]) -> int:
-        self.say("$ " + " ".join(argv))
-        proc = subprocess.Popen(
-            argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
-        )
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            self.say(line)
-        return proc.wait()
+from launch.cloud.base import ON_FINISH, finish_mode
+from launch.cloud.tee import Tee
 
 
 def pod_settings(s: Settings) -> dict[str, str]:
@@ -58,9 +35,7 @@ def pod_settings(s: Settings) -> dict[str, str]:
             Where(key="RECIPE"),
             "set RECIPE=<name> on the pod or template",
         )
-    on_finish = s.on_finish or "stop"
-    if on_finish not in ON_FINISH:
-        raise UserError(f"ON_FINISH must be one of {', '.join(ON_FINISH)}, not '{on_finish}'", Where(key="ON_FINISH"))
+    on_finish = finish_mode(s.on_finish)
     push = s.push_repo or ""
     if push:
         token = s.hf_token.get_secret_value() if s.hf_token else ""

@@ -9,6 +9,8 @@ from launch.cloud.base import Cloud, Machine
 from launch.cloud.runpod import api
 from launch.cloud.runpod.spec import PodRequest
 
+ENDED = ("EXITED", "TERMINATED", "DEAD")  # desiredStatus of a pod that will not run again by itself
+
 
 def as_machine(pod: dict[str, Any]) -> Machine:
     ports = (pod.get("runtime") or {}).get("ports") or []
@@ -24,6 +26,7 @@ def as_machine(pod: dict[str, Any]) -> Machine:
         volume_gb=pod.get("volumeInGb"),
         ssh=(ssh["ip"], int(ssh["publicPort"])) if ssh else None,
         log_id=pod["id"],
+        ended=pod.get("desiredStatus") in ENDED,
         raw=pod,
     )
 

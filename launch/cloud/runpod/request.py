@@ -110,9 +110,9 @@ def build_pod(
     env.setdefault("ON_FINISH", "terminate" if s.network_volume else "stop")
     for key, value in env.items():
         check_env_value(key, value, Where(key=key))
-    cloud_type = (s.cloud or "SECURE").upper()
+    cloud_type = (s.cloud_type or "SECURE").upper()
     if cloud_type not in ("SECURE", "COMMUNITY", "ALL"):
-        raise UserError(f"CLOUD must be SECURE, COMMUNITY or ALL, not '{cloud_type}'", Where(key="CLOUD"))
+        raise UserError(f"CLOUD_TYPE must be SECURE, COMMUNITY or ALL, not '{cloud_type}'", Where(key="CLOUD_TYPE"))
     image, docker_args, boot = image_and_boot(project, s)
     plan = _plan(recipe, s, 1, args, gpu, gpus)
     req = PodRequest(
