@@ -1,6 +1,6 @@
 """Dataset statistics with the recipe's own tokenizer and template (axolotl's prompt strategy):
 token lengths, what exceeds sequence_len, the share of tokens actually trained (assistant turns),
-padding waste without packing vs first-fit-decreasing packing, and counts per persona/source/type."""
+padding waste without packing vs axolotl's own packing (its multipack sampler), and counts per persona/source/type."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from data.sources import Row, local_rows
 from data.tokens import strategy_for
 
 GROUP_FIELDS = ("persona", "source", "type")
+GROUP_SIZE, BIN_SIZE = 100_000, 200  # axolotl's sample_packing_group_size and sample_packing_bin_size defaults
 
 
 def tokenize_rows(config: dict, ds: dict, rows: Iterable[Row]) -> list[dict[str, Any]]:
@@ -52,17 +53,17 @@ def padding_efficiency(lengths: list[int], batch: int) -> float:
     return sum(lengths) / padded
 
 
-def packing_efficiency(lengths: list[int], capacity: int) -> tuple[float, int]:
-    """First-fit-decreasing into rows of `capacity` tokens: (real tokens / row tokens, rows)."""
-    rows: list[int] = []
-    for n in sorted(lengths, reverse=True):
-        for i, used in enumerate(rows):
-            if used + n <= capacity:
-                rows[i] += n
-                break
-        else:
-            rows.append(n)
-    return (sum(lengths) / (len(rows) * capacity) if rows else 0.0), len(rows)
+def packing_efficiency(
+    lengths: list[int], capacity: int, group_size: int = GROUP_SIZE, bin_size: int = BIN_SIZE
+) -> tuple[float, int]:
+    """Packed as axolotl's multipack sampler packs them (axolotl.utils.samplers.multipack.pack_parallel, in one
+    process): (real tokens / row tokens, rows)."""
+    if not lengths:
+        return 0.0, 0
+    from axolotl.utils.samplers.multipack import pack_parallel
+
+    rows = pack_parallel(np.asarray(lengths, dtype=np.int64), capacity, group_size, bin_size, num_processes=1)
+    return sum(lengths) / (len(rows) * capacity), len(rows)
 
 
 def summarize(

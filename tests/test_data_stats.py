@@ -61,8 +61,11 @@ def test_stats_match_an_independent_count(brie_val, recipe, tokenizer, outputs):
 
 def test_packing_and_padding_by_hand():
     assert padding_efficiency([1, 3, 2, 2], 2) == pytest.approx(8 / 10)
-    share, rows = packing_efficiency([6, 5, 4, 3, 2], 10)  # FFD: [6,4] [5,3,2]
+    share, rows = packing_efficiency([6, 5, 4, 3, 2], 10)  # axolotl's first fit, in order: [6,4] [5,3,2]
     assert rows == 2 and share == pytest.approx(20 / 20)
+    assert packing_efficiency([2, 9, 9, 2], 10) == (22 / 30, 3)  # in order: [2] fills first, 9 and 9 then apart
+    assert packing_efficiency([3] * 5, 10, bin_size=2) == (15 / 30, 3)  # axolotl's cap on sequences per row
+    assert packing_efficiency([], 10) == (0.0, 0)
     stats = summarize(
         [
             {"line": i + 1, "tokens": n, "trained": n // 2, "record": {"persona": "A" if i else "B"}}
