@@ -1,6 +1,7 @@
 """Model cards generated from a run's manifest: YAML front matter the Hub understands, then the recipe,
 training settings, data hashes, evaluation tables (metrics named and printed by core/metrics.py) and usage
-snippets. Never reads the environment."""
+snippets; what differs per export format (library, tags, sections, usage) comes from its registration
+(tools/export/formats.py). Never reads the environment."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from core import mdtable, metrics
 from core.errors import UserError, Where
 from core.manifest import EvalResult, Manifest
 from resolver.architecture import facts_for
+from tools.export import export_formats as _registered  # noqa: F401 - registers the repo's formats
+from tools.export import formats
 
 DROP_FROM_RECIPE = ("output_dir", "dataset_prepared_path")
 
@@ -27,15 +30,15 @@ def _metric_items(r: EvalResult) -> list[tuple[metrics.Metric, float]]:
 
 
 def front_matter(m: Manifest, kind: str) -> dict[str, Any]:
+    fmt = formats.get(kind)
     t = m.train
     base = t.base_model.name
     facts = facts_for(base) or {}
     fm: dict[str, Any] = {
         "base_model": base,
-        "library_name": {"adapter": "peft", "merged": "transformers", "gguf": "gguf"}[kind],
+        "library_name": fmt.library,
         "license": facts.get("license") or "other",  # the Hub wants one; a table row may say none
-        "tags": ["affinage", "axolotl", t.meta.method, t.meta.family, "text-generation"]
-        + (["gguf"] if kind == "gguf" else []),
+        "tags": ["affinage", "axolotl", t.meta.method, t.meta.family, "text-generation", *fmt.tags],
         "datasets": [d.path for d in t.datasets],
         "pipeline_tag": "text-generation",
     }
@@ -93,44 +96,6 @@ def training_rows(m: Manifest, config: dict[str, Any]) -> list[tuple[str, Any]]:
     ]
 
 
-def usage(m: Manifest, kind: str, repo_id: str, modelfile: bool = False) -> str:
-    s = m.train.meta.sampling
-    extra = f", top_p={s.top_p}" if s.top_p else ""
-    base = m.train.base_model.name
-    if kind == "gguf":
-        files = m.gguf.files if m.gguf else {}
-        quant = next((k for k in ("Q4_K_M", "Q8_0") if k in files), "f16")
-        top_p = f" --top-p {s.top_p}" if s.top_p else ""
-        ollama = (
-            "\n\nOllama: download the repo, then `ollama create "
-            f"{m.train.meta.hub_name or m.recipe_name} -f Modelfile` (the Modelfile's template was generated from the "
-            "GGUF's chat template and checked against it; its stop tokens and parameters are the recipe's)."
-            if modelfile
-            else ""
-        )
-        return (
-            f"```bash\nllama-cli -hf {repo_id}:{quant} --temp {s.temperature}{top_p} -n {s.max_new_tokens} -cnv\n```\n"
-            f"The chat template and end-of-turn token are inside the GGUF (checked by the parity report).{ollama}"
-        )
-    if kind == "adapter":
-        load = (
-            f'from peft import PeftModel\nbase = AutoModelForCausalLM.from_pretrained("{base}", device_map="auto")\n'
-            f'model = PeftModel.from_pretrained(base, "{repo_id}")\ntok = AutoTokenizer.from_pretrained("{repo_id}")'
-        )
-    else:
-        load = (
-            f'model = AutoModelForCausalLM.from_pretrained("{repo_id}", device_map="auto")\n'
-            f'tok = AutoTokenizer.from_pretrained("{repo_id}")'
-        )
-    return (
-        "```python\nfrom transformers import AutoModelForCausalLM, AutoTokenizer\n" + load + "\n"
-        'msgs = [{"role": "user", "content": "What is the relationship between attention and love?"}]\n'
-        'ids = tok.apply_chat_template(msgs, add_generation_prompt=True, return_tensors="pt", return_dict=True).to(model.device)\n'
-        f"out = model.generate(**ids, do_sample=True, temperature={s.temperature}{extra}, max_new_tokens={s.max_new_tokens})\n"
-        'print(tok.decode(out[0][ids["input_ids"].shape[1]:], skip_special_tokens=True))\n```'
-    )
-
-
 def eval_section(m: Manifest) -> str:
     results = _results(m)
     if not results:
@@ -139,49 +104,12 @@ def eval_section(m: Manifest) -> str:
     return "\n".join(mdtable.table(["task", "metric", "value"], rows))
 
 
-def _num(x: float | None, fmt: str) -> str:
-    return "-" if x is None else fmt.format(x)
-
-
-def gguf_section(m: Manifest) -> list[str]:
-    g = m.gguf
-    if g is None:
-        return []
-    out = [
-        "## Files",
-        "",
-        f"| type | file | MB | sha256 | mean KL vs {g.outtype} | top-1 agreement | perplexity | greedy agreement with HF |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    out += [
-        f"| {t} | {i.file} | {(i.bytes or 0) / 1e6:.1f} | `{(i.sha256 or '')[:16]}` | "
-        f"{_num(i.mean_kl, '{:.4f}')}{' (broken)' if i.broken else ''} | {_num(i.top1, '{:.1%}')} | "
-        f"{_num(i.ppl, '{:.2f}')} | {(i.agreement or 0):.0%} |"
-        for t, i in g.files.items()
-    ]
-    out += ["", f"Parity of the {g.outtype} file with the merged HF model: **{g.parity}**."]
-    q = g.quality
-    if q is not None:
-        out += [
-            "",
-            f"KL divergence (nats per token) of each quant's next-token distribution from the {g.outtype} file's, "
-            f"top-1 agreement and perplexity, measured the way llama.cpp's llama-perplexity does: {q.text}, "
-            f"rendered through the chat template, {q.tokens} tokens in {q.chunks} chunks of {q.n_ctx}, the second "
-            f"half of each chunk scored ({q.positions} positions). Greedy agreement counts every token after the "
-            "first difference from the HF model as wrong, so it understates a quant.",
-        ]
-    return out + [""]
-
-
 def render(m: Manifest, config: dict[str, Any], kind: str, repo_id: str, modelfile: bool = False) -> str:
     t = m.train
     recipe_cfg = {k: v for k, v in config.items() if k not in DROP_FROM_RECIPE}
     recipe_cfg["base_model"] = t.base_model.name
-    what = {
-        "adapter": "LoRA adapter",
-        "merged": "merged model (adapter folded into the base weights)",
-        "gguf": "GGUF files (llama.cpp)",
-    }[kind]
+    fmt = formats.get(kind)
+    what = fmt.title
     parts = [
         "---",
         yaml.safe_dump(front_matter(m, kind), sort_keys=False).strip(),
@@ -203,12 +131,11 @@ def render(m: Manifest, config: dict[str, Any], kind: str, repo_id: str, modelfi
     ]
     parts += [f"| {d.path} | `{d.sha256}` | {d.bytes} |" for d in t.datasets]
     parts += ["", "## Evaluation", "", eval_section(m), ""]
-    if kind == "gguf":
-        parts += gguf_section(m)
+    parts += fmt.sections(m)
     parts += [
         "## Usage",
         "",
-        usage(m, kind, repo_id, modelfile),
+        fmt.usage(m, repo_id, modelfile),
         "",
         "## Recipe",
         "",

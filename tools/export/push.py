@@ -16,18 +16,9 @@ from core.errors import UserError, Where
 from core.hub_refusal import WRITE_HINT, refusal
 from core.manifest import PushedRepo, PushSection
 from core.retry import Retry, http_status, transient_status
-from tools.export import cards
+from tools.export import cards, formats
+from tools.export import export_formats as _registered  # noqa: F401 - registers the repo's formats
 
-ADAPTER_FILES = (
-    "adapter_model.safetensors",
-    "adapter_config.json",
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "chat_template.jinja",
-    "processor_config.json",
-    "preprocessor_config.json",
-)
 RETRIES = 3
 
 
@@ -46,19 +37,13 @@ def token() -> str:
 
 
 def targets(run: Path, repo: str) -> list[tuple[str, str, list[Path]]]:
-    """(kind, repo id, files) for everything the manifest says exists."""
+    """(format, repo id, files) for every registered export format the run has built (tools/export/formats.py)."""
     m = manifest.read(run)
-    adapter = rundir.final_adapter(run)
-    out = [("adapter", repo, [adapter / f for f in ADAPTER_FILES if (adapter / f).is_file()])]
-    if m.merge is not None:
-        merged = rundir.merged_model(run, hashes=True)
-        out.append(("merged", f"{repo}-merged", sorted(p for p in merged.iterdir() if p.is_file())))
-    if m.gguf is not None:
-        folder = run / m.gguf.path
-        files = [folder / i.file for i in m.gguf.files.values()] + [folder / "parity.json"]
-        if (folder / "Modelfile").is_file():  # make ollama's, beside the GGUF it names (FROM ./<file>)
-            files.append(folder / "Modelfile")
-        out.append(("gguf", f"{repo}-GGUF", files))
+    out = []
+    for fmt in formats.all_formats():
+        files = fmt.files(run, m)
+        if files is not None:
+            out.append((fmt.name, f"{repo}{fmt.repo_suffix}", files))
     return out
 
 
