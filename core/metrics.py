@@ -21,6 +21,7 @@ class Metric(BaseModel):
     aggregation: Literal["mean", "corpus"] = "mean"  # corpus: computed over all documents at once (BLEU)
     digits: int = 3
     scale: tuple[float, float] = (0.0, 1.0)
+    on_leaderboard: bool = True  # a column of the leaderboard's held-out table
 
     def show(self, value: float | None) -> str:
         if value is None or value != value:
@@ -32,7 +33,7 @@ METRICS: tuple[Metric, ...] = (
     Metric(name="rouge1", label="ROUGE-1"),
     Metric(name="rouge2", label="ROUGE-2"),
     Metric(name="rougeL", label="ROUGE-L"),
-    Metric(name="rougeLsum", label="ROUGE-Lsum"),
+    Metric(name="rougeLsum", label="ROUGE-Lsum", on_leaderboard=False),
     Metric(name="bleu", label="BLEU (0-1)", aggregation="corpus"),
     Metric(name="jaccard", label="Jaccard"),
     Metric(name="exact_match", label="EM"),
@@ -46,6 +47,10 @@ def get(name: str) -> Metric:
         return BY_NAME[name]
     except KeyError:
         raise KeyError(f"unknown metric '{name}' (known: {', '.join(BY_NAME)})") from None
+
+
+def on_leaderboard() -> tuple[Metric, ...]:
+    return tuple(m for m in METRICS if m.on_leaderboard)
 
 
 def per_document() -> tuple[Metric, ...]:

@@ -21,7 +21,6 @@ from eval import chain, lmeval, stats
 from eval.lmeval import read_samples
 from launch import telemetry_record
 
-SHOWN = ("rouge1", "rouge2", "rougeL", "bleu", "jaccard", "exact_match")
 Table = tuple[list[str], list[list[str]]]
 
 
@@ -195,7 +194,7 @@ def made_by(e: dict[str, Any]) -> str:
 
 def heldout_table(models: list[dict[str, Any]], analysis: dict[str, Any], primary: str = metrics.PRIMARY) -> Table:
     """Tier, model, every shown metric with its interval, the difference from the base model, letters."""
-    shown = [metrics.get(k) for k in SHOWN]
+    shown = list(metrics.on_leaderboard())
     p = metrics.get(primary)
     headers = ["tier", "run", "base model", "backend", "docs", *(f"{m.label} (95 % CI)" for m in shown)]
     headers += [f"Δ {p.label} vs base [95 % CI], p (Holm)", "letters"]
@@ -234,7 +233,7 @@ def heldout_table(models: list[dict[str, Any]], analysis: dict[str, Any], primar
                     e["base"],
                     made_by(e),
                     "-",
-                    *(metrics.get(k).show(e["metrics"].get(k)) for k in SHOWN),
+                    *(m.show(e["metrics"].get(m.name)) for m in metrics.on_leaderboard()),
                 ]
                 + ["no per-document scores: re-run make eval for intervals", "-"]
             )
