@@ -145,3 +145,30 @@ def test_no_cli_takes_a_bare_number_flag():
         if rel.startswith((".venv/", "tests/")) or rel in own:
             continue
         assert not re.search(r"add_argument\([^)]*type=(int|float)\b", path.read_text()), rel
+
+
+def test_settings_are_declared_by_concern_and_each_concern_loads_alone():
+    """pydantic-settings models per concern (launch, cloud, export, eval, study, data, bench, and what every command
+    shares); Settings is all of them, and every variable is declared by exactly one."""
+    sections = (
+        settings.CommonSettings,
+        settings.LaunchSettings,
+        settings.CloudSettings,
+        settings.ExportSettings,
+        settings.EvalSettings,
+        settings.StudySettings,
+        settings.DataSettings,
+        settings.BenchSettings,
+    )
+    own = [set(cls.model_fields) - set(settings._Section.model_fields) for cls in sections]
+    assert sum(len(f) for f in own) == len(set().union(*own)) == len(settings.Settings.model_fields)
+    env = {"RECIPE": "r", "CLOUD": "runpod", "GPUS": "2", "PORT": "8080", "LIMIT": "3", "STUDY": "s.yaml"}
+    cloud = settings.load(env, section=settings.CloudSettings)
+    assert cloud.cloud == "runpod" and not hasattr(cloud, "recipe")
+    assert settings.load(env, section=settings.LaunchSettings).gpus == 2
+    assert settings.load(env, section=settings.ExportSettings).port == 8080
+    everything = settings.load(env)
+    assert (everything.recipe, everything.limit, everything.study, everything.env["GPUS"]) == ("r", 3, "s.yaml", "2")
+    with pytest.raises(UserError, match="PORT must be a whole number from 1 to 65535"):
+        settings.load({"PORT": "99999"}, section=settings.ExportSettings)
+    assert settings.load({"recipe": "lower case is not RECIPE"}).recipe is None  # names are exact
