@@ -129,19 +129,19 @@ cloud-down: setup ## end POD on CLOUD: terminate a pod, or delete a cluster (its
 	@$(PY) -m launch.cloud.commands down
 
 runpod-up: setup ## make cloud-up CLOUD=runpod
-	@CLOUD=runpod $(PY) -m launch.cloud.commands up
+	@$(PY) -m launch.cloud.commands up --cloud runpod
 
 runpod-status: setup ## make cloud-status CLOUD=runpod
-	@CLOUD=runpod $(PY) -m launch.cloud.commands status
+	@$(PY) -m launch.cloud.commands status --cloud runpod
 
 runpod-logs: setup ## make cloud-logs CLOUD=runpod
-	@CLOUD=runpod $(PY) -m launch.cloud.commands logs
+	@$(PY) -m launch.cloud.commands logs --cloud runpod
 
 runpod-down: setup ## make cloud-down CLOUD=runpod
-	@CLOUD=runpod $(PY) -m launch.cloud.commands down
+	@$(PY) -m launch.cloud.commands down --cloud runpod
 
 runpod-template: setup ## a RunPod pod template from runpod.toml (axolotl's image + the bootstrap of the pushed commit, or IMAGE=)
-	@CLOUD=runpod $(PY) -m launch.cloud.commands template
+	@$(PY) -m launch.cloud.commands template --cloud runpod
 
 lock: setup ## rewrite constraints.txt from the current .venv (after changing requirements.txt)
 	@{ head -2 constraints.txt; $(PY) -m pip freeze | grep -viE '^(triton|nvidia-)|@ file' | sed -E 's/^(torch==[^+]*)\+.*/\1/' | sort -f; } > constraints.txt.new && mv constraints.txt.new constraints.txt

@@ -8,7 +8,8 @@ wheels with `pip install --no-index --no-deps --target` into a temporary folder,
 wheels the newest whose declared torch range accepts the torch it finds, makes a venv over this Python whose
 .pth puts that folder before this Python's own site-packages (so the machine's torch, transformers, ... are the
 ones used; nothing of theirs is replaced) with the carried console scripts (axolotl) beside its python, and runs
-bench/gpu_stages.py there. Every step is a stage of outputs/gpu-check/<UTC timestamp>/report.json and report.md."""
+bench/gpu_device.py there (the checks of bench/gpu_checks.py, then each recipe's bench/gpu_stages.py). Every
+step is a stage of outputs/gpu-check/<UTC timestamp>/report.json and report.md."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The GPU check's report (bench/gpu_check.py, bench/gpu_stages.py): outputs/gpu-check/<UTC timestamp>/report.json
+"""The GPU check's report (bench/gpu_check.py; written by bench/gpu_device.py's stages): outputs/gpu-check/<UTC timestamp>/report.json
 and report.md, rewritten after every stage, so a stage's results are on disk before the next starts and a crash
 keeps everything before it. A stage that fails is recorded with its error and the stages that needed it say so;
 nothing is dropped silently. Standard library only: the check writes its first stage (installing the carry)

@@ -27,7 +27,7 @@ DEFAULT_RECIPE = "smollm2-135m-cpu"  # the embedded default: `make train` on a f
 STRATEGIES = ("auto", "none", "ddp", "zero1", "zero2", "zero3", "zero3-offload", "fsdp")
 DEVICES = ("cpu", "gpu")
 Port = Whole(1, 65535)
-_ENV: ContextVar[Mapping[str, str]] = ContextVar("affinage_env")
+_ENV: ContextVar[Mapping[str, str]] = ContextVar("affinage_env", default=os.environ)  # load() sets it
 
 
 class _Environment(EnvSettingsSource):

@@ -14,6 +14,7 @@ from typing import Any
 from core import manifest
 from core.errors import UserError, Where
 from core.manifest import Manifest
+from core.mdtable import cell
 from core.paths import REPO
 
 
@@ -124,7 +125,7 @@ def chain_table(rows: list[dict[str, Any]], primary: str) -> list[str]:
             "",
             f"| step | model | {primary} | judges' win rate vs the step before | reward margin first / last / held-out |",
             "|---|---|---|---|---|",
-            f"| base | {r['origin']} | {_num(r.get('origin_score'))} | - | - |",
+            f"| base | {cell(r['origin'])} | {_num(r.get('origin_score'))} | - | - |",
         ]
         for label in r["chain"]:
             step = by_label.get(label, {})
@@ -134,7 +135,7 @@ def chain_table(rows: list[dict[str, Any]], primary: str) -> list[str]:
                 if s.get("win_rate")
             )
             out.append(
-                f"| {label.split('/')[0]} | {label} | {_num(step.get('score'))} | {wins or '-'} | "
+                f"| {cell(label.split('/')[0])} | {cell(label)} | {_num(step.get('score'))} | {cell(wins or '-')} | "
                 f"{training_reward(step.get('train') or {})} |"
             )
         out.append("")

@@ -19,6 +19,7 @@ import yaml
 
 from core import atomic, cli, settings
 from core.errors import UserError, Where
+from core.mdtable import cell
 from core.settings import outputs_dir
 from eval import judged_io
 from eval.stats import MIN_CONSISTENCY, TIE_CONVENTION, agreement, usability, win_summary
@@ -139,7 +140,8 @@ def markdown(report: dict[str, Any], note: str | None = None) -> str:
                 f"{reading(e['ties_excluded'])} | {reading(e['ties_half'])} | "
                 f"{pct(e['win_rate'])} ({pct(e['ci95'][0])} - {pct(e['ci95'][1])}) | {e['sign_test_p']:.2g}"
             )
-        out.append(f"| {name} | {', '.join(e['judges'])} | {e['n']} | {counts} | {rates} | {pub_s} | {pc} |")
+        judges = ", ".join(e["judges"])
+        out.append(f"| {cell(name)} | {cell(judges)} | {e['n']} | {counts} | {rates} | {pub_s} | {pc} |")
     for name, e in report["files"].items():
         out += ["", f"## {name}", ""]
         if e["warning"]:
@@ -166,7 +168,7 @@ def markdown(report: dict[str, Any], note: str | None = None) -> str:
                 else f"{reading(s['ties_excluded'])} | {reading(s['ties_half'])}"
             )
             out.append(
-                f"| {suite} | {s['n']} | {s['wins']} / {s['losses']} / {s['ties']} | {rates} "
+                f"| {cell(suite)} | {s['n']} | {s['wins']} / {s['losses']} / {s['ties']} | {rates} "
                 f"| {'n < 30' if s['warning'] else ''} |"
             )
         audit = e.get("audit")

@@ -74,6 +74,13 @@ def test_a_registered_provider_answers_the_cloud_commands(nimbus, monkeypatch):
     assert CALLS == [("up", True), ("down", False)]
 
 
+def test_the_runpod_aliases_refuse_a_cloud_that_says_otherwise(monkeypatch, capsys):
+    monkeypatch.setenv("CLOUD", "COMMUNITY")  # the old docs' make runpod-up CLOUD=COMMUNITY: never a SECURE pod
+    assert commands.main(["up", "--cloud", "runpod", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "CLOUD=COMMUNITY conflicts with make runpod-up" in err and "CLOUD_TYPE" in err
+
+
 def test_a_study_plans_its_machines_through_the_provider(nimbus, monkeypatch):
     from core import settings
     from eval.study import pods
@@ -94,7 +101,7 @@ def test_the_cloud_targets_and_their_runpod_aliases_are_one_cli():
     for verb in ("up", "status", "logs", "down"):
         assert f"cloud-{verb}: setup" in makefile and f"runpod-{verb}: setup" in makefile
         assert f"\t@$(PY) -m launch.cloud.commands {verb}\n" in makefile
-        assert f"\t@CLOUD=runpod $(PY) -m launch.cloud.commands {verb}\n" in makefile
+        assert f"\t@$(PY) -m launch.cloud.commands {verb} --cloud runpod\n" in makefile
     assert "launch.cloud.runpod.commands" not in makefile
 
 

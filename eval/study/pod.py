@@ -68,7 +68,11 @@ def main() -> int:
     from launch.cloud.base import ON_FINISH, finish_mode
     from launch.cloud.tee import Tee
 
-    provider = registry.get(os.environ.get("CLOUD"))
+    try:
+        provider = registry.get(os.environ.get("CLOUD"))
+    except UserError as exc:  # the machine must still end itself: its default provider does it
+        print(f"error: {exc}; ending the machine through the default provider", flush=True)
+        provider = registry.get(None)
     os.environ.setdefault("OUTPUTS", provider.outputs_on_machine())  # as the machine's entrypoint
     s = settings.load()
     pod_id = provider.machine_id(s)

@@ -105,7 +105,7 @@ def check_meta(r: Resolved, counted: bool = False) -> list[Finding]:
 
 
 def check_buildable(r: Resolved) -> list[Finding]:
-    """A model with files here: can transformers build it? (a heavy check: the module tree, resolver/tree.py)"""
+    """A model with files here: can transformers build it? (a heavy check: the module tree, resolver/architecture.py)"""
     base = r.config["base_model"]
     found = facts.find(base)
     if found is None or found.folder is None:

@@ -129,7 +129,7 @@ def render(m: Manifest, config: dict[str, Any], kind: str, repo_id: str, modelfi
         "| file | sha256 | bytes |",
         "|---|---|---|",
     ]
-    parts += [f"| {d.path} | `{d.sha256}` | {d.bytes} |" for d in t.datasets]
+    parts += [f"| {mdtable.cell(d.path)} | `{d.sha256}` | {d.bytes} |" for d in t.datasets]
     parts += ["", "## Evaluation", "", eval_section(m), ""]
     parts += fmt.sections(m)
     parts += [

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from core import rundir
 from core.manifest import Manifest
+from core.mdtable import cell
 from tools.export.formats import Format, register
 
 ADAPTER_FILES = (
@@ -107,7 +108,7 @@ def gguf_section(m: Manifest) -> list[str]:
         "|---|---|---|---|---|---|---|---|",
     ]
     out += [
-        f"| {t} | {i.file} | {(i.bytes or 0) / 1e6:.1f} | `{(i.sha256 or '')[:16]}` | "
+        f"| {cell(t)} | {cell(i.file)} | {(i.bytes or 0) / 1e6:.1f} | `{(i.sha256 or '')[:16]}` | "
         f"{_num(i.mean_kl, '{:.4f}')}{' (broken)' if i.broken else ''} | {_num(i.top1, '{:.1%}')} | "
         f"{_num(i.ppl, '{:.2f}')} | {(i.agreement or 0):.0%} |"
         for t, i in g.files.items()

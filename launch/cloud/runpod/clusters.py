@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from launch.cloud.base import Cloud, Machine
 from launch.cloud.runpod import rest
+from launch.cloud.runpod.pods import ENDED
 
 MAX_PODS = 250  # the API's podCount bounds: 2..250
 
@@ -67,6 +68,7 @@ def as_machine(c: dict[str, Any], pods: list[dict[str, Any]] | None = None) -> M
         volume_gb=int(persistent["size"]) if persistent else (0 if pods else None),
         ssh=ssh,
         log_id=primary.get("podId"),
+        ended=bool(counts) and all(status in ENDED for status in counts),
         raw=c,
     )
 

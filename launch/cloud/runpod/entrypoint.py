@@ -110,7 +110,8 @@ def main() -> int:
     except UserError:
         study_job = None  # reported below, where a failed pod still stops itself
     if study_job:
-        # exec, not import: eval.study uses this module (Tee, finish), so importing it back would be a cycle
+        # exec, not import: eval.study reaches this module through the provider (end_machine), so importing it back
+        # would be a cycle
         os.execv(sys.executable, [sys.executable, "-m", "eval.study.pod"])
     from launch.cloud.runpod.spec import load_project
 

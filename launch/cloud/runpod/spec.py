@@ -30,7 +30,7 @@ SECRET_NAMES = (
     "WANDB_API_KEY",
 )
 SECRET_REF = "{{{{ RUNPOD_SECRET_{name} }}}}"
-# Variables the pod passes on to the entrypoint (launch/entrypoint.py reads them).
+# Variables the pod passes on to the entrypoint (launch/cloud/runpod/entrypoint.py reads them).
 FORWARDED = ("ARGS", "NODES", "PUSH_REPO", "PRIVATE", "QUANTS", "ON_FINISH", "STRATEGY", "PUBLIC_KEY", "FLASH_ATTN")
 _UNSAFE = re.compile(r'["\\\n\r]')
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
