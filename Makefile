@@ -21,10 +21,11 @@ setup: ## build .venv with the pinned dependency set (idempotent; the other targ
 train: setup ## train RECIPE (default: the embedded CPU recipe smollm2-135m-cpu) into outputs/runs/
 	@$(PY) -m launch.train $(RECIPE)
 
-# TEST_WORKERS pytest-xdist processes, a test file per worker at a time (module fixtures built once); runs the
+# TEST_WORKERS pytest-xdist processes, a test file per worker at a time (module fixtures built once), the longest
+# files first (tests/conftest.py LONGEST_FIRST; xdist's own reordering by test count is off); runs the
 # whole session shares (trained once, tests/shared_runs.py). TEST_WORKERS=0: one process.
 TEST_WORKERS ?= 2
-PYTEST_PARALLEL = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
+PYTEST_PARALLEL = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder)
 
 test: setup lint ## the lint gate, then every test (unit + end-to-end on CPU); prints the 25 slowest
 	@$(PY) -m pytest tests $(PYTEST_PARALLEL) --durations=25

@@ -93,7 +93,40 @@ def pytest_report_header(config):
     )
 
 
+# The longest test files, longest first (measured: CI and fresh clones, 2 workers, 2026-12-07). xdist hands out whole
+# files (--dist loadfile) in collection order (the Makefile turns off its reordering by test count, which put the
+# 12-minute CPU study last, alone on one worker while the other idled): the longest start first, the many short
+# files fill in behind them.
+LONGEST_FIRST = (
+    "test_study_cpu.py",
+    "test_merge_gguf.py",
+    "test_study_runpod.py",
+    "test_quant_quality.py",
+    "test_resume.py",
+    "test_preference_train.py",
+    "test_zero3_gloo.py",
+    "test_data.py",
+    "test_pod_start.py",
+    "test_bench.py",
+    "test_make_new.py",
+    "test_byo_config.py",
+    "test_eval_backends.py",
+    "test_lmeval.py",
+    "test_grpo_train.py",
+    "test_secrets.py",
+    "test_chat.py",
+    "test_distributed_cpu.py",
+    "test_disk.py",
+)
+
+
+def _longest_first(items) -> None:
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
+
+
 def pytest_collection_modifyitems(config, items):
+    _longest_first(items)
     gpu_items = [i for i in items if i.get_closest_marker("gpu")]
     if not gpu_items:
         return

@@ -48,3 +48,18 @@ def test_a_gpu_marked_test_runs_only_where_cuda_is():
         [sys.executable, "-c", conftest.CUDA_PROBE], env=conftest.gpu_env(), capture_output=True, text=True
     )
     assert json.loads(proc.stdout.strip().splitlines()[-1])[0] is True
+
+
+def test_the_longest_files_are_handed_out_first():
+    """The Makefile turns xdist's reordering off and the collection puts the measured longest files first: each
+    named file exists (a renamed one would silently fall back to the end) and the order is theirs, stable."""
+    from types import SimpleNamespace
+
+    from core.paths import REPO
+    from tests.conftest import LONGEST_FIRST, _longest_first
+
+    assert all((REPO / "tests" / name).is_file() for name in LONGEST_FIRST)
+    assert "--no-loadscope-reorder" in (REPO / "Makefile").read_text()
+    items = [SimpleNamespace(path=REPO / "tests" / n) for n in ("a.py", LONGEST_FIRST[1], "b.py", LONGEST_FIRST[0])]
+    _longest_first(items)
+    assert [i.path.name for i in items] == [LONGEST_FIRST[0], LONGEST_FIRST[1], "a.py", "b.py"]
