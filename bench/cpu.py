@@ -14,7 +14,7 @@ from typing import Any
 from bench.measure import repeat, run_tracked, spread
 from core import childenv
 from core.paths import REPO
-from core.settings import DEFAULT_RECIPE
+from core.settings import DEFAULT_RECIPE, Settings
 
 DEFAULT = DEFAULT_RECIPE
 
@@ -48,7 +48,7 @@ def run_baseline(spec: dict[str, Any], work: Path) -> tuple[dict[str, Any], dict
     return json.loads(line.split(" ", 1)[1]), base
 
 
-def train_vs_baseline(steps: int, work: Path) -> dict[str, Any]:
+def train_vs_baseline(steps: int, work: Path, s: Settings) -> dict[str, Any]:
     """Same model, data, LoRA, batch, scheduler, warmup, dropout, seed and steps: axolotl (our recipe, CPU profile)
     vs plain TRL SFTTrainer, both counted by the same probe (launch/telemetry.py: real tokens from the batches)."""
     from bench.gpu_stages import baseline_spec
@@ -65,7 +65,7 @@ def train_vs_baseline(steps: int, work: Path) -> dict[str, Any]:
     spec = baseline_spec(yaml.safe_load((run / "config.yaml").read_text()), steps, work / "baseline")
     b, base = run_baseline(spec, work)
     o_t = manifest.read(run).train.telemetry
-    b_t = summarize(b["telemetry"])
+    b_t = summarize(b["telemetry"], s.gpu_table)
     how = "counted from the batches its training steps receive (launch/telemetry.py), steps after the first few"
     return {
         "steps": steps,
@@ -93,7 +93,7 @@ def train_vs_baseline(steps: int, work: Path) -> dict[str, Any]:
     }
 
 
-def preflight(recipes: list[str], cold: list[str], repeats: int, work: Path) -> dict[str, Any]:
+def preflight(recipes: list[str], cold: list[str], repeats: int, work: Path, s: Settings) -> dict[str, Any]:
     """`make check` latency: `make check RECIPE=<name>` cold (a new process, imports included; counted only when it
     passes) and warm in-process checks per recipe."""
     from bench.pipeline import cold_check
@@ -101,13 +101,13 @@ def preflight(recipes: list[str], cold: list[str], repeats: int, work: Path) -> 
 
     runs = {name: cold_check(name, work) for name in cold}
     cold_s = {name: seconds for name, (seconds, _) in runs.items()}
-    run_checks(recipes[0])  # warm the imports once
+    run_checks(recipes[0], s)  # warm the imports once
     warm = {}
     for name in recipes:
 
         def once(n=name) -> float:
             t = time.perf_counter()
-            run_checks(n)
+            run_checks(n, s)
             return time.perf_counter() - t
 
         warm[name] = repeat(once, repeats)
@@ -115,7 +115,7 @@ def preflight(recipes: list[str], cold: list[str], repeats: int, work: Path) -> 
 
 
 def judge_throughput(
-    concurrencies: list[int], requests: int, repeats: int, work: Path, latency_s: float = 0.2
+    concurrencies: list[int], requests: int, repeats: int, work: Path, s: Settings, latency_s: float = 0.2
 ) -> dict[str, Any]:
     """Requests/s of the judge harness (eval.judge.judge_all: threads, retries, the cache file) against a local
     OpenAI-compatible server that answers each request after `latency_s`, as an API judge does; the ideal at
@@ -131,7 +131,7 @@ def judge_throughput(
     out: dict[str, Any] = {"requests": 2 * len(items), "latency_s": latency_s, "server": "fixed-latency API stand-in"}
     with LatencyServer(latency_s) as server:
         spec = {"base_url": server.url, "model": "latency", "key_env": None, "structured": "json_schema"}
-        judge = Judge("bench", {**spec, "price": {"input": 0, "output": 0}})
+        judge = Judge("bench", {**spec, "price": {"input": 0, "output": 0}}, s)
         judge.ask("warm-up")
         for c in concurrencies:
             runs = iter(range(repeats))

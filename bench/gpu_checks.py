@@ -11,11 +11,12 @@ from typing import Any
 
 from bench.gpu_report import BUDGET_S, Report
 from bench.gpu_stages import attention_path, child, json_line, ours, run_args, side
+from core.settings import Settings
 
 ZERO2_STEPS = 10
 
 
-def environment(report: Report, carry: Path, cpu: bool) -> dict[str, Any] | None:
+def environment(report: Report, carry: Path, cpu: bool, s: Settings) -> dict[str, Any] | None:
     from launch.telemetry_record import UnknownGpu, gpu_peak
 
     found: dict[str, Any] = {}
@@ -33,7 +34,7 @@ def environment(report: Report, carry: Path, cpu: bool) -> dict[str, Any] | None
         r["note"] = "CPU: MFU is a GPU figure (each side reports none)"
         if not cpu:
             try:
-                row, tflops = gpu_peak(found["gpu"])
+                row, tflops = gpu_peak(found["gpu"], s.gpu_table)
             except UnknownGpu as exc:
                 r["note"] = str(exc)
                 raise RuntimeError(str(exc)) from None
@@ -48,7 +49,7 @@ def environment(report: Report, carry: Path, cpu: bool) -> dict[str, Any] | None
     return found or None
 
 
-def disk(report: Report, carry: Path, work: Path, recipes: list[str], cpu: bool) -> None:
+def disk(report: Report, carry: Path, work: Path, recipes: list[str], cpu: bool, s: Settings) -> None:
     import json
 
     from launch.preflight import estimate as est
@@ -58,8 +59,8 @@ def disk(report: Report, carry: Path, work: Path, recipes: list[str], cpu: bool)
         parts: dict[str, float] = {}
         preflight: dict[str, float] = {}
         for recipe in recipes:
-            cfg = resolve(recipe, device="gpu").config
-            m = est.model_facts(cfg, cfg["base_model"])
+            cfg = resolve(recipe, s, device="gpu").config
+            m = est.model_facts(cfg, cfg["base_model"], s.cache)
             config = json.loads((carry / "models" / recipe / "config.json").read_text())
             model = 0.05e9 if cpu else m.params * 2.0  # bf16 weights of the real shape; tiny on CPU
             runs = (m.trainable * 12.0 + m.trainable * 4.0) * (0.0 if cpu else 1.0)  # one checkpoint + the adapter
@@ -82,7 +83,9 @@ def disk(report: Report, carry: Path, work: Path, recipes: list[str], cpu: bool)
     report.run("disk", body, needs=("environment",))
 
 
-def zero2(report: Report, machine: dict | None, recipe: str, ns, work: Path, extra: dict, results: dict) -> None:
+def zero2(
+    report: Report, machine: dict | None, recipe: str, ns, work: Path, extra: dict, results: dict, s: Settings
+) -> None:
     from launch.distributed.strategy import CPU_BROKEN, DEEPSPEED_DIR, ZERO
 
     def body(r: dict) -> None:
@@ -101,7 +104,9 @@ def zero2(report: Report, machine: dict | None, recipe: str, ns, work: Path, ext
         import yaml
 
         cfg = yaml.safe_load((run / "config.yaml").read_text())
-        r.update(recipe=recipe, steps=ZERO2_STEPS, side=side(rec, cfg, cfg.get("attn_implementation") or "-"))
+        r.update(
+            recipe=recipe, steps=ZERO2_STEPS, side=side(rec, cfg, cfg.get("attn_implementation") or "-", s.gpu_table)
+        )
         r["note"] = f"{recipe} with ZeRO-2: {r['side']['tokens_per_s'] or 0:.0f} tokens/s"
 
     report.run("DeepSpeed ZeRO-2, 1 GPU", body, needs=(f"{recipe}: ours",))

@@ -13,6 +13,7 @@ from typing import Any
 from bench import gpu_checks
 from bench.gpu_report import Report
 from bench.gpu_stages import CPU_ARGS, RECIPES, attention_path, recipe_stages
+from core import settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,15 +26,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cpu", action="store_true")
     ns = parser.parse_args(argv)
     carry, work, report = Path(ns.carry), Path(ns.work), Report(Path(ns.report))
-    machine = gpu_checks.environment(report, carry, ns.cpu)
+    s = settings.load()  # once, for the whole check
+    machine = gpu_checks.environment(report, carry, ns.cpu, s)
     extra = {**(CPU_ARGS if ns.cpu else {}), **(attention_path(machine, ns.cpu)[0] if machine else {})}
     recipes = ns.recipes.split(",")
-    gpu_checks.disk(report, carry, work, recipes, ns.cpu)
+    gpu_checks.disk(report, carry, work, recipes, ns.cpu, s)
     results: dict[str, Any] = {}
     for i, recipe in enumerate(recipes):
-        recipe_stages(report, recipe, ns, carry, work, extra, results)
+        recipe_stages(report, recipe, ns, carry, work, extra, results, s)
         if i == 0:  # on the smaller model, while it is on disk
-            gpu_checks.zero2(report, machine, recipe, ns, work, extra, results)
+            gpu_checks.zero2(report, machine, recipe, ns, work, extra, results, s)
         shutil.rmtree(work / "models" / recipe, ignore_errors=True)  # the next recipe's model needs the disk
     gpu_checks.summary(report)
     return 0

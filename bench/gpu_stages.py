@@ -18,6 +18,7 @@ from typing import Any
 from bench.gpu_report import Report
 from core import childenv
 from core.paths import REPO
+from core.settings import Settings
 
 RECIPES = ("qwen25-3b-instruct-brie", "llama31-8b-instruct")
 GPU_STEPS, CPU_STEPS = 30, 3
@@ -58,12 +59,14 @@ def attention_path(machine: dict[str, Any], cpu: bool) -> tuple[dict[str, Any], 
     )
 
 
-def data_files(carry: Path, work: Path, recipe: str, steps: int, args: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
+def data_files(
+    carry: Path, work: Path, recipe: str, steps: int, args: dict[str, Any], s: Settings
+) -> tuple[Path, dict[str, Any]]:
     """The Brie conversations in the recipe's own format, repeated enough times for `steps` full steps."""
     from data.tools.convert import convert_file
     from resolver.resolve import resolve
 
-    cfg = resolve(recipe, device="gpu", args=args).config
+    cfg = resolve(recipe, s, device="gpu", args=args).config
     src = work / "data" / "brie.messages.jsonl"
     if not src.is_file():
         src.parent.mkdir(parents=True, exist_ok=True)
@@ -145,19 +148,19 @@ def baseline_spec(cfg: dict[str, Any], steps: int, out: Path) -> dict[str, Any]:
     return spec
 
 
-def side(record: dict[str, Any], cfg: dict[str, Any], attention: str) -> dict[str, Any]:
+def side(record: dict[str, Any], cfg: dict[str, Any], attention: str, table: Path | None) -> dict[str, Any]:
     from launch.telemetry_record import summarize
 
-    t = summarize(record)
+    t = summarize(record, table)
     return {**t.model_dump(exclude={"plan"}), "real_share": t.tokens / t.slots if t.slots else None,
             "attention": attention, "packing": bool(cfg.get("sample_packing"))}  # fmt: skip
 
 
-def compare(recipe: str, ours_rec: dict, base_rec: dict, cfg: dict, plan: Any) -> dict[str, Any]:
+def compare(recipe: str, ours_rec: dict, base_rec: dict, cfg: dict, plan: Any, table: Path | None) -> dict[str, Any]:
     from launch.telemetry_record import FORMULA
 
-    o = side(ours_rec, cfg, cfg.get("attn_implementation") or "-")
-    b = side(base_rec, {}, "eager")
+    o = side(ours_rec, cfg, cfg.get("attn_implementation") or "-", table)
+    b = side(base_rec, {}, "eager", table)
     peak = "peak_gpu_allocated_gib" if o["peak_gpu_allocated_gib"] is not None else "peak_rss_gib"
     ratio = lambda a, c: a / c if a and c else None  # noqa: E731
     return {"recipe": recipe, "ours": o, "baseline": b, "speedup": ratio(o["tokens_per_s"], b["tokens_per_s"]),
@@ -167,13 +170,15 @@ def compare(recipe: str, ours_rec: dict, base_rec: dict, cfg: dict, plan: Any) -
             "note": f"ours {o['tokens_per_s'] or 0:.0f} vs {b['tokens_per_s'] or 0:.0f} tokens/s"}  # fmt: skip
 
 
-def recipe_stages(report: Report, recipe: str, ns, carry: Path, work: Path, extra: dict, results: dict) -> None:
+def recipe_stages(
+    report: Report, recipe: str, ns, carry: Path, work: Path, extra: dict, results: dict, s: Settings
+) -> None:
     steps = ns.steps or (CPU_STEPS if ns.cpu else GPU_STEPS)
     model = work / "models" / recipe
     x: dict[str, Any] = results.setdefault(recipe, {})
 
     def data(r: dict) -> None:
-        x["data"], info = data_files(carry, work, recipe, steps, extra)
+        x["data"], info = data_files(carry, work, recipe, steps, extra, s)
         r.update(info, note=f"{info['conversations']} Brie conversations ({info['format']}) x {info['repeated']}")
 
     def build(r: dict) -> None:
@@ -205,7 +210,11 @@ def recipe_stages(report: Report, recipe: str, ns, carry: Path, work: Path, extr
     def both(r: dict) -> None:
         from core import manifest
 
-        r.update(compare(recipe, x["ours"], x["baseline"], x["cfg"], manifest.read(x["run"]).train.telemetry.plan))
+        r.update(
+            compare(
+                recipe, x["ours"], x["baseline"], x["cfg"], manifest.read(x["run"]).train.telemetry.plan, s.gpu_table
+            )
+        )
 
     report.run(f"{recipe}: data", data, needs=("environment",))
     report.run(f"{recipe}: model", build, needs=("environment", "disk"))

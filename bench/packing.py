@@ -16,7 +16,7 @@ from typing import Any
 
 from core import stdio_restore
 from core.paths import REPO
-from core.settings import DEFAULT_RECIPE
+from core.settings import DEFAULT_RECIPE, Settings
 from core.yamlio import dump
 
 BRIE = REPO.parent / "shared" / "brie"
@@ -39,7 +39,9 @@ def padded_share(lengths, micro_batch: int) -> float:
 
 
 @stdio_restore.restored()  # axolotl's load_cfg and numba rewire stdio and logging in this process
-def measure(folder: Path = BRIE, sequence_len: int = 2048, micro_batch: int = 2, work: Path | None = None) -> dict:
+def measure(
+    s: Settings, folder: Path = BRIE, sequence_len: int = 2048, micro_batch: int = 2, work: Path | None = None
+) -> dict:
     files = [folder / f for f in FILES]
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
@@ -65,7 +67,7 @@ def measure(folder: Path = BRIE, sequence_len: int = 2048, micro_batch: int = 2,
         "test_datasets": None,
         "eval_steps": None,
     }
-    r = resolve(DEFAULT_RECIPE, device="cpu", args=args, run_dir=work / "run", materialize=True)
+    r = resolve(DEFAULT_RECIPE, s, device="cpu", args=args, run_dir=work / "run", materialize=True)
     (work / "config.yaml").write_text(dump(r.config))
     cfg = load_cfg(str(work / "config.yaml"))
     dataset = load_datasets(cfg=cfg).train_dataset

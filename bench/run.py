@@ -17,7 +17,7 @@ from bench import cpu, packing, pipeline
 from bench.measure import spread
 from core import atomic, cli, settings
 from core.provenance import hardware, package_versions
-from core.settings import outputs_dir
+from core.settings import Settings
 from resolver.registry import list_recipes, load_recipe
 
 
@@ -35,20 +35,20 @@ def med(x: Any) -> Any:
     return x["median"] if isinstance(x, dict) and "median" in x else x
 
 
-def measure(quick: bool, work: Path, repeats: int, log=print) -> dict[str, Any]:
+def measure(quick: bool, work: Path, repeats: int, s: Settings, log=print) -> dict[str, Any]:
     steps = 2 if quick else int(load_recipe(cpu.DEFAULT).config["max_steps"])  # >1: warmup starts at lr 0
     trainings, pipes = [], []
     for i in range(repeats):
         log(f"training {i + 1}/{repeats}: our default recipe vs the seed-style TRL baseline, {steps} steps each")
-        trainings.append(cpu.train_vs_baseline(steps, work / f"train{i}"))
+        trainings.append(cpu.train_vs_baseline(steps, work / f"train{i}", s))
     keep = ("ours", "baseline")
     training = {**combine([{k: t[k] for k in keep} for t in trainings]), "steps": steps, "run": trainings[0]["run"]}
     log("padding vs packing on the Brie data (axolotl's tokenization and multipack sampler)")
-    pack = packing.measure(work=work / "packing")
+    pack = packing.measure(s, work=work / "packing")
     log("preflight latency")
     recipes = list_recipes()[:2] if quick else list_recipes()
     cold = [cpu.DEFAULT] if quick else [cpu.DEFAULT, "llama31-8b-instruct", "gemma3-27b"]
-    pre = cpu.preflight(recipes, cold, 1 if quick else 3, work)
+    pre = cpu.preflight(recipes, cold, 1 if quick else 3, work, s)
     log("cold CLI: make check of the default recipe, and bad-input refusals, each through make")
     cli_s = pipeline.cli_latency(1 if quick else 3, work / "cli")
     for i, t in enumerate(trainings):
@@ -61,7 +61,7 @@ def measure(quick: bool, work: Path, repeats: int, log=print) -> dict[str, Any]:
     if quick:
         pipe["stages"]["train"]["command"] = trainings[0]["make"]["command"]
     log("judge harness throughput against a local fixed-latency OpenAI-compatible server")
-    judge = cpu.judge_throughput([1, 2] if quick else [1, 4, 8], 4 if quick else 32, 1 if quick else 3, work)
+    judge = cpu.judge_throughput([1, 2] if quick else [1, 4, 8], 4 if quick else 32, 1 if quick else 3, work, s)
     gpu_part = {"status": "not measured by make bench: make gpu-check measures the GPU (docs/bench.md, The GPU check)"}
     return {
         "quick": quick,
@@ -300,13 +300,12 @@ def main(argv: list[str] | None = None) -> int:
 
     os.environ.setdefault("AXOLOTL_DO_NOT_TRACK", "1")  # packing runs axolotl in this process; no telemetry offline
 
-    def body() -> None:
-        s = settings.load()
+    def body(s: Settings) -> None:
         ns.quick = ns.quick or s.bench_quick
         repeats = ns.repeats or s.repeats or (1 if ns.quick else 2)
-        folder = outputs_dir() / "bench" / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        folder = s.outputs / "bench" / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-            result = measure(ns.quick, Path(tmp), repeats)
+            result = measure(ns.quick, Path(tmp), repeats, s)
         result["training"].pop("run", None)
         meta = {
             "hardware": hardware(),

@@ -10,8 +10,9 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from core import quiet
+from core import quiet, settings
 from core.errors import UserError
+from core.settings import Settings
 
 
 def command_name(body: Callable) -> str:
@@ -40,13 +41,16 @@ def _exit_on_sigterm():
     return signal.signal(signal.SIGTERM, _raise_terminated)
 
 
-def main(body: Callable[[], int | None]) -> int:
-    """Run a command's body; return its exit status."""
+def main(body: Callable[[Settings], int | None]) -> int:
+    """Run a command's body with the settings, read from the environment here, once for the whole command (the
+    library takes them as arguments, never reads them itself); return its exit status."""
     quiet.begin(command_name(body))  # before the body's heavy imports print anything
     status = 1  # a bug's traceback
     previous = _exit_on_sigterm()
+    s = None
     try:
-        status = body() or 0
+        s = settings.load()
+        status = body(s) or 0
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         status = 2
@@ -59,7 +63,7 @@ def main(body: Callable[[], int | None]) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-        note = quiet.end()
+        note = quiet.end(s.outputs if s is not None else None)
         if note and status == 0:  # a failure's one message stays the last thing said
             print(note, file=sys.stderr, flush=True)
     return status
@@ -77,6 +81,6 @@ def run_from(ns, s):
     """The one RUN=/RECIPE= resolution of a step's command line (core/rundir.py)."""
     from core import rundir
 
-    run = rundir.resolve(ns.run or s.run, ns.recipe or s.recipe_or_default)
+    run = rundir.resolve(s.outputs, ns.run or s.run, ns.recipe or s.recipe_or_default)
     quiet.log_in(run / "logs")  # the run's log holds the library messages known to be harmless
     return run

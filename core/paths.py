@@ -1,5 +1,5 @@
 """Where the checkout's own things live: the repo and its recipes (the outputs folder and the cache are settings:
-core/settings.py outputs_dir and cache_dir)."""
+OUTPUTS and AFFINAGE_CACHE, core/settings.py)."""
 
 from __future__ import annotations
 

@@ -246,8 +246,9 @@ def log_in(folder: Path) -> None:
         _active.to(Path(folder) / f"{_active.name}.log")
 
 
-def end() -> str | None:
-    """The command ends: what is still held goes to OUTPUTS/logs/<command>.log. Returns the one line that says
+def end(outputs: Path | None) -> str | None:
+    """The command ends: what is still held goes to OUTPUTS/logs/<command>.log (`outputs` None: the settings
+    could not be read, so it goes to stderr). Returns the one line that says
     so (None when the command had a run's log or diverted nothing)."""
     global _active
     sink = _active
@@ -261,14 +262,10 @@ def end() -> str | None:
         llama_log.pending = ""
     if sink.path is not None or not sink.pending:
         return None
-    from core.errors import UserError
     from core.paths import repo_relative
-    from core.settings import outputs_dir
 
-    try:
-        sink.to(outputs_dir() / "logs" / f"{sink.name}.log")
-    except UserError:  # no usable OUTPUTS: the messages go where they would have gone
-        pass
+    if outputs is not None:  # else no usable OUTPUTS: the messages go where they would have gone
+        sink.to(outputs / "logs" / f"{sink.name}.log")
     if sink.path is None:
         sys.stderr.writelines(sink.pending)
         return None

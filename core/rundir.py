@@ -14,7 +14,7 @@ from pathlib import Path
 from core import atomic, heartbeat, manifest
 from core.errors import UserError, Where
 from core.hashing import sha256_file
-from core.settings import Settings, outputs_dir
+from core.settings import Settings
 
 LATEST = "LATEST"
 MANIFEST = manifest.MANIFEST
@@ -40,13 +40,13 @@ def recipe_name(recipe: str) -> str:
     return Path(recipe).stem if is_recipe_file(recipe) else recipe
 
 
-def recipe_runs_dir(recipe: str) -> Path:
-    return outputs_dir() / "runs" / recipe_name(recipe)
+def recipe_runs_dir(outputs: Path, recipe: str) -> Path:
+    return Path(outputs) / "runs" / recipe_name(recipe)
 
 
-def new_run_dir(recipe: str) -> Path:
+def new_run_dir(outputs: Path, recipe: str) -> Path:
     """Create OUTPUTS/runs/<recipe>/<UTC timestamp>/ (suffixing -2, -3 within the same second)."""
-    base = recipe_runs_dir(recipe)
+    base = recipe_runs_dir(outputs, recipe)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     for n in range(1, 1000):
         path = base / (stamp if n == 1 else f"{stamp}-{n}")
@@ -64,8 +64,8 @@ def mark_latest(run: Path) -> None:
     atomic.write_text(run.parent / LATEST, run.name + "\n")
 
 
-def latest_run(recipe: str) -> Path:
-    pointer = recipe_runs_dir(recipe) / LATEST
+def latest_run(outputs: Path, recipe: str) -> Path:
+    pointer = recipe_runs_dir(outputs, recipe) / LATEST
     name = recipe_name(recipe)
     if not pointer.is_file():
         raise UserError(
@@ -81,7 +81,7 @@ def latest_run(recipe: str) -> Path:
     return run
 
 
-def resolve(run: str | None = None, recipe: str | None = None) -> Path:
+def resolve(outputs: Path, run: str | None = None, recipe: str | None = None) -> Path:
     """The one RUN=/RECIPE= resolver of every step after training: RUN= wins; else the LATEST completed run
     of RECIPE=. Never a guessed checkpoint."""
     if run:
@@ -89,13 +89,13 @@ def resolve(run: str | None = None, recipe: str | None = None) -> Path:
         manifest.read(path)  # a run directory with a readable manifest, or a clear error
         return path
     if recipe:
-        return latest_run(recipe)
+        return latest_run(outputs, recipe)
     raise UserError("no run given", hint="pass RUN=<run dir> or RECIPE=<name> (its LATEST run)")
 
 
 def from_settings(s: Settings) -> Path:
     """`resolve` for a command's settings: RUN=, else RECIPE= (default: the embedded recipe)."""
-    return resolve(s.run, s.recipe_or_default)
+    return resolve(s.outputs, s.run, s.recipe_or_default)
 
 
 def final_adapter(run: Path) -> Path:
@@ -146,10 +146,10 @@ def merged_model(run: Path, hashes: bool = False) -> Path:
     return merged
 
 
-def completed_runs() -> list[Path]:
+def completed_runs(outputs: Path) -> list[Path]:
     """Every completed run under OUTPUTS/runs (by its manifest), oldest first; unreadable ones are skipped."""
     found = []
-    for path in sorted((outputs_dir() / "runs").glob(f"*/*/{MANIFEST}")):
+    for path in sorted((Path(outputs) / "runs").glob(f"*/*/{MANIFEST}")):
         try:
             if manifest.read(path.parent).train.status == "completed":
                 found.append(path.parent)

@@ -3,8 +3,11 @@ cloud, export and serving, evaluation, studies, data, bench, and what every comm
 models, read and validated once into a typed, frozen `Settings`. A bad value is the same clear error (naming the
 variable, core/env_values.py) in every command.
 
-Entry points call `load()` inside `core.cli.main`; library code takes what it needs as arguments, or calls
-`load()` itself for a default (it re-reads the environment, so tests that change it are seen).
+Settings are read once per command, at its entry point: `core.cli.main` loads them and hands them to the
+command's body, which passes them (or what it needs of them: OUTPUTS as `s.outputs`, AFFINAGE_CACHE as `s.cache`)
+down; library code never calls `load()` (tests/test_settings_flow.py keeps it so). The other entry points are
+processes that do not start from a command line of ours: a pod's entrypoint, axolotl's plugin hooks, TRL's
+reward calls.
 Credentials are `SecretStr`: they never show up in a repr, a log line or a manifest.
 """
 
@@ -277,13 +280,3 @@ def flag_type(variable: str):
 
     convert.__name__ = variable  # argparse names the type in its messages
     return convert
-
-
-def outputs_dir() -> Path:
-    """Root of run directories; OUTPUTS overrides (tests point it at a temp dir)."""
-    return load().outputs
-
-
-def cache_dir() -> Path:
-    """Materialized local models and other rebuildable things; AFFINAGE_CACHE overrides."""
-    return load().cache

@@ -21,7 +21,7 @@ from typing import Any
 
 from core import atomic
 from core.errors import UserError, Where
-from core.settings import outputs_dir
+from core.settings import Settings
 from data.validate import read_jsonl
 
 SUITE_FIELDS = ("suite", "config", "prompt", "temperature", "max_tokens")
@@ -85,10 +85,9 @@ class Generator:
         gguf: Path | None = None,
         dtype: str | None = None,
         batch: int | None = None,
+        *,
+        s: Settings,
     ):
-        from core import settings
-
-        s = settings.load()
         self.base, self.adapter, self.seed, self.cap = base, adapter, seed, max_new_tokens
         self.gguf, self.dtype = gguf, dtype
         self.backend = resolve_backend(backend or s.gen_backend or "auto", gguf)
@@ -96,7 +95,7 @@ class Generator:
         self.device = "cuda" if cuda and self.backend == "hf" else "cpu"
         self.batch = batch or s.gen_batch or (GPU_BATCH if self.device == "cuda" else 1)
         self.identity = model_identity(base, adapter, gguf if self.backend == "gguf" else None)
-        self.cache = outputs_dir() / "cache" / "generations"
+        self.cache = s.outputs / "cache" / "generations"
         self._model = self._tok = self._llm = None
 
     @property
@@ -272,14 +271,12 @@ def run_gguf(run: Path) -> Path | None:
     return path
 
 
-def baseline_gguf(model: str, run_file: Path | None, log=print) -> Path | None:
+def baseline_gguf(model: str, run_file: Path | None, s: Settings, log=print) -> Path | None:
     """The f16 GGUF the model a run is compared with generates through: where the run's own side is llama.cpp
     (GEN_BACKEND=gguf, or auto on a CPU box for a run with a parity-checked GGUF), the model's cached f16 GGUF when
     it converts and passes its parity check; None (transformers) otherwise."""
-    from core import settings
     from tools.export import base_gguf
 
-    s = settings.load()
     asked = s.gen_backend or "auto"
     if asked == "hf" or (asked == "auto" and (run_file is None or _cuda())):
         return None
@@ -293,6 +290,8 @@ def for_run(
     max_new_tokens: int | None = None,
     baseline: bool = False,
     baseline_path: str | None = None,
+    *,
+    s: Settings,
 ) -> Generator:
     """The run's model (base + its adapter, or its GGUF on a CPU box), or with baseline=True its base model (its
     cached f16 GGUF where the run's side is its GGUF), in the recipe's dtype: what make judge compares."""
@@ -307,6 +306,6 @@ def for_run(
     base = m.train.base_model.path
     if baseline:  # the run's base model, or another model to compare with (eval/chain.py: a chain's root)
         model = baseline_path or base
-        gguf = baseline_gguf(model, run_gguf(run))
-        return Generator(model, None, seed, max_new_tokens, gguf=gguf, dtype=dtype)
-    return Generator(base, rundir.final_adapter(run), seed, max_new_tokens, gguf=run_gguf(run), dtype=dtype)
+        gguf = baseline_gguf(model, run_gguf(run), s)
+        return Generator(model, None, seed, max_new_tokens, gguf=gguf, dtype=dtype, s=s)
+    return Generator(base, rundir.final_adapter(run), seed, max_new_tokens, gguf=run_gguf(run), dtype=dtype, s=s)

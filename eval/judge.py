@@ -32,6 +32,7 @@ from core.errors import UserError, Where
 from core.manifest import JudgeSection
 from core.paths import REPO, repo_relative
 from core.sections import HeldoutRecord
+from core.settings import Settings
 from eval import chain, grpo_data, judge_report, prefs_split, reward_judge
 from eval.generate import for_run, load_suite
 from eval.judge_client import Judge as Judge
@@ -175,9 +176,9 @@ def judged_items(run: Path, suite: Path, sampling: dict, limit: int | None, max_
     return items, heldout.model_copy(update={"n": len(items)}) if heldout else None
 
 
-def served_model(s: settings.Settings | None = None) -> str:
+def served_model(s: Settings) -> str:
     """Who answers for a judge served for this run (its address is a new port each time): the GGUF it serves."""
-    gguf = judge_gguf(s or settings.load())
+    gguf = judge_gguf(s)
     return f"llama.cpp server: {gguf.name} ({gguf.stat().st_size} bytes)"
 
 
@@ -193,17 +194,19 @@ def run_judging(
     log=print,
     min_consistency: float | None = None,
     versus: str = "base",
+    *,
+    s: Settings,
 ) -> JudgeSection:
     """Judge the run against its base model (for a run started from another run: that run, whose merged weights
     are its base), or with versus="origin" against the base model at the root of its chain (eval/chain.py)."""
     m = manifest.read(run)
     against = chain.baseline(run, m, versus)
     floor = MIN_CONSISTENCY if min_consistency is None else min_consistency
-    load_judges(judge_names)  # unknown judges and missing keys are refused before anything is generated
-    reward_judge.refuse_reward_judges(run, judge_names)  # a GRPO chain's reward judge is not evidence on it
+    load_judges(judge_names, s)  # unknown judges and missing keys are refused before anything is generated
+    reward_judge.refuse_reward_judges(run, judge_names, s)  # a GRPO chain's reward judge is not evidence on it
     items, heldout = judged_items(run, suite, m.train.meta.sampling.model_dump(), limit, max_new_tokens, log)
-    candidate = for_run(run, seed, max_new_tokens)  # GPU: recipe dtype, batched; CPU: llama.cpp on the GGUF
-    baseline = for_run(run, seed, max_new_tokens, baseline=True, baseline_path=against.path)  # HF; CPU float32
+    candidate = for_run(run, seed, max_new_tokens, s=s)  # GPU: recipe dtype, batched; CPU: llama.cpp on the GGUF
+    baseline = for_run(run, seed, max_new_tokens, baseline=True, baseline_path=against.path, s=s)  # HF; CPU float32
     backends = {"candidate": candidate.backend_key, "baseline": baseline.backend_key}
     log(
         f"generating {len(items)} x 2 responses ({backends['candidate']} / {backends['baseline']}; cached per "
@@ -232,8 +235,8 @@ def run_judging(
         ),
     )
     log(f"versus: {against.label}")
-    with served(judge_specs(judge_names), run / against.folder / "llama-server.log", say=log) as urls:
-        judges = load_judges(judge_names, urls, served_as=served_model() if urls else None)
+    with served(judge_specs(judge_names), run / against.folder / "llama-server.log", s, say=log) as urls:
+        judges = load_judges(judge_names, s, urls, served_as=served_model(s) if urls else None)
         judging = Judging(run, m, items, texts, sides, suite, seed, backends, against, heldout)
         return _judge_and_record(judging, judges, concurrency, max_cost, floor, log)
 
@@ -349,8 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ns = parser.parse_args(argv)
 
-    def body() -> None:
-        s = settings.load()
+    def body(s: Settings) -> None:
         run = cli.run_from(ns, s)
         versus = chain.versus_for(run, s.baseline)
         suite_name = manifest.read(run).train.meta.eval_suite or "brie"
@@ -373,6 +375,7 @@ def main(argv: list[str] | None = None) -> int:
                 first(ns.max_cost, s.max_cost, 5.0),
                 min_consistency=judge_report.floor(s),
                 versus=v,
+                s=s,
             )
             print(f"versus {section.baseline} (tie convention: {TIE_CONVENTION})")
             if section.heldout is not None:

@@ -11,7 +11,6 @@ from typing import Any
 
 import yaml
 
-from core import settings
 from core.errors import UserError, Where
 from core.retry import Retry, transient_status
 from core.settings import Settings
@@ -47,13 +46,12 @@ class Judge:
         self,
         name: str,
         spec: dict[str, Any],
-        s: Settings | None = None,
+        s: Settings,
         base_url: str | None = None,
         served_as: str | None = None,
     ):
         from openai import OpenAI
 
-        s = s or settings.load()
         key = s.secret(spec["key_env"]) if spec.get("key_env") else "not-needed"
         if not key:
             raise UserError(f"judge '{name}' needs {spec['key_env']} in the environment", Where(key=spec["key_env"]))
@@ -122,10 +120,12 @@ def judge_specs(names: list[str]) -> dict[str, dict[str, Any]]:
     return {n: specs[n] for n in names}
 
 
-def load_judges(names: list[str], urls: dict[str, str] | None = None, served_as: str | None = None) -> list[Judge]:
+def load_judges(
+    names: list[str], s: Settings, urls: dict[str, str] | None = None, served_as: str | None = None
+) -> list[Judge]:
     """The judges by name; those in `urls` answer there (a server started for this run, serving `served_as`)."""
     specs, urls = judge_specs(names), urls or {}
-    return [Judge(n, specs[n], base_url=urls.get(n), served_as=served_as if n in urls else None) for n in names]
+    return [Judge(n, specs[n], s, base_url=urls.get(n), served_as=served_as if n in urls else None) for n in names]
 
 
 def render(item: dict, order: str, cand: str, base: str) -> str:

@@ -20,7 +20,7 @@ import yaml
 from core import atomic, cli, settings
 from core.errors import UserError, Where
 from core.mdtable import cell
-from core.settings import outputs_dir
+from core.settings import Settings
 from eval import judged_io
 from eval.stats import MIN_CONSISTENCY, TIE_CONVENTION, agreement, usability, win_summary
 from eval.verdicts import combine
@@ -236,14 +236,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("files", nargs="*", help="judged exports, globs allowed (default: FILES)")
     ns = parser.parse_args(argv)
 
-    def body() -> None:
-        s = settings.load()
+    def body(s: Settings) -> None:
         files = ns.files or (s.files or "").split()
         if not files:
             raise UserError("no judged files given", Where(key="FILES"), 'make judge-report FILES="exports/*.jsonl"')
         report = analyze(expand(files), floor(s))
         text = markdown(report)
-        out = outputs_dir() / "judge-report" / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        out = s.outputs / "judge-report" / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         atomic.write_text(out / "report.md", text)
         atomic.write_json(out / "report.json", dict(report))
         print(text)

@@ -30,12 +30,11 @@ def judge_gguf(s: Settings) -> Path:
 
 
 @contextmanager
-def served(specs: dict[str, dict], log: Path, s: Settings | None = None, say=print) -> Iterator[dict[str, str]]:
+def served(specs: dict[str, dict], log: Path, s: Settings, say=print) -> Iterator[dict[str, str]]:
     """{judge: url} for the judges eval/judges.yaml marks `serve` whose address variable is unset: llama.cpp's
     server runs on 127.0.0.1 for them while the block runs, and is stopped after (also on errors)."""
     from tools.serve.llama_server import serve
 
-    s = s or settings.load()
     names = list(specs)  # {judge: its eval/judges.yaml entry}
     need = [n for n in names if specs[n].get("serve") and not s.raw(specs[n].get("base_url_env") or "")]
     if not need:

@@ -16,7 +16,7 @@ from typing import Any
 
 from core import atomic, cli, manifest, mdtable, metrics, rundir
 from core.errors import UserError
-from core.settings import outputs_dir
+from core.settings import Settings
 from eval import chain, lmeval, stats
 from eval.lmeval import read_samples
 from launch import telemetry_record
@@ -105,9 +105,9 @@ def analyze(models: list[dict[str, Any]]) -> dict[str, Any]:
     return stats.heldout(scored, {e["name"]: e["base_row"] for e in models if e["base_row"] and e["rows"]})
 
 
-def collect() -> list[dict[str, Any]]:
+def collect(outputs: Path) -> list[dict[str, Any]]:
     rows = []
-    for run in rundir.completed_runs():
+    for run in rundir.completed_runs(outputs):
         m = manifest.read(run)
         t = m.train
         label = f"{m.recipe_name}/{run.name}"
@@ -357,11 +357,12 @@ def tables(rows: list[dict[str, Any]]) -> str:
     return "\n".join(out) + "\n"
 
 
-def build() -> dict[str, Any]:
+def build(outputs: Path) -> dict[str, Any]:
+    """OUTPUTS/leaderboard/ from every completed run under `outputs`."""
     from eval import plots
 
-    rows = collect()
-    folder = outputs_dir() / "leaderboard"
+    rows = collect(outputs)
+    folder = outputs / "leaderboard"
     folder.mkdir(parents=True, exist_ok=True)
     atomic.write_text(folder / "leaderboard.md", tables(rows))
     models = dedupe([e for r in rows for e in r["models"]])
@@ -379,8 +380,8 @@ def build() -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)
 
-    def body() -> None:
-        result = build()
+    def body(s: Settings) -> None:
+        result = build(s.outputs)
         print((Path(result["folder"]) / "leaderboard.md").read_text())
         print(f"{result['runs']} runs; written to {result['folder']}: leaderboard.md {' '.join(result['images'])}")
 

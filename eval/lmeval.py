@@ -25,6 +25,7 @@ from core import atomic, cli, manifest, metrics, rundir, settings
 from core.errors import UserError, Where
 from core.hashing import sha256_file
 from core.manifest import EvalResult, LmEvalSection
+from core.settings import Settings
 from tools.export import base_gguf
 
 TASK = "affinage_heldout"
@@ -196,7 +197,10 @@ def evaluate(
 ) -> LmEvalSection:
     """Score the run's model on its held-out documents with each backend: hf (the fine-tune), gguf (each GGUF
     file) and base (the base model alone: the row every result is compared with), the base through transformers
-    or (base_via="gguf") through its cached, parity-checked f16 GGUF (tools/export/base_gguf.py, in `cache`)."""
+    or (base_via="gguf") through its cached, parity-checked f16 GGUF (tools/export/base_gguf.py, in `cache`,
+    AFFINAGE_CACHE: required then)."""
+    if base_via == "gguf" and cache is None:
+        raise ValueError("base_via='gguf' needs the cache folder its f16 GGUF is kept in")
     unknown = sorted(set(backends) - set(BACKENDS))
     if unknown:
         raise UserError(
@@ -249,12 +253,11 @@ def evaluate(
                 )
             )
     if "base" in backends:
-        from core.settings import cache_dir
         from eval.chain import origin_base
 
         # the chain's root model: for a DPO run on an SFT run, the original base, not the SFT weights it loads
         base_path = origin_base(run)[1]
-        f16 = base_gguf.usable_f16(base_path, cache or cache_dir(), log) if base_via == "gguf" else None
+        f16 = base_gguf.usable_f16(base_path, cache, log) if base_via == "gguf" else None
         if f16 is not None:
             log(f"lm-eval (base model, same documents): {f16.path}")
             base = EvalResult(
@@ -313,8 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ns = parser.parse_args(argv)
 
-    def body() -> None:
-        s = settings.load()
+    def body(s: Settings) -> None:
         run = cli.run_from(ns, s)
         asked = ns.backends or s.backends
         if asked:

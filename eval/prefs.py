@@ -30,10 +30,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core import atomic, cli, manifest, rundir, settings
+from core import atomic, cli, manifest, rundir
 from core.errors import UserError, Where
 from core.hashing import sha256_file
 from core.manifest import PrefsSection
+from core.settings import Settings
 from data import preferences as prefs
 from data.tools.preference_data import length_bias
 from eval import prefs_split
@@ -267,8 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="write a small or length-biased set (default: FORCE)")
     ns = parser.parse_args(argv)
 
-    def body() -> None:
-        s = settings.load()
+    def body(s: Settings) -> None:
         run = cli.run_from(ns, s)
         agree = ns.agree or s.agree or "any"
         if agree not in ("any", "all"):

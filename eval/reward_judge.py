@@ -55,7 +55,9 @@ def _judge_named(suffix: str) -> str | None:
 
 @cache
 def _asker(judge: str) -> Asker:
-    return Asker(judge)
+    """The judge a reward asks, once per trainer process: TRL calls the reward inside axolotl's trainer, so this
+    is where that process's settings are read (the environment make train gave it)."""
+    return Asker(judge, settings.load())
 
 
 def _step_health(judge: str, asked: int, errors: list[str], log_metric: Callable | None) -> None:
@@ -105,10 +107,9 @@ def calibration() -> list[dict[str, str]]:
     return [json.loads(x) for x in CALIBRATION.read_text(encoding="utf-8").splitlines() if x.strip()]
 
 
-def measure(judge: str, mode: str, s: settings.Settings | None = None) -> dict[str, Any]:
+def measure(judge: str, mode: str, s: settings.Settings) -> dict[str, Any]:
     """The judge's agreement with itself on the calibration pairs; refuses (UserError) below the floor or when it
     does not answer. Returns the figure as the manifest records it."""
-    s = s or settings.load()
     floor = consistency_floor(s)
     asker = Asker(judge, s)
     items = calibration()
@@ -155,9 +156,8 @@ def measure(judge: str, mode: str, s: settings.Settings | None = None) -> dict[s
     return record
 
 
-def preflight(judge: str, mode: str) -> list[tuple[str, str]]:
+def preflight(judge: str, mode: str, s: settings.Settings) -> list[tuple[str, str]]:
     """What make check says about a judge reward, without asking the judge (it asks before training)."""
-    s = settings.load()
     spec = judge_specs([judge])[judge]
     out = [
         (
@@ -180,8 +180,8 @@ def reward_for(mode: str, judge: str) -> Callable[..., list]:
 
     reward.__name__ = reward.__qualname__ = f"judge_{mode}_{attribute(judge)}"  # TRL logs rewards/<name>/mean
     reward.judge, reward.mode = judge, mode  # type: ignore[attr-defined]
-    reward.before_training = lambda: measure(judge, mode)  # type: ignore[attr-defined]
-    reward.preflight = lambda: preflight(judge, mode)  # type: ignore[attr-defined]
+    reward.before_training = lambda s: measure(judge, mode, s)  # type: ignore[attr-defined]
+    reward.preflight = lambda s: preflight(judge, mode, s)  # type: ignore[attr-defined]
     return reward
 
 
@@ -210,10 +210,9 @@ def reward_judges(run: Path) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
-def refuse_reward_judges(run: Path, names: list[str]) -> None:
+def refuse_reward_judges(run: Path, names: list[str], s: settings.Settings) -> None:
     """make judge with a judge that gave a GRPO run of this chain its reward (the same name, or the same model at
     the same endpoint under another name) is refused: the model learned to please that judge."""
-    s = settings.load()
     specs = judge_specs(names)
     for label, rec in reward_judges(run):
         for name in names:

@@ -13,7 +13,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from core import settings
 from core.settings import Settings
 from eval.judge_client import Judge, load_judges, render
 from eval.verdicts import parse_label, to_model
@@ -76,12 +75,11 @@ def pair_texts(prompt: str, first: str, second: str) -> tuple[str, str]:
 class Asker:
     """One judge, with its answer cache and its request pool."""
 
-    def __init__(self, name: str, s: Settings | None = None, cache_dir: Path | None = None):
-        s = s or settings.load()
-        self.judge: Judge = load_judges([name])[0]
+    def __init__(self, name: str, s: Settings, cache_dir: Path | None = None):
+        self.judge: Judge = load_judges([name], s)[0]
         self.name = name
         self.concurrency = s.concurrency or CONCURRENCY
-        self.path = (cache_dir or settings.outputs_dir() / "cache" / "reward-judge") / f"{name}.jsonl"
+        self.path = (cache_dir or s.outputs / "cache" / "reward-judge") / f"{name}.jsonl"
         self.cache: dict[str, str] | None = None
         self.lock = threading.Lock()
 

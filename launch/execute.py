@@ -47,7 +47,7 @@ def launch_for(final: Resolved, config_path: Path, topo: Topology, s: Settings) 
             from launch.preflight import preference_cost
 
             vram = torch.cuda.get_device_properties(0).total_memory / est.GIB
-            m = est.model_facts(final.config, final.hub_base_model)
+            m = est.model_facts(final.config, final.hub_base_model, s.cache)
             fits = preference_cost.memory(m, final.config, "ddp", 1, vram).fits
         except UserError:
             fits = None  # unknown model: auto falls back to ZeRO-3, which fits whenever anything does
@@ -59,6 +59,7 @@ def launch_for(final: Resolved, config_path: Path, topo: Topology, s: Settings) 
         dist.requested_strategy(meta.distributed, s),
         fits,
         final.recipe.where("meta.distributed"),
+        cache=s.cache,
     )
 
 
@@ -211,7 +212,9 @@ def execute(final: Resolved, run: Path, launch: dist.Launch, topo: Topology) -> 
     from launch import telemetry_record
 
     base = final.config["base_model"] if Path(final.config["base_model"]).exists() else final.hub_base_model
-    telemetry = telemetry_record.collect(run, output, final.config, base, launch.strategy, topo.world_size)
+    telemetry = telemetry_record.collect(
+        run, output, final.config, base, launch.strategy, topo.world_size, final.settings
+    )
     train = m.train.model_copy(
         update={
             "ended": rundir.utc_now(),

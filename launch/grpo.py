@@ -19,6 +19,7 @@ from core import manifest
 from core.errors import UserError, Where
 from core.manifest import GrpoRecord, RewardStep
 from core.sections import RewardJudgeRecord
+from core.settings import Settings
 from launch.preflight.grpo import beta_of, generation_where
 from launch.preflight.grpo_rewards import load_reward
 
@@ -29,8 +30,9 @@ def _reward_paths(config: dict[str, Any]) -> list[str]:
     return [str(p) for p in (config.get("trl") or {}).get("reward_funcs") or []]
 
 
-def before_training(config: dict[str, Any], log=print) -> dict[str, dict[str, Any]]:
-    """Each reward's own check before training ({reward path: what it measured}); a UserError refuses the run."""
+def before_training(config: dict[str, Any], s: Settings, log=print) -> dict[str, dict[str, Any]]:
+    """Each reward's own check before training ({reward path: what it measured}; a reward's `before_training`
+    hook is given the command's settings); a UserError refuses the run."""
     if config.get("rl") != "grpo":
         return {}
     checks: dict[str, dict[str, Any]] = {}
@@ -42,7 +44,7 @@ def before_training(config: dict[str, Any], log=print) -> dict[str, dict[str, An
         if not callable(hook):
             continue
         log(f"reward {path}: measuring its judge before training")
-        checks[path] = hook()
+        checks[path] = hook(s)
         got = checks[path]
         if isinstance(got, dict) and "consistency" in got:
             log(

@@ -13,9 +13,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from core import cli, settings
+from core import cli
 from core.errors import UserError, Where
 from core.paths import FRAGMENTS, RECIPES, repo_relative
+from core.settings import Settings
 from core.yamlio import dump
 from data import sources
 from data.entries import dataset_file
@@ -82,22 +83,24 @@ def dataset_entry(data: str, rows: list[Any]) -> dict[str, Any]:
     return entry
 
 
-def lora_targets(model: str) -> list[str]:
+def lora_targets(model: str, cache: Path) -> list[str]:
     """The language model's Linear names, without the head and without routers (outputs far narrower than the
     hidden size: a mixture-of-experts gate picks experts, it does not transform the hidden state)."""
-    tree = architecture.tree(model)
+    tree = architecture.tree(model, cache=cache)
     hidden = tree.text["hidden_size"] or 1
     narrow = {lin.name.split(".")[-1] for lin in tree.linears if lin.out_features < max(hidden // 8, 2)}
-    return [n for n in architecture.language_linear_names(model) if n not in narrow]
+    return [n for n in architecture.language_linear_names(model, cache=cache) if n not in narrow]
 
 
-def build(name: str, model: str, data: str, method: str, val: str | None, template: str | None) -> dict[str, Any]:
+def build(
+    name: str, model: str, data: str, method: str, val: str | None, template: str | None, s: Settings
+) -> dict[str, Any]:
     if method not in METHODS:
         raise UserError(f"METHOD must be one of {', '.join(METHODS)}, not '{method}'", Where(key="METHOD"))
     for key, path in (("DATA", data), ("HELDOUT", val)):
         if path and sources.is_local({"path": path}) and not dataset_file({"path": path}).is_file():
             raise UserError("dataset file not found", Where(dataset_file({"path": path}), key=key))
-    f = facts.get(model, fetch_if_missing=True)
+    f = facts.get(model, s, fetch_if_missing=True)
     if f is None or f.folder is None:
         raise UserError(
             f"{model}'s config and tokenizer are not available here", Where(key="MODEL"), facts.fetch_hint(model)
@@ -122,12 +125,12 @@ def build(name: str, model: str, data: str, method: str, val: str | None, templa
         if end and end != tokenizer.eos_token:
             recipe["eot_tokens"] = [end]  # the turn terminator is not the eos: train it explicitly
     if method != "full":
-        recipe.update(lora_r=16, lora_alpha=32, lora_target_modules=lora_targets(model))
+        recipe.update(lora_r=16, lora_alpha=32, lora_target_modules=lora_targets(model, s.cache))
     recipe["datasets"] = [entry]
     if val:
         recipe["test_datasets"] = [{**entry, "path": val, "split": "train"}]
     recipe.update(TRAINING, **FAST_PATH)
-    gpu, count = suggest(recipe, model)
+    gpu, count = suggest(recipe, model, s)
     recipe["meta"] = {
         "description": f"{name}: {model} ({method}) on {Path(data).name}",
         "gpu": {"type": gpu, "count": count},
@@ -135,11 +138,12 @@ def build(name: str, model: str, data: str, method: str, val: str | None, templa
     return recipe
 
 
-def suggest(recipe: dict[str, Any], model: str) -> tuple[str, int]:
+def suggest(recipe: dict[str, Any], model: str, s: Settings) -> tuple[str, int]:
     from launch.preflight import estimate
     from launch.preflight.plan import suggest_gpu
 
-    return suggest_gpu(estimate.model_facts(recipe, model), recipe)
+    table = estimate.gpu_table(s.gpu_table)["gpus"]
+    return suggest_gpu(estimate.model_facts(recipe, model, s.cache), recipe, table)
 
 
 def refuse_existing(path: Path, force: bool) -> None:
@@ -166,8 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.parse_args(argv)
 
-    def body() -> int:
-        s = settings.load()
+    def body(s: Settings) -> int:
         if not s.recipe or not s.model or not s.data:
             raise UserError(
                 "make new needs RECIPE=<new name>, MODEL=<hub id or folder> and DATA=<file or dataset>",
@@ -180,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         path = Path(s.out).expanduser() if s.out else RECIPES / f"{s.recipe}.yaml"
         method = s.method or "lora"
         refuse_existing(path, s.force)  # before the model's files are read
-        recipe = build(s.recipe, s.model, s.data, method, s.heldout, s.template)
+        recipe = build(s.recipe, s.model, s.data, method, s.heldout, s.template, s)
         write(path, recipe, method, f"make new RECIPE={s.recipe} MODEL={s.model} DATA={s.data}", s.force)
         print(f"wrote {repo_relative(path)}; checking it:")
         from launch.preflight.__main__ import main as check

@@ -18,6 +18,8 @@ device_map {"": LOCAL_RANK}, a CUDA device index, even after its own choose_devi
 device map the model loads on the CPU and the Trainer's DDP wraps it. ZeRO-3 and FSDP set no device map.
 post_trainer_create: checks that the Trainer sees the real ranks, so a broken backend is an error, not a guess.
 on_train_end: every rank writes a fingerprint of its (ZeRO-3-gathered) trainable weights.
+The settings (WORLD_SIZE, RANK from torchrun) are read once per rank, at register: axolotl calls the plugin, so
+that hook is this process's entry point into affinage.
 """
 
 from __future__ import annotations
@@ -31,15 +33,16 @@ from axolotl.integrations.base import BasePlugin
 from transformers import TrainerCallback
 
 from core import settings
+from core.settings import Settings
 from launch.rank_check import RANKS_DIR, fingerprint, normalize
 
 
-def name_gloo_for_cpu_ranks() -> bool:
+def name_gloo_for_cpu_ranks(world_size: int) -> bool:
     """Wrap accelerate's backend resolution so CPU ranks get gloo (the backend DeepSpeed itself picks on CPU).
     Returns whether it applied."""
     import torch
 
-    if torch.cuda.is_available() or (settings.load().world_size or 1) <= 1:
+    if torch.cuda.is_available() or world_size <= 1:
         return False
     from accelerate.state import PartialState
 
@@ -56,12 +59,12 @@ def name_gloo_for_cpu_ranks() -> bool:
     return True
 
 
-def skip_cuda_peer_probe() -> bool:
+def skip_cuda_peer_probe(world_size: int) -> bool:
     """On CPU ranks, answer axolotl's P2P/InfiniBand probe (axolotl.utils.trainer.prepare_optim_env) with "fine"
     instead of initialising CUDA. Returns whether it applied."""
     import torch
 
-    if torch.cuda.is_available() or (settings.load().world_size or 1) <= 1:
+    if torch.cuda.is_available() or world_size <= 1:
         return False
     import axolotl.utils.trainer as trainer
 
@@ -84,14 +87,14 @@ def gathered(params: list):
 
 
 class _WriteFingerprint(TrainerCallback):
-    def __init__(self, output_dir: str):
-        self.output_dir = Path(output_dir)
+    def __init__(self, output_dir: str, s: Settings):
+        self.output_dir, self.s = Path(output_dir), s
 
     def on_train_end(self, args, state, control, model=None, **kwargs):
         params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
         with gathered([p for _, p in params]):
             record = fingerprint([(normalize(n), p) for n, p in params])
-        s = settings.load()
+        s = self.s
         rank = s.rank or 0
         record.update(rank=rank, world_size=s.world_size or 1, global_step=state.global_step)
         out = self.output_dir / RANKS_DIR
@@ -115,16 +118,19 @@ def cpu_device_map(cfg) -> bool:
 
 
 class RankFingerprintPlugin(BasePlugin):
+    s: Settings
+
     def register(self, cfg):
-        name_gloo_for_cpu_ranks()
-        skip_cuda_peer_probe()
+        self.s = settings.load()
+        name_gloo_for_cpu_ranks(self.s.world_size or 1)
+        skip_cuda_peer_probe(self.s.world_size or 1)
 
     def load_datasets(self, cfg, preprocess=False):
         cpu_device_map(cfg)
         return None  # axolotl loads the datasets itself
 
     def post_trainer_create(self, cfg, trainer):
-        s = settings.load()
+        s = self.s
         world = s.world_size or 1
         if trainer.args.world_size != world or trainer.args.process_index != (s.rank or 0):
             raise RuntimeError(
@@ -133,4 +139,4 @@ class RankFingerprintPlugin(BasePlugin):
             )
 
     def add_callbacks_post_trainer(self, cfg, trainer):
-        return [_WriteFingerprint(cfg.output_dir)]
+        return [_WriteFingerprint(cfg.output_dir, self.s)]

@@ -22,7 +22,7 @@ from resolver.resolve import Resolved, resolve
 def find_unfinished(r: Resolved) -> Path | None:
     """The newest run of this recipe (same recipe files and overrides) that did not complete and has a complete
     checkpoint to go on from."""
-    base = rundir.recipe_runs_dir(r.recipe.name)
+    base = rundir.recipe_runs_dir(r.settings.outputs, r.recipe.name)
     for run in sorted((p for p in base.glob("*") if (p / manifest.MANIFEST).is_file()), reverse=True):
         m = manifest.read(run)
         if m.train.status == "completed":
@@ -78,6 +78,6 @@ def resume(
         )
     ckpt, _ = resume_config(run)
     print(f"resuming {run} from {ckpt.name}")
-    final = resolve(r.recipe, device=r.device, args=args, run_dir=run)
+    final = resolve(r.recipe, s, device=r.device, args=args, run_dir=run)
     final.config = yaml.safe_load((run / "config.yaml").read_text())
     return final, launch_for(final, run / "config.yaml", topo, s)

@@ -94,8 +94,8 @@ def start(
     r: Resolved, args: str | dict | None, topo: Topology, s: Settings, argv: list[str] | None = None
 ) -> tuple[Resolved, Path, dist.Launch]:
     """Create the run directory, its config.yaml and manifest; return (final config, run, launch)."""
-    run = rundir.new_run_dir(r.recipe.name)
-    final = resolve(r.recipe, device=r.device, args=args, run_dir=run, materialize=True)
+    run = rundir.new_run_dir(s.outputs, r.recipe.name)
+    final = resolve(r.recipe, s, device=r.device, args=args, run_dir=run, materialize=True)
     launch = launch_for(final, run / "config.yaml", topo, s)
     final.config = run_config(final.config, launch)
     atomic.write_text(run / "config.yaml", dump(final.config))

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from core.sections import PlanMemory, TrainTelemetry
+from core.settings import Settings
 from launch.telemetry import TELEMETRY_FILE
 
 MAX_WARM_STEPS = 3  # steps left out of the timing: kernel compilation, autotuning, the allocator's growth
@@ -35,12 +36,12 @@ def warm_steps(n: int) -> int:
     return min(MAX_WARM_STEPS, n // 2)
 
 
-def gpu_peak(name: str) -> tuple[str, float]:
-    """(the table's row, dense bf16 TFLOP/s) for a CUDA device name: its runpod_id exactly, else the longest row
-    name it contains. UnknownGpu names the device and the table."""
+def gpu_peak(name: str, table: Path | None) -> tuple[str, float]:
+    """(the GPU table's row, dense bf16 TFLOP/s) for a CUDA device name: its runpod_id exactly, else the longest
+    row name it contains. `table`: GPU_TABLE (None: the shipped one). UnknownGpu names the device and the table."""
     from launch.preflight import estimate as est
 
-    rows = est.gpu_table()["gpus"]
+    rows = est.gpu_table(table)["gpus"]
     exact = [(k, r) for k, r in rows.items() if str(r.get("runpod_id", "")).lower() == name.lower()]
     loose = sorted(
         ((k, r) for k, r in rows.items() if k.lower().replace("-", " ") in name.lower()), key=lambda kr: -len(kr[0])
@@ -77,14 +78,14 @@ def flops_per_token(record: dict[str, Any]) -> float | None:
     return 4.0 * model["matmul_frozen"] + 6.0 * model["matmul_trained"] if model else None
 
 
-def mfu(record: dict[str, Any]) -> tuple[float | None, float | None, str]:
-    """(MFU, the peak TFLOP/s used, a note saying which row or why none)."""
+def mfu(record: dict[str, Any], table: Path | None) -> tuple[float | None, float | None, str]:
+    """(MFU, the peak TFLOP/s used, a note saying which row or why none); `table` as in gpu_peak."""
     device = record.get("device") or "cpu"
     t, dense = timed(record), flops_per_token(record)
     if device == "cpu":
         return None, None, "CPU: MFU is a GPU figure"
     try:
-        row, peak = gpu_peak(device)
+        row, peak = gpu_peak(device, table)
     except UnknownGpu as exc:
         return None, None, str(exc)
     if not t["timed_seconds"] or dense is None:
@@ -95,7 +96,7 @@ def mfu(record: dict[str, Any]) -> tuple[float | None, float | None, str]:
     return flops / t["timed_seconds"] / (peak * 1e12), peak, f"{row} dense bf16 peak {peak:g} TFLOP/s"
 
 
-def plan_memory(config: dict[str, Any], base_model: str, strategy: str, world: int) -> PlanMemory:
+def plan_memory(config: dict[str, Any], base_model: str, strategy: str, world: int, cache: Path) -> PlanMemory:
     """`make plan`'s estimate (launch/preflight/estimate.py memory) of the config on this machine's GPU."""
     from launch.preflight import estimate as est
 
@@ -107,16 +108,16 @@ def plan_memory(config: dict[str, Any], base_model: str, strategy: str, world: i
             vram = torch.cuda.get_device_properties(0).total_memory / est.GIB
     except ImportError:
         pass
-    m = est.model_facts(config, base_model)
+    m = est.model_facts(config, base_model, cache)
     mem = est.memory(m, config, strategy, world, vram or 0.0)
     parts = {k: round(v, 4) for k, v in mem.parts.items()}
     return PlanMemory(total_gib=round(mem.total, 4), parts_gib=parts, strategy=strategy, gpus=world, vram_gib=vram)
 
 
-def summarize(record: dict[str, Any], file: str | None = None) -> TrainTelemetry:
-    """The manifest's figures from a telemetry record (no plan)."""
+def summarize(record: dict[str, Any], table: Path | None, file: str | None = None) -> TrainTelemetry:
+    """The manifest's figures from a telemetry record (no plan); `table` as in gpu_peak."""
     t = timed(record)
-    value, peak, note = mfu(record)
+    value, peak, note = mfu(record, table)
     model = record.get("model") or {}
     return TrainTelemetry(
         device=record.get("device") or "cpu",
@@ -137,7 +138,7 @@ def summarize(record: dict[str, Any], file: str | None = None) -> TrainTelemetry
 
 
 def collect(run: Path, output_dir: Path, config: dict[str, Any], base_model: str, strategy: str,
-            world: int) -> TrainTelemetry | None:  # fmt: skip
+            world: int, s: Settings) -> TrainTelemetry | None:  # fmt: skip
     """The run's telemetry with the plan beside it, or None when the training process wrote none."""
     from core import rundir
     from core.errors import UserError
@@ -147,9 +148,9 @@ def collect(run: Path, output_dir: Path, config: dict[str, Any], base_model: str
         record = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return None
-    out = summarize(record, rundir.relpath(path, run))
+    out = summarize(record, s.gpu_table, rundir.relpath(path, run))
     try:
-        return out.model_copy(update={"plan": plan_memory(config, base_model, strategy, world)})
+        return out.model_copy(update={"plan": plan_memory(config, base_model, strategy, world, s.cache)})
     except UserError as exc:
         return out.model_copy(update={"plan_note": exc.message})
     except Exception as exc:  # noqa: BLE001 - a plan that cannot be computed must not fail a finished run

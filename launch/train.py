@@ -8,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from core import cli, manifest, rundir, settings
+from core import cli, manifest, rundir
 from core.errors import UserError, Where
 from core.settings import Settings
 from launch import grpo
@@ -32,14 +32,14 @@ def train(
     argv: list[str] | None = None,
     run_dir: str | None = None,
     auto_resume: bool = True,
-    s: Settings | None = None,
+    *,
+    s: Settings,
 ) -> Path:
-    s = s or settings.load()
     if run_dir:  # resume this run: its recipe and recorded overrides unless given again
         # a run another trainer is training now is refused at once, before the preflight (FORCE=1 takes it over)
         if not force:
-            rundir.refuse_if_training(rundir.resolve(run_dir))
-        recorded = manifest.read(rundir.resolve(run_dir)).train
+            rundir.refuse_if_training(rundir.resolve(s.outputs, run_dir))
+        recorded = manifest.read(rundir.resolve(s.outputs, run_dir)).train
         recipe = recorded.recipe.name if not rundir.is_recipe_file(recipe) else recipe
         args = args if args is not None else (recorded.overrides or None)
     require_cuda(s, recipe, args)
@@ -47,9 +47,9 @@ def train(
     def before_heavy() -> None:  # what else is refused cheaply: after the preflight's cheap checks, before its heavy
         refuse_launch_settings(recipe, args, s)
         if run_dir:
-            resumable(rundir.resolve(run_dir))
+            resumable(rundir.resolve(s.outputs, run_dir))
 
-    findings = run_checks(recipe, args, need_start=True, before_heavy=before_heavy)[1]
+    findings = run_checks(recipe, s, args, need_start=True, before_heavy=before_heavy)[1]
     errors = errors_of(findings)
     for f in findings:  # what the preflight could not check, and where the run logs to, before training starts
         if f.level == "warning" or f.check == "tracking":
@@ -58,10 +58,10 @@ def train(
         raise UserError(
             "preflight failed:\n  " + "\n  ".join(str(f) for f in errors), hint=f"make check RECIPE={recipe}"
         )
-    r = resolve(recipe, args=args, materialize=True)
+    r = resolve(recipe, s, args=args, materialize=True)
     if r.start is not None and r.start.needs_merge:  # its adapter into its base, verified, once per start run
         merge_start(r.start.run, s)
-        r = resolve(recipe, args=args, materialize=True)
+        r = resolve(recipe, s, args=args, materialize=True)
     if r.device == "cpu" and (r.meta.params_b or 0) > CPU_MAX_PARAMS_B and not force:
         raise UserError(
             f"{r.recipe.name} is a {r.meta.params_b:g}B model and this machine has no GPU",
@@ -72,7 +72,7 @@ def train(
     checked_args = kernels.require(r, args)
     if checked_args is not args:
         args = checked_args
-        r = resolve(recipe, args=args, materialize=True)
+        r = resolve(recipe, s, args=args, materialize=True)
     topo = topology_mod.detect(r.device, s)
     print(f"topology: {topo.describe()}")
     # refuse an impossible strategy before any run directory exists (the real choice comes with the config)
@@ -85,7 +85,7 @@ def train(
     )
     if not topo.is_primary:  # only node 0 owns the run directory, so only node 0 holds its lock
         return train_worker(r, args, topo, s)
-    checks = grpo.before_training(r.config)  # GRPO: judge rewards measure their judge; refused before any run dir
+    checks = grpo.before_training(r.config, s)  # GRPO: judge rewards measure their judge; refused before any run dir
     found = find_unfinished(r) if not run_dir and auto_resume else None
     if run_dir or found:
         run = Path(run_dir).resolve() if run_dir else found
@@ -108,10 +108,10 @@ def require_cuda(s: Settings, recipe: str, args: str | dict | None) -> None:
     if s.device != "gpu":  # without DEVICE=gpu the device is what torch finds
         return
     try:
-        params = resolve(recipe, device="gpu", args=args).meta.params_b or 0
+        params = resolve(recipe, s, device="gpu", args=args).meta.params_b or 0
     except UserError:
         return  # the preflight reports it, with everything else
-    if kernels.probe().cuda:
+    if kernels.probe(s).cuda:
         return
     import torch
 
@@ -133,7 +133,7 @@ def require_cuda(s: Settings, recipe: str, args: str | dict | None) -> None:
 def refuse_launch_settings(recipe: str, args: str | dict | None, s: Settings) -> None:
     """The topology and distributed strategy the settings ask for (NODES, STRATEGY, CPU_PROCS...), refused before
     the preflight's heavy checks import axolotl."""
-    r = resolve(recipe, args=args)
+    r = resolve(recipe, s, args=args)
     topo = topology_mod.detect(r.device, s)
     dist.choose_strategy(
         dist.requested_strategy(r.meta.distributed, s), topo, r.meta.method, None, r.where("meta.distributed")
@@ -163,8 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run", default=None, help="resume this unfinished run (default: RUN)")
     ns = parser.parse_args(argv)
 
-    def body() -> None:
-        s = settings.load()
+    def body(s: Settings) -> None:
         train(
             ns.recipe or s.recipe_or_default,
             ns.args if ns.args is not None else s.args,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from core import rundir
-from core.settings import Settings, outputs_dir
+from core.settings import Settings
 from core.yamlio import dump
 from launch.distributed.topology import Topology
 from launch.execute import launch_for, run_config, run_logged
@@ -14,9 +14,9 @@ from resolver.resolve import Resolved, resolve
 
 
 def train_worker(r: Resolved, args: str | dict | None, topo: Topology, s: Settings) -> Path:
-    work = outputs_dir() / "workers" / r.recipe.name / f"{rundir.utc_now().replace(':', '')}-node{topo.node_rank}"
+    work = s.outputs / "workers" / r.recipe.name / f"{rundir.utc_now().replace(':', '')}-node{topo.node_rank}"
     work.mkdir(parents=True)
-    final = resolve(r.recipe, device=r.device, args=args, run_dir=work, materialize=True)
+    final = resolve(r.recipe, s, device=r.device, args=args, run_dir=work, materialize=True)
     launch = launch_for(final, work / "config.yaml", topo, s)
     final.config = run_config(final.config, launch)
     (work / "config.yaml").write_text(dump(final.config))

@@ -42,9 +42,9 @@ class Tree:
     text: dict[str, Any]  # hidden_size, intermediate_size, num_hidden_layers, num_attention_heads, vocab_size
 
 
-def facts_for(base_model: str) -> dict[str, Any] | None:
+def facts_for(base_model: str, *, cache: Path) -> dict[str, Any] | None:
     """The facts available offline as a plain dict (architecture, config, local, eos_token, license), or None."""
-    f = model_facts.find(base_model)
+    f = model_facts.find(base_model, cache=cache)
     if f is None:
         return None
     return {
@@ -100,16 +100,16 @@ def _decoder_prefix(model, named: dict[int, str]) -> str:
 
 
 @lru_cache(maxsize=32)
-def tree(base_model: str) -> Tree:
+def tree(base_model: str, *, cache: Path) -> Tree:
     """The module tree, kept in the cache folder per config.json and transformers version: building it imports
     torch and transformers (seconds), reading it back does not."""
-    f = model_facts.find(base_model)
+    f = model_facts.find(base_model, cache=cache)
     if f is None:
         raise UserError(
             f"no facts for base model '{base_model}' here (not a local folder, not in the HF cache)",
             hint=model_facts.fetch_hint(base_model),
         )
-    path = _tree_file(f)
+    path = _tree_file(f, cache)
     if path.is_file():
         try:
             return _tree_from(json.loads(path.read_text(encoding="utf-8")))
@@ -120,11 +120,9 @@ def tree(base_model: str) -> Tree:
     return built
 
 
-def _tree_file(f: model_facts.ModelFacts) -> Path:
-    from core.settings import cache_dir
-
+def _tree_file(f: model_facts.ModelFacts, cache: Path) -> Path:
     key = json.dumps([f.architecture, f.config, md.version("transformers")], sort_keys=True, default=str)
-    return cache_dir() / "trees" / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
+    return cache / "trees" / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
 
 
 def _tree_from(data: dict[str, Any]) -> Tree:
@@ -192,15 +190,15 @@ def _is_embedding(module) -> bool:
     return isinstance(module, torch.nn.Embedding)
 
 
-def architecture(base_model: str) -> tuple[str, int, list[Linear]]:
+def architecture(base_model: str, *, cache: Path) -> tuple[str, int, list[Linear]]:
     """(class name, parameter count, every nn.Linear with its shape)."""
-    t = tree(base_model)
+    t = tree(base_model, cache=cache)
     return t.architecture, t.params, list(t.linears)
 
 
-def block_class(base_model: str) -> str:
+def block_class(base_model: str, *, cache: Path) -> str:
     """The repeated transformer block's class name (what FSDP wraps), e.g. LlamaDecoderLayer."""
-    block = tree(base_model).block_class
+    block = tree(base_model, cache=cache).block_class
     if block is None:
         raise UserError(
             f"cannot find the decoder layer class of {base_model}", hint="FSDP needs it; use a ZeRO strategy"
@@ -215,46 +213,46 @@ def matches(target: str | list[str], name: str) -> bool:
     return any(name == t or name.endswith("." + t) for t in target)
 
 
-def lora_targets(base_model: str, target: str | list[str]) -> list[Linear]:
-    return [lin for lin in tree(base_model).linears if matches(target, lin.name)]
+def lora_targets(base_model: str, target: str | list[str], *, cache: Path) -> list[Linear]:
+    return [lin for lin in tree(base_model, cache=cache).linears if matches(target, lin.name)]
 
 
-def missing_targets(base_model: str, target: list[str]) -> list[str]:
+def missing_targets(base_model: str, target: list[str], *, cache: Path) -> list[str]:
     """List entries that match no Linear module at all."""
-    linears = tree(base_model).linears
+    linears = tree(base_model, cache=cache).linears
     return [t for t in target if not any(matches([t], lin.name) for lin in linears)]
 
 
-def in_tower(base_model: str, name: str) -> bool:
+def in_tower(base_model: str, name: str, *, cache: Path) -> bool:
     """Whether a module lives in a vision/audio tower or projector beside the language model."""
-    return any(name == t or name.startswith(t + ".") for t in tree(base_model).towers)
+    return any(name == t or name.startswith(t + ".") for t in tree(base_model, cache=cache).towers)
 
 
-def language_linear_names(base_model: str) -> list[str]:
+def language_linear_names(base_model: str, *, cache: Path) -> list[str]:
     """The distinct last names of the language model's Linear layers, lm_head excluded: LoRA on all of them is
     axolotl's lora_target_linear, limited to the text model."""
-    t = tree(base_model)
+    t = tree(base_model, cache=cache)
     inside = [
-        lin.name for lin in t.linears if lin.name.split(".")[-1] not in LM_HEADS and not in_tower(base_model, lin.name)
+        lin.name
+        for lin in t.linears
+        if lin.name.split(".")[-1] not in LM_HEADS and not in_tower(base_model, lin.name, cache=cache)
     ]
     return sorted(
         {n.split(".")[-1] for n in inside}, key=lambda n: next(i for i, x in enumerate(inside) if x.endswith(n))
     )
 
 
-def lora_param_count(base_model: str, target: str | list[str], rank: int) -> int:
-    return sum(rank * (lin.in_features + lin.out_features) for lin in lora_targets(base_model, target))
+def lora_param_count(base_model: str, target: str | list[str], rank: int, *, cache: Path) -> int:
+    return sum(rank * (lin.in_features + lin.out_features) for lin in lora_targets(base_model, target, cache=cache))
 
 
-def offline_model_config(base_model: str) -> str | None:
+def offline_model_config(base_model: str, *, cache: Path) -> str | None:
     """A folder with config.json for a hub model known only from a facts table (axolotl's tokenizer loader reads
     the model config too, which would otherwise need the hub). None when the model has a folder of its own."""
-    from core.settings import cache_dir
-
-    f = model_facts.find(base_model)
+    f = model_facts.find(base_model, cache=cache)
     if f is None or f.folder is not None:
         return str(f.folder) if f is not None and f.folder else None
-    folder = cache_dir() / "configs" / base_model.replace("/", "--")
+    folder = cache / "configs" / base_model.replace("/", "--")
     if not (folder / "config.json").is_file():
         config = _config(f)
         config.architectures = [f.architecture]
@@ -262,10 +260,10 @@ def offline_model_config(base_model: str) -> str | None:
     return str(folder)
 
 
-def tokenizer_config(config: dict[str, Any], tokenizer_dir: str) -> dict[str, Any]:
+def tokenizer_config(config: dict[str, Any], tokenizer_dir: str, *, cache: Path) -> dict[str, Any]:
     """`config` set up for axolotl's tokenizer loader offline: the local tokenizer folder, and for a hub model a
     local config.json folder."""
     out = {**config, "tokenizer_config": config.get("tokenizer_config") or tokenizer_dir}
     if not Path(config["base_model"]).is_dir() and not config.get("base_model_config"):
-        out["base_model_config"] = offline_model_config(config["base_model"])
+        out["base_model_config"] = offline_model_config(config["base_model"], cache=cache)
     return out

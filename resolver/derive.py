@@ -17,6 +17,7 @@ against the config.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from core.errors import UserError
@@ -69,16 +70,16 @@ def data_format_of(config: dict[str, Any]) -> str | None:
     return str(kind).split(":")[0].split(".")[0].replace("_", "-")
 
 
-def counted_params_b(base_model: str) -> float | None:
+def counted_params_b(base_model: str, cache: Path) -> float | None:
     """Parameters in billions, counted on the meta device; None when the model cannot be built here."""
     try:
-        return round(architecture.tree(base_model).params / 1e9, 3)
+        return round(architecture.tree(base_model, cache=cache).params / 1e9, 3)
     except UserError:
         return None  # the preflight reports a model it cannot build
 
 
 def contradictions(
-    meta: Meta, config: dict[str, Any], base_model: str, counted: bool = True
+    meta: Meta, config: dict[str, Any], base_model: str, cache: Path, counted: bool = True
 ) -> list[tuple[str, Any, Any, str]]:
     """(meta key, what meta says, what is derived, where it is derived from) for every meta value that contradicts
     the config (as the recipe writes it, before a device profile) or the model's own files; counted=False leaves
@@ -89,19 +90,21 @@ def contradictions(
     fmt = data_format_of(config)
     if meta.data_format is not None and fmt is not None and meta.data_format != fmt:
         out.append(("meta.data_format", meta.data_format, fmt, "the first dataset's type"))
-    found = facts.find(base_model)
+    found = facts.find(base_model, cache=cache)
     if found is None:
         return out  # nothing known about the model here: the preflight says so
     if meta.family is not None and meta.family.lower() != found.model_type.lower():
         out.append(("meta.family", meta.family, found.model_type, "config.json model_type"))
-    counted = counted_params_b(base_model) if counted and meta.params_b is not None else None
+    counted = counted_params_b(base_model, cache) if counted and meta.params_b is not None else None
     if counted and abs(meta.params_b - counted) > PARAMS_TOLERANCE * counted:
         apart = f"counted on the meta device; more than {PARAMS_TOLERANCE:.0%} apart"
         out.append(("meta.params_b", meta.params_b, counted, apart))
     return out
 
 
-def derive(meta: Meta, config: dict[str, Any], base_model: str, source_name: str) -> tuple[Meta, list[str]]:
+def derive(
+    meta: Meta, config: dict[str, Any], base_model: str, source_name: str, cache: Path
+) -> tuple[Meta, list[str]]:
     """(meta with every derivable field filled, one note per derived field). Facts that are not available
     offline stay None; the preflight reports them."""
     values: dict[str, Any] = {}
@@ -112,11 +115,11 @@ def derive(meta: Meta, config: dict[str, Any], base_model: str, source_name: str
     if meta.data_format is None and (fmt := data_format_of(config)):
         values["data_format"] = fmt
         notes.append(f"data format {fmt} (from the dataset type)")
-    found = facts.find(base_model)
+    found = facts.find(base_model, cache=cache)
     if meta.family is None and found is not None:
         values["family"] = found.model_type
         notes.append(f"family {found.model_type} (config.json model_type)")
-    if meta.params_b is None and found is not None and (counted := counted_params_b(base_model)):
+    if meta.params_b is None and found is not None and (counted := counted_params_b(base_model, cache)):
         values["params_b"] = counted
         notes.append(f"{counted:g}B parameters (counted on the meta device)")
     if meta.description is None:

@@ -22,7 +22,6 @@ from core import atomic, settings
 from core.errors import UserError, Where
 from core.hub_refusal import refusal
 from core.retry import http_status
-from core.settings import cache_dir
 
 SHIPPED = Path(__file__).with_name("hub_models.yaml")
 SMALL_FILES = (
@@ -100,10 +99,10 @@ def _eos_of(folder: Path) -> str | None:
     return eos.get("content") if isinstance(eos, dict) else eos
 
 
-def _tables() -> dict[str, Any]:
+def _tables(cache: Path) -> dict[str, Any]:
     """The shipped facts, then the user's cache of fetched ones (newer entries win)."""
     out = dict(_read_table(str(SHIPPED)))
-    user = cache_dir() / "hub_models.yaml"
+    user = cache / "hub_models.yaml"
     if user.is_file():
         out.update(_read_table(str(user)))
     return out
@@ -133,8 +132,9 @@ def is_path(model: str) -> bool:
     return model.startswith(("/", ".", "~")) or model.count("/") > 1 or Path(model).expanduser().exists()
 
 
-def find(model: str) -> ModelFacts | None:
-    """The facts available without the network, or None."""
+def find(model: str, *, cache: Path) -> ModelFacts | None:
+    """The facts available without the network (`cache`: AFFINAGE_CACHE, which keeps the fetched ones), or
+    None."""
     local = Path(model).expanduser()
     if (local / "config.json").is_file():
         return ModelFacts(
@@ -143,7 +143,7 @@ def find(model: str) -> ModelFacts | None:
     if is_path(model):
         return None
     folder = _cached_folder(model)
-    row = _tables().get(model)
+    row = _tables(cache).get(model)
     if folder is not None:
         return ModelFacts(
             model=model,
@@ -166,8 +166,8 @@ PROBE_TIMEOUT_S = 3.0  # one short request: an answer of any status means the Hu
 _down: set[str] = set()  # endpoints a fetch found unreachable after the probe said yes
 
 
-def endpoint(s: settings.Settings | None = None) -> str:
-    return ((s or settings.load()).hf_endpoint or DEFAULT_ENDPOINT).rstrip("/")
+def endpoint(s: settings.Settings) -> str:
+    return (s.hf_endpoint or DEFAULT_ENDPOINT).rstrip("/")
 
 
 @lru_cache(maxsize=8)
@@ -182,26 +182,23 @@ def reachable(url: str) -> bool:
     return True
 
 
-def online(s: settings.Settings | None = None) -> bool:
+def online(s: settings.Settings) -> bool:
     """Whether to try the Hub: not with HF_HUB_OFFLINE=1, nor when one short probe of the endpoint (HF_ENDPOINT)
     gets no answer; no network then behaves exactly as HF_HUB_OFFLINE=1 does."""
-    s = s or settings.load()
     return not s.hf_hub_offline and endpoint(s) not in _down and reachable(endpoint(s))
 
 
-def offline_reason(s: settings.Settings | None = None) -> str:
+def offline_reason(s: settings.Settings) -> str:
     """Why the Hub is not tried, for messages."""
-    s = s or settings.load()
     return "HF_HUB_OFFLINE=1" if s.hf_hub_offline else f"the Hub ({endpoint(s)}) cannot be reached"
 
 
-def fetch(model: str, s: settings.Settings | None = None) -> ModelFacts:
+def fetch(model: str, s: settings.Settings) -> ModelFacts:
     """Download the model's small files into the HF cache (huggingface_hub, HF_TOKEN for gated models) and
     remember its facts for offline use. Raises UserError when the Hub refuses or does not know the model."""
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
 
-    s = s or settings.load()
     token = s.hf_token.get_secret_value() if s.hf_token else None
     try:
         hf_hub_download(model, "config.json", token=token)
@@ -241,15 +238,15 @@ def fetch(model: str, s: settings.Settings | None = None) -> ModelFacts:
             hf_hub_download(model, name, token=token)
         except EntryNotFoundError:
             continue
-    facts = find(model)
+    facts = find(model, cache=s.cache)
     assert facts is not None and facts.source == "hf-cache", f"{model} was fetched but is not in the HF cache"
-    remember(facts)
+    remember(facts, cache=s.cache)
     return facts
 
 
-def remember(facts: ModelFacts) -> None:
+def remember(facts: ModelFacts, *, cache: Path) -> None:
     """Add a fetched model to <AFFINAGE_CACHE>/hub_models.yaml, so its facts outlive the HF cache."""
-    path = cache_dir() / "hub_models.yaml"
+    path = cache / "hub_models.yaml"
     table = _read_table(str(path)) if path.is_file() else {}
     keep = {k: v for k, v in facts.config.items() if isinstance(v, (int, float, str, bool, list, dict)) or v is None}
     row = {"architecture": facts.architecture, "eos_token": facts.eos_token, "config": keep}
@@ -259,11 +256,11 @@ def remember(facts: ModelFacts) -> None:
     _read_table.cache_clear()
 
 
-def get(model: str, fetch_if_missing: bool = False) -> ModelFacts | None:
+def get(model: str, s: settings.Settings, fetch_if_missing: bool = False) -> ModelFacts | None:
     """find(), else fetch() when asked and the Hub can be reached."""
-    found = find(model)
+    found = find(model, cache=s.cache)
     if found is not None and (found.source != "table" or not fetch_if_missing):
         return found
-    if fetch_if_missing and online():
-        return fetch(model)
+    if fetch_if_missing and online(s):
+        return fetch(model, s)
     return found

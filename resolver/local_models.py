@@ -12,7 +12,6 @@ from pathlib import Path
 
 from core import atomic
 from core.errors import UserError
-from core.settings import cache_dir
 from resolver.meta import LocalSource
 
 DONE = "materialized.json"
@@ -39,10 +38,10 @@ def gguf_file(src: LocalSource) -> Path:
     return path
 
 
-def target_dir(src: LocalSource) -> Path:
+def target_dir(src: LocalSource, cache: Path) -> Path:
     path = gguf_file(src)
     stamp = f"{path.stat().st_size:x}"
-    return cache_dir() / "models" / f"{path.stem}-{stamp}-{LAYOUT}"
+    return cache / "models" / f"{path.stem}-{stamp}-{LAYOUT}"
 
 
 def gguf_tokenizer_meta(path: Path) -> dict[str, str]:
@@ -88,9 +87,10 @@ def verify_tokenizer(folder: Path, gguf: Path) -> None:
         llm.close()
 
 
-def materialize(src: LocalSource, log=print) -> Path:
-    """Return the cached HF folder for `src`, building it (atomically) on first use."""
-    target = target_dir(src)
+def materialize(src: LocalSource, cache: Path, log=print) -> Path:
+    """Return the cached HF folder for `src` (under `cache`, AFFINAGE_CACHE), building it (atomically) on first
+    use."""
+    target = target_dir(src, cache)
     if (target / DONE).is_file():
         return target
     with atomic.locked(target):  # two commands at once: one builds, the other waits and takes its folder

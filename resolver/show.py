@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core import cli, settings
+from core import cli
+from core.settings import Settings
 from core.yamlio import dump
 from resolver.resolve import resolve
 
@@ -16,9 +17,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--args", default=None, help="overrides (default: ARGS)")
     ns = parser.parse_args(argv)
 
-    def body() -> None:
-        s = settings.load()
-        r = resolve(ns.recipe or s.recipe_or_default, args=ns.args if ns.args is not None else s.args)
+    def body(s: Settings) -> None:
+        r = resolve(ns.recipe or s.recipe_or_default, s, args=ns.args if ns.args is not None else s.args)
         print(f"# {r.recipe.name} for {r.device} ({r.recipe.path.name}, sha256 {r.recipe.sha256[:12]})")
         for note in r.notes:
             print(f"# {note}")

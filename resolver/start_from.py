@@ -44,7 +44,12 @@ class StartRun:
 
 
 def locate(
-    spec: StartFromSpec | None, from_run: str | None, where: Where, recipe_model: str | None, required: bool = True
+    spec: StartFromSpec | None,
+    from_run: str | None,
+    outputs: Path,
+    where: Where,
+    recipe_model: str | None,
+    required: bool = True,
 ) -> StartRun | None:
     """The start run for this recipe (FROM_RUN= wins over meta.start_from.recipe), checked complete. Not
     `required` (make check, make show): a start recipe with no run yet gives None, and the recipe is checked with
@@ -53,7 +58,7 @@ def locate(
         return None
     where = Where(key="FROM_RUN") if from_run else where
     try:
-        run = rundir.resolve(from_run, None if from_run else spec.recipe)
+        run = rundir.resolve(outputs, from_run, None if from_run else spec.recipe)
     except UserError as exc:
         if not required and not from_run:
             return None

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from core import cli
+from core.settings import Settings
 from resolver.derive import data_format_of, method_of
 from resolver.registry import list_recipes, load_recipe
 
@@ -39,7 +40,7 @@ def rows() -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
     argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)
 
-    def body() -> None:
+    def body(s: Settings) -> None:
         table = Table(title="recipes (make train RECIPE=<name>)")
         for col in ("name", "base_model", "family", "params", "method", "data", "gpus"):
             table.add_column(col)

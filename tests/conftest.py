@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from core import settings
 from core.paths import REPO
 
 OFFLINE = {
@@ -212,7 +213,9 @@ def tiny_model(tmp_path_factory):
     def get(family: str, tokenizer: str = "smollm2") -> Path:
         key = (family, tokenizer)
         if key not in cache:
-            cache[key] = build(family, tmp_path_factory.mktemp(f"tiny-{family}-{tokenizer}"), tokenizer)
+            cache[key] = build(
+                family, tmp_path_factory.mktemp(f"tiny-{family}-{tokenizer}"), tokenizer, cache=settings.load().cache
+            )
         return cache[key]
 
     return get
@@ -292,7 +295,9 @@ def family_run(tiny_model, tmp_path_factory):
         def build(folder: Path) -> dict:
             with pytest.MonkeyPatch.context() as mp:
                 mp.setenv("OUTPUTS", str(folder))
-                run = train(recipe, f"--base_model={tiny_model(family, tokenizer)} {SMOKE}", force=True)
+                run = train(
+                    recipe, f"--base_model={tiny_model(family, tokenizer)} {SMOKE}", force=True, s=settings.load()
+                )
             return {"run": str(run)}
 
         return Path(once(tmp_path_factory, f"family-{recipe}-{family}-{tokenizer}", build)["run"])

@@ -80,7 +80,7 @@ class FakeGenerator:
 def fake_for_run(made: list[FakeGenerator]):
     """eval.judge.for_run's stand-in: the run's model is "Candidate <run>", its baseline "Base"."""
 
-    def for_run(run, seed=0, max_new_tokens=None, baseline=False, baseline_path=None):
+    def for_run(run, seed=0, max_new_tokens=None, baseline=False, baseline_path=None, *, s):
         made.append(FakeGenerator("Base" if baseline else f"Candidate {Path(run).name}", seed))
         return made[-1]
 

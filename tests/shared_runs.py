@@ -20,6 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from core import settings
+
 LINKED = (".safetensors", ".gguf", ".bin", ".pt", ".pth")  # big, never rewritten in place
 
 
@@ -69,7 +71,7 @@ def base_f16(tmp_path_factory) -> dict[str, Any]:
     from tools.tiny_models import smollm2_dir
 
     def build(folder: Path) -> dict[str, Any]:
-        f16 = base_gguf.cached_f16(smollm2_dir(), folder, log=lambda *_: None)
+        f16 = base_gguf.cached_f16(smollm2_dir(settings.load().cache), folder, log=lambda *_: None)
         return {"cache": str(folder), "path": str(f16.path), "built": f16.built, "parity": f16.parity}
 
     return once(tmp_path_factory, "base-f16", build)

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from core import settings
 from core.errors import UserError
 from launch.preflight.checks import run_checks
 from resolver.registry import load_recipe
@@ -18,7 +19,7 @@ def _roomy(roomy_disk):
 
 
 def errors(name: str, args: str | None = None) -> list:
-    _, findings = run_checks(name, args)
+    _, findings = run_checks(name, settings.load(), args)
     return [f for f in findings if f.level == "error"]
 
 

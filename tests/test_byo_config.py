@@ -11,6 +11,7 @@ import json
 
 import pytest
 
+from core import settings
 from core.paths import REPO
 from tests.conftest import run_cli
 from tests.hub_files import HubFiles
@@ -75,7 +76,9 @@ def hub(tmp_path_factory):
 
     with HubFiles() as server:
         for name, (model, family, tokenizer, extra, _) in CONFIGS.items():
-            folder = build(family, tmp_path_factory.mktemp(family), tokenizer, extra_tokens=extra)
+            folder = build(
+                family, tmp_path_factory.mktemp(family), tokenizer, extra_tokens=extra, cache=settings.load().cache
+            )
             server.add_model(model, folder)
             if name == "lora-alpaca-llama.yml":
                 server.add_model(GATED, folder, gated_token=GATED_TOKEN)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from core import settings
 from core.paths import REPO
 from tests.conftest import OFFLINE
 
@@ -143,7 +144,7 @@ def smollm2_tokenizer():
 
     from tools.tiny_models import smollm2_dir
 
-    return AutoTokenizer.from_pretrained(smollm2_dir())
+    return AutoTokenizer.from_pretrained(smollm2_dir(settings.load().cache))
 
 
 def smollm2_gguf() -> Path:

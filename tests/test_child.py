@@ -134,7 +134,7 @@ from core import child, cli
 
 code = "import os, subprocess, sys, time; p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)']); print(os.getpid(), p.pid, flush=True); time.sleep(600)"
 
-def body():
+def body(s):
     child.run([sys.executable, "-c", code], Path(sys.argv[1]), show=lambda s: (sys.stdout.write(s), sys.stdout.flush()))
 
 sys.exit(cli.main(body))

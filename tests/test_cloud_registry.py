@@ -24,7 +24,7 @@ class Nimbus(Provider):
         CALLS.append((verb, dry_run))
         return 0
 
-    def machines(self) -> Cloud:
+    def machines(self, s: Any) -> Cloud:
         raise NotImplementedError
 
     def study_machine(self, recipe, s, *, args, gpu, gpus, secrets, env, name) -> StudyMachine:
@@ -39,7 +39,7 @@ class Nimbus(Provider):
     def machine_id(self, s: Any) -> str | None:
         return None
 
-    def end_machine(self, tee: Any, on_finish: str, machine_id: str | None) -> None:
+    def end_machine(self, s: Any, tee: Any, on_finish: str, machine_id: str | None) -> None:
         tee.say("nothing to end")
 
 

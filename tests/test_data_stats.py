@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from core import settings
 from data.stats import packing_efficiency, padding_efficiency, summarize, tokenize_records
 from data.tools.data_check import recipe_dataset
 from tests.conftest import SHARED
@@ -43,7 +44,7 @@ def test_stats_match_an_independent_count(brie_val, recipe, tokenizer, outputs):
     args = "--sequence_len=2048 --micro_batch_size=2"
     if tokenizer == "llama3":
         args += f" --tokenizer_config={llama3_tokenizer_dir()}"
-    config, ds = recipe_dataset(recipe, brie_val, "messages", args)
+    config, ds = recipe_dataset(recipe, brie_val, "messages", args, settings.load())
     items = tokenize_records(config, ds, brie_val, "messages")
     stats = summarize(items, 2048, 2)
 

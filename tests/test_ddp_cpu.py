@@ -41,6 +41,7 @@ import os
 import torch
 from axolotl.utils import trainer
 from axolotl.utils.dict import DictDefault
+from core import settings
 from launch.rank_plugin import skip_cuda_peer_probe
 
 try:
@@ -48,7 +49,7 @@ try:
     print("probe: fine")
 except RuntimeError as e:  # the CUDA build of torch without a driver
     print("probe: " + str(e).split(".")[0])
-print("patched:", skip_cuda_peer_probe())
+print("patched:", skip_cuda_peer_probe(settings.load().world_size))
 trainer.prepare_optim_env(DictDefault({}))
 print("after: fine", os.environ.get("NCCL_P2P_DISABLE"))
 """

@@ -8,7 +8,7 @@ import importlib.metadata as md
 import pytest
 import torch
 
-from core import manifest, rundir
+from core import manifest, rundir, settings
 from core.hashing import sha256_file
 
 
@@ -17,7 +17,7 @@ def test_make_train_default_recipe(default_run, monkeypatch):
     trained, stdout = default_run
     assert "adapter:" in stdout and "next:" in stdout
     monkeypatch.setenv("OUTPUTS", str(trained.parent.parent.parent))
-    run = rundir.resolve(recipe="smollm2-135m-cpu")
+    run = rundir.resolve(settings.load().outputs, recipe="smollm2-135m-cpu")
     assert run == trained
     m = manifest.read(run)
     t = m.train

@@ -13,7 +13,7 @@ from collections import namedtuple
 
 import pytest
 
-from core import manifest
+from core import manifest, settings
 from core.paths import REPO
 from core.rundir import LATEST
 from launch.checkpoints import is_complete
@@ -38,7 +38,7 @@ if _step:
 def disk_findings(monkeypatch, free: int):
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**12, 10**12 - free, free))
-    _, findings = run_checks(RECIPE)
+    _, findings = run_checks(RECIPE, settings.load())
     return [f for f in findings if f.check == "disk"]
 
 

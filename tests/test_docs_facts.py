@@ -12,6 +12,7 @@ import tomllib
 import pytest
 import yaml
 
+from core import settings
 from core.paths import REPO
 
 DOCS = {p.relative_to(REPO).as_posix(): p.read_text() for p in [REPO / "README.md", *(REPO / "docs").glob("*.md")]}
@@ -137,7 +138,7 @@ def test_the_judge_clients_own_retries_are_off_as_the_docs_say(monkeypatch):
 
     monkeypatch.setenv("JUDGE_TEST_KEY", "not-a-real-key")
     spec = {"base_url": "http://127.0.0.1:9/v1", "model": "m", "key_env": "JUDGE_TEST_KEY", "structured": "none"}
-    judge = Judge("probe", {**spec, "price": {"input": 0, "output": 0}})
+    judge = Judge("probe", {**spec, "price": {"input": 0, "output": 0}}, settings.load())
     assert judge.client.max_retries == 0
     assert stated(r"client's\s+own retries are (off)") and stated(r"(`max_retries=0`)")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from core import settings
 from core.errors import UserError
 from launch.preflight import estimate as est
 from tests.conftest import run_cli
@@ -36,7 +37,7 @@ def mem(size: str, vram: float, config: dict | None = None, strategy: str = "non
     cfg = dict(config or PERSONA)
     if size == "27B":
         cfg["lora_target_modules"] = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
-    return est.memory(est.model_facts(cfg, base), cfg, strategy, world, vram)
+    return est.memory(est.model_facts(cfg, base, settings.load().cache), cfg, strategy, world, vram)
 
 
 def test_llama31_8b_lora_by_hand():
@@ -47,7 +48,7 @@ def test_llama31_8b_lora_by_hand():
     acts = tokens * (2 * h * layers + 16 * h + 8 * i)
     expected = 1.05 * (params * 2 + lora * 16 + acts) / GIB + 1
     m = mem("8B", 24)
-    facts = est.model_facts(PERSONA, MODELS["8B"])
+    facts = est.model_facts(PERSONA, MODELS["8B"], settings.load().cache)
     assert (facts.params, facts.trainable) == (params, lora) == (8_030_261_248, 167_772_160)
     assert m.total == pytest.approx(expected, rel=1e-9)
     assert m.total == pytest.approx(20.22, abs=0.01) and m.fits  # 23.5 GiB usable on a 24 GB card
@@ -72,7 +73,7 @@ def test_llama31_8b_lora_by_hand():
 )
 def test_fits_on_one_gpu(size, vram, fits):
     m = mem(size, vram)
-    weights_gib = est.model_facts(PERSONA, MODELS[size]).params * 2 / GIB
+    weights_gib = est.model_facts(PERSONA, MODELS[size], settings.load().cache).params * 2 / GIB
     assert m.parts["weights"] == pytest.approx(weights_gib)
     assert m.fits is fits, f"{size} on {vram} GB: {m.total:.1f} GiB"
 
@@ -95,16 +96,18 @@ def test_checkpointing_and_fused_loss_shrink_activations():
 
 
 def test_disk_and_cost(monkeypatch):
-    facts = est.model_facts(PERSONA, MODELS["8B"])
+    facts = est.model_facts(PERSONA, MODELS["8B"], settings.load().cache)
     d = est.disk(facts, PERSONA)
     p = facts.params
     assert d.parts["base model download"] == pytest.approx(p * 2 / 1e9)
     assert d.parts["checkpoints (4 kept at peak)"] == pytest.approx(4 * facts.trainable * 12 / 1e9)
     assert d.parts["GGUF f16 + Q8_0 + Q4_K_M"] == pytest.approx(p * (2 + 1.0625 + 0.606) / 1e9)
     monkeypatch.setenv("PRICE_PER_HOUR", "2.00")
-    assert est.gpu("h100")["usd_per_hour"] == 2.0  # names are case-insensitive; the price is overridable
+    assert (
+        est.gpu("h100", settings.load())["usd_per_hour"] == 2.0
+    )  # names are case-insensitive; the price is overridable
     with pytest.raises(UserError, match="GPU type 'Z100' is not in the GPU table"):
-        est.gpu("Z100")
+        est.gpu("Z100", settings.load())
 
 
 def test_make_plan_prints_the_launch_and_refuses_what_does_not_fit():
@@ -125,10 +128,10 @@ def test_make_plan_prints_the_launch_and_refuses_what_does_not_fit():
 def test_the_plan_says_where_its_strategy_has_run_and_what_evaluation_needs():
     from launch.preflight.plan import TESTED, UNTESTED, make_plan, report
 
-    ddp = make_plan("llama31-8b-instruct", "H100", 2)
+    ddp = make_plan("llama31-8b-instruct", settings.load(), "H100", 2)
     text = report(ddp)
     assert ddp.launch.strategy == "ddp" and f"tested: ddp: {TESTED['ddp']}" in text and "NCCL) not yet measured" in text
-    fsdp = report(make_plan("llama31-8b-instruct", "H100", 2, strategy="fsdp"))
+    fsdp = report(make_plan("llama31-8b-instruct", settings.load(), "H100", 2, strategy="fsdp"))
     assert f"tested: fsdp: {UNTESTED}" in fsdp
     e = ddp.evaluation
     kv = 16 * (256 + 256) * 2 * 32 * (8 * 128) * 2  # batch x tokens x (k, v) x layers x (8 kv heads x 128) x bf16
@@ -146,7 +149,7 @@ def test_the_volume_is_the_disk_estimate_plus_a_fifth_in_tens():
 
 
 def test_memory_bandwidth_comes_from_the_gpu_table():
-    rows = est.gpu_table()["gpus"]
+    rows = est.gpu_table(None)["gpus"]
     assert all(row["hbm_gb_per_s"] > 0 for row in rows.values()) and rows["H200"]["hbm_gb_per_s"] == 4800
     m = est.Model(params=8e9, trainable=0, quantizable=0, hidden=4096, intermediate=1, layers=32, heads=32, vocab=1)
     assert est.evaluation(m, rows["L4"], 10, 10, 256).bandwidth == 300

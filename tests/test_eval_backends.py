@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from core import manifest
+from core import manifest, settings
 from core.hashing import sha256_file
 from core.manifest import BaseModelRef, FinalCheckpoint, GgufFile, GgufSection, RecipeRef, TrainSection
 from core.paths import REPO
@@ -48,7 +48,7 @@ def smollm2():
     from resolver.registry import load_recipe
     from tools.tiny_models import smollm2_dir
 
-    return smollm2_dir(), gguf_file(load_recipe("smollm2-135m-cpu").meta.local_source)
+    return smollm2_dir(settings.load().cache), gguf_file(load_recipe("smollm2-135m-cpu").meta.local_source)
 
 
 @pytest.fixture
@@ -96,19 +96,23 @@ def test_the_hf_backend_gets_the_recipes_dtype_on_a_gpu_and_float32_on_cpu(tmp_p
 
 
 def test_judging_generates_where_the_model_is_fast(cpu_run, monkeypatch):
-    candidate = gen.for_run(cpu_run, 0, 8)
+    candidate = gen.for_run(cpu_run, 0, 8, s=settings.load())
     gguf = manifest.read(cpu_run).gguf.files["f16"].file
     assert candidate.backend_key == f"llama.cpp:{gguf}"  # the base model's side: the slow test below converts it
     monkeypatch.setenv("GEN_BACKEND", "hf")  # asked for: transformers on both sides, nothing converted
-    candidate, baseline = gen.for_run(cpu_run, 0, 8), gen.for_run(cpu_run, 0, 8, baseline=True)
+    s = settings.load()
+    candidate, baseline = gen.for_run(cpu_run, 0, 8, s=s), gen.for_run(cpu_run, 0, 8, baseline=True, s=s)
     assert candidate.backend_key == baseline.backend_key == "hf:cpu:float32"
     monkeypatch.delenv("GEN_BACKEND")
     on_a_gpu(monkeypatch)
-    candidate, baseline = gen.for_run(cpu_run, 0, 8), gen.for_run(cpu_run, 0, 8, baseline=True)
+    s = settings.load()
+    candidate, baseline = gen.for_run(cpu_run, 0, 8, s=s), gen.for_run(cpu_run, 0, 8, baseline=True, s=s)
     assert candidate.backend_key == baseline.backend_key == "hf:cuda:bfloat16"
     assert candidate.batch == gen.GPU_BATCH and candidate.adapter is not None and baseline.adapter is None
     (cpu_run / "config.yaml").write_text("bf16: false\n")
-    assert gen.for_run(cpu_run, 0, 8).backend_key == "hf:cuda:float16"  # the recipe's dtype, not the GPU's best
+    assert (
+        gen.for_run(cpu_run, 0, 8, s=settings.load()).backend_key == "hf:cuda:float16"
+    )  # the recipe's dtype, not the GPU's best
 
 
 def test_make_eval_defaults_to_llama_cpp_on_a_cpu_only_for_a_run_with_a_passing_parity(cpu_run):
@@ -134,7 +138,8 @@ def test_a_gpu_machine_keeps_transformers_for_eval_and_judging(cpu_run, monkeypa
     monkeypatch.setattr(gen, "_cuda", lambda: True)
     backends, base_via, why = lmeval.default_backends(cpu_run)
     assert (backends, base_via) == (["hf", "gguf", "base"], "hf") and "on a GPU" in why
-    candidate, baseline = gen.for_run(cpu_run, 0, 8), gen.for_run(cpu_run, 0, 8, baseline=True)
+    s = settings.load()
+    candidate, baseline = gen.for_run(cpu_run, 0, 8, s=s), gen.for_run(cpu_run, 0, 8, baseline=True, s=s)
     assert candidate.backend == baseline.backend == "hf" and baseline.gguf is None
 
 
@@ -214,7 +219,9 @@ def test_make_judge_records_how_each_side_generated(cpu_run, base_f16, outputs, 
     suite.write_text("".join(json.dumps({"prompt": p, "temperature": 0.0}) + "\n" for p in ("Hi.", "Name a colour.")))
     with OpenAIServer() as server:
         monkeypatch.setenv("JUDGE_URL", server.url)
-        section = run_judging(cpu_run, ["local"], suite, concurrency=2, seed=0, max_new_tokens=8, log=lambda *_: None)
+        section = run_judging(
+            cpu_run, ["local"], suite, concurrency=2, seed=0, max_new_tokens=8, log=lambda *_: None, s=settings.load()
+        )
     gguf = manifest.read(cpu_run).gguf.files["f16"].file
     [cached] = (tmp_path / "cache" / "gguf-base").glob("*/*-f16.gguf")  # reused, not converted again
     assert json.loads((cached.parent / "source.json").read_text())["parity"] == "pass"

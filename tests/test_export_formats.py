@@ -7,7 +7,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from core import manifest
+from core import manifest, settings
 from tools.export import cards, formats, push
 
 V1 = Path(__file__).with_name("fixtures") / "manifest_v1.json"
@@ -35,7 +35,7 @@ def test_a_registered_format_is_pushed_and_carded(tmp_path, monkeypatch):
     )
     monkeypatch.setattr(formats, "FORMATS", {"onnx": onnx})  # only this one: the others need a trained run
     assert push.targets(run, "me/x") == [("onnx", "me/x-ONNX", [run / "onnx" / "model.onnx"])]
-    card = cards.render(manifest.read(run), {}, "onnx", "me/x-ONNX")
+    card = cards.render(manifest.read(run), {}, "onnx", "me/x-ONNX", cache=settings.load().cache)
     assert "library_name: onnx" in card and "- onnx" in card and ": ONNX graph of [" in card
     assert "## Graph" in card and "onnxruntime.InferenceSession('me/x-ONNX')" in card
     (run / "onnx" / "model.onnx").unlink()

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from core import settings
 from core.paths import REPO
-from core.settings import cache_dir
 from launch.preflight import checks, schema_keys
 from resolver import architecture, profiles
 from tests.conftest import write_recipe
@@ -35,27 +35,30 @@ TINY_LLAMA = {
 def cache(tmp_path, monkeypatch) -> Path:
     """An empty cache folder, but for the materialized local models (the embedded recipe's model is one)."""
     folder = tmp_path / "cache"
-    (cache_dir() / "models").mkdir(parents=True, exist_ok=True)
+    (settings.load().cache / "models").mkdir(parents=True, exist_ok=True)
     folder.mkdir()
-    (folder / "models").symlink_to(cache_dir() / "models")
+    (folder / "models").symlink_to(settings.load().cache / "models")
     monkeypatch.setenv("AFFINAGE_CACHE", str(folder))
     return folder
 
 
 def test_the_cached_schema_keys_are_axolotls(cache):
-    keys = schema_keys.schema_keys()  # read in a child process, then kept
+    keys = schema_keys.schema_keys([], settings.load().cache)  # read in a child process, then kept
     [kept] = (cache / "axolotl-schema").glob("axolotl-*.json")
     _, input_cls = schema_keys.config_classes({})
     assert keys.config == schema_keys.field_names(input_cls) and "lora_dropout" in keys.config
     for rl, kind in ((None, "sft"), ("dpo", "dpo"), ("simpo", "dpo"), ("kto", "kto"), ("orpo", "sft")):
         assert keys.dataset(rl) == schema_keys.field_names(schema_keys.dataset_class(rl)), (rl, kind)
-    assert schema_keys.schema_keys() == keys and sorted(keys.config) == json.loads(kept.read_text())["config"]
+    assert (
+        schema_keys.schema_keys([], settings.load().cache) == keys
+        and sorted(keys.config) == json.loads(kept.read_text())["config"]
+    )
 
 
 def test_keys_with_a_plugin_axolotl_cannot_load_are_never_kept(cache):
     # axolotl 0.21 registers a plugin the config names as required: one it cannot import stops the read
     with pytest.raises(schema_keys.PluginsUnavailable, match="axolotl.integrations.nope"):
-        schema_keys.schema_keys(["axolotl.integrations.nope.NopePlugin"])
+        schema_keys.schema_keys(["axolotl.integrations.nope.NopePlugin"], settings.load().cache)
     assert not list((cache / "axolotl-schema").glob("*.json"))
 
 
@@ -64,13 +67,13 @@ def test_the_module_tree_is_kept_per_config_and_read_back_the_same(cache, tmp_pa
     model.mkdir()
     (model / "config.json").write_text(json.dumps(TINY_LLAMA))
     architecture.tree.cache_clear()
-    built = architecture.tree(str(model))
+    built = architecture.tree(str(model), cache=cache)
     [kept] = (cache / "trees").glob("*.json")
     architecture.tree.cache_clear()
-    assert architecture.tree(str(model)) == built and built.params > 0 and built.block_class == "LlamaDecoderLayer"
+    assert architecture.tree(str(model), cache=cache) == built and built.params > 0 and built.block_class == "LlamaDecoderLayer"
     (model / "config.json").write_text(json.dumps({**TINY_LLAMA, "num_hidden_layers": 3}))
     architecture.tree.cache_clear()
-    deeper = architecture.tree(str(model))  # another config.json: another tree, built again
+    deeper = architecture.tree(str(model), cache=cache)  # another config.json: another tree, built again
     assert deeper.params > built.params and len(list((cache / "trees").glob("*.json"))) == 2
     architecture.tree.cache_clear()
 
@@ -97,17 +100,17 @@ def test_cuda_is_asked_of_torch_only_where_a_driver_exists(monkeypatch, tmp_path
     import torch
 
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
-    assert profiles.cuda_available() is False
+    assert profiles.cuda_available(settings.load()) is False
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
     monkeypatch.setattr(profiles, "GPU_DEVICE_NODES", (str(tmp_path / "no-such-device"),))
-    assert profiles.cuda_available() is False
+    assert profiles.cuda_available(settings.load()) is False
     (tmp_path / "nvidia0").touch()
     monkeypatch.setattr(profiles, "GPU_DEVICE_NODES", (str(tmp_path / "nvidia0"),))
-    assert profiles.cuda_available() == torch.cuda.is_available()
+    assert profiles.cuda_available(settings.load()) == torch.cuda.is_available()
 
 
 def test_a_cheap_error_stops_the_preflight_before_the_heavy_checks(tmp_path):
-    done = checks.preflight(str(write_recipe(tmp_path / "r.yaml", "lora_dropuot: 0.1\n")))
+    done = checks.preflight(str(write_recipe(tmp_path / "r.yaml", "lora_dropuot: 0.1\n")), settings.load())
     assert done.stopped and any("lora_dropuot" in f.message for f in checks.errors_of(done.findings))
     heavy = {"end of turn", "lora targets", "sequence length", "disk", "kernels"}
     assert not heavy & {f.check for f in done.findings}, [str(f) for f in done.findings]
@@ -117,14 +120,14 @@ def test_findings_through_axolotl_are_kept_only_for_the_same_input(cache, tmp_pa
     data = tmp_path / "d.jsonl"
     shutil.copyfile(REPO / "data" / "samples" / "philosophy_chat.train.jsonl", data)
     recipe = str(write_recipe(tmp_path / "r.yaml", f"datasets: [{{path: {data}, type: chat_template}}]\n"))
-    first = checks.preflight(recipe)
+    first = checks.preflight(recipe, settings.load())
     assert first.reused is None and not checks.errors_of(first.findings), [str(f) for f in first.findings]
-    again = checks.preflight(recipe)
+    again = checks.preflight(recipe, settings.load())
     assert again.reused is not None and [str(f) for f in again.findings] == [str(f) for f in first.findings]
-    assert checks.preflight(recipe, force=True).reused is None  # FORCE=1 runs them again
+    assert checks.preflight(recipe, settings.load(), force=True).reused is None  # FORCE=1 runs them again
     long = json.loads(data.read_text().splitlines()[0])
     long["messages"][-1]["content"] = "word " * 400  # a record over sequence_len: the lengths must say so
     data.write_text(data.read_text() + json.dumps(long) + "\n")
-    changed = checks.preflight(recipe)
+    changed = checks.preflight(recipe, settings.load())
     assert changed.reused is None
     assert any(f.check == "sequence length" and f.level == "warning" for f in changed.findings)

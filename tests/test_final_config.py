@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from core import settings
 from launch.distributed import strategy as dist
 from launch.distributed.topology import Topology
 from launch.execute import SEED_PLUGIN, run_config
@@ -23,10 +24,10 @@ GPU_RECIPES = [n for n in list_recipes() if (load_recipe(n).meta.gpu is None or 
 
 
 def final(name: str, device: str, strategy: str) -> tuple[dict, dist.Launch, int]:
-    r = resolve(name, device=device)
+    r = resolve(name, settings.load(), device=device)
     procs = 1 if strategy == "none" else 2
     topo = Topology(device=device, procs_per_node=procs)
-    launch = dist.plan_launch(r.config, CFG, topo, r.recipe.meta.method, strategy, True)
+    launch = dist.plan_launch(r.config, CFG, topo, r.recipe.meta.method, strategy, True, cache=settings.load().cache)
     return run_config(r.config, launch), launch, procs
 
 

@@ -47,8 +47,8 @@ def test_make_train_measures_itself_on_this_gpu(tiny_model, tmp_path):
 
 def test_generation_on_the_gpu_is_batched_in_bf16(tmp_path):
     code = (
-        "from eval.generate import Generator; from tools.tiny_models import smollm2_dir; "
-        "g = Generator(str(smollm2_dir()), None, 0); "
+        "from core import settings; from eval.generate import Generator; from tools.tiny_models import smollm2_dir; "
+        "s = settings.load(); g = Generator(str(smollm2_dir(s.cache)), None, 0, s=s); "
         "items = [{'prompt': p, 'temperature': 0.0, 'top_p': None, 'max_tokens': 8, 'item': p} for p in ('Hi.', 'Bye.')]; "
         "r = g.generate_many(items); print('GEN', g.backend_key, [x['batch'] for x in r])"
     )

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from bench import carry, carry_wheels
+from core import settings
 from core.paths import REPO
 from tests.test_gpu_check import brie_or_standin
 
@@ -36,7 +37,7 @@ def test_the_carry_fits_and_holds_what_the_check_needs(tmp_path):
     if why is not None:
         pytest.skip(f"the package index is unreachable from here ({why.strip()}); make gpu-carry needs it")
     out = tmp_path / "carry"
-    m = carry.build(out, brie_or_standin(tmp_path))
+    m = carry.build(out, brie_or_standin(tmp_path), cache=settings.load().cache)
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     print(f"carry: {size / 2**20:.1f} MiB; biggest: {carry.biggest(out)}")
     assert size == m["bytes"] + (out / carry.MANIFEST).stat().st_size and size <= carry.CARRY_MIB * 2**20

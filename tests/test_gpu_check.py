@@ -23,6 +23,7 @@ import pytest
 from bench import carry, carry_wheels
 from bench.gpu_check import choose_wheels
 from bench.gpu_report import Report
+from core import settings
 from core.paths import REPO
 from tests.conftest import OFFLINE, SHARED
 from tests.wheels import build_wheel, installed, machine_venv, wheel_from_installed
@@ -124,7 +125,7 @@ def test_gpu_check_on_cpu_with_only_the_machines_packages_and_the_carry(tmp_path
         wheel_from_installed(have[n], SITE, tmp_path / "wheels")
     built = carry.build(
         tmp_path / "carry", brie_or_standin(tmp_path), tmp_path / "wheels", torch.__version__,
-        f"{sys.version_info[0]}.{sys.version_info[1]}", tokenizers={carry.RECIPES[0]: smollm2_dir()},
+        f"{sys.version_info[0]}.{sys.version_info[1]}", tokenizers={carry.RECIPES[0]: smollm2_dir(settings.load().cache)}, cache=settings.load().cache,
     )  # fmt: skip
     assert built["bytes"] <= carry.CARRY_MIB * 2**20 and not built["unmet"]
     # the machine's environment: a package on neither list does not import there

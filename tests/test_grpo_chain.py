@@ -10,7 +10,7 @@ import shutil
 
 import pytest
 
-from core import manifest
+from core import manifest, settings
 from core.errors import UserError
 from core.hashing import sha256_file
 from core.manifest import GrpoRecord, PreferenceRecord, RewardStep, TrainSummary
@@ -64,11 +64,11 @@ def test_a_grpo_run_is_judged_on_the_held_out_prompts_by_another_judge(chain_run
     with OpenAIServer(prefers_candidate) as server:
         monkeypatch.setenv("JUDGE_URL", server.url)
         with pytest.raises(UserError, match="'local' is the reward judge of the GRPO run grpo/.*learned to please"):
-            run_judging(run, ["local"], suite)
+            run_judging(run, ["local"], suite, s=settings.load())
         assert not made and not server.bodies  # refused before anything was generated or asked
         monkeypatch.setenv("OPENAI_BASE_URL", server.url)
         monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-        section = run_judging(run, ["gpt-4o"], suite)
+        section = run_judging(run, ["gpt-4o"], suite, s=settings.load())
     _, held = split([{"prompt": json.loads(x)["prompt"]} for x in suite.read_text().splitlines()])
     judged = {g["prompt"] for g in rows(run / "judge" / "generations.jsonl")}
     assert judged == {h["prompt"] for h in held} and section.heldout.n == len(held) == 10  # a fifth of the prompts
@@ -84,7 +84,7 @@ def test_the_reward_judge_is_refused_under_another_name_too(outputs, tmp_path, m
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:7/v1")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     with pytest.raises(UserError, match="judge 'gpt-4o' is the reward judge of the GRPO run"):
-        run_judging(run, ["gpt-4o"], suite)
+        run_judging(run, ["gpt-4o"], suite, s=settings.load())
 
 
 def test_a_prompt_set_changed_since_training_is_refused(chain_runs, monkeypatch):
@@ -92,12 +92,12 @@ def test_a_prompt_set_changed_since_training_is_refused(chain_runs, monkeypatch)
     suite.write_text(suite.read_text() + json.dumps({"prompt": "A new prompt."}) + "\n")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     with pytest.raises(UserError, match="trained on the prompts .* which are changed since"):
-        run_judging(run, ["gpt-4o"], suite)
+        run_judging(run, ["gpt-4o"], suite, s=settings.load())
 
 
 def test_the_leaderboard_shows_base_sft_grpo_with_the_mean_rewards(chain_runs):
     _, run, _, _ = chain_runs
-    text = leaderboard.tables(leaderboard.collect())
+    text = leaderboard.tables(leaderboard.collect(settings.load().outputs))
     assert "### base -> sft -> grpo" in text
     row = next(line for line in text.splitlines() if line.startswith(f"| grpo | grpo/{run.name}"))
     assert "0.400 / 0.600 / - (GRPO mean reward)" in row
@@ -115,7 +115,7 @@ def test_generation_memory_and_time_are_counted():
         "datasets": [{"path": "eval/suites/brie.jsonl", "type": "eval.grpo_suite"}],
         "trl": {"num_generations": 8, "max_completion_length": 512, "reward_funcs": ["eval.rewards.format_reward"]},
     }
-    m = est.model_facts(config, "meta-llama/Llama-3.1-8B-Instruct")
+    m = est.model_facts(config, "meta-llama/Llama-3.1-8B-Instruct", settings.load().cache)
     mem = grpo_cost.memory(m, config, "none", 1, 80)
     length = grpo_cost.trained_length(config)
     assert mem.parts["generation (KV cache)"] * est.GIB == 16 * length * 2 * m.layers * m.kv_dim * 2.0

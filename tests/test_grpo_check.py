@@ -10,6 +10,7 @@ import json
 
 import pytest
 
+from core import settings
 from launch.preflight.grpo import check_grpo, check_grpo_lengths
 from launch.preflight.grpo_rewards import load_reward, signature_problems
 from resolver.resolve import resolve
@@ -31,7 +32,7 @@ def no_kwargs(prompts, completions):
 
 
 def errors(args: str) -> list[str]:
-    r = resolve(RECIPE, device="cpu", args=args)
+    r = resolve(RECIPE, settings.load(), device="cpu", args=args)
     findings = check_grpo(r) + check_grpo_lengths(r)  # the cheap checks, then the tokenizer's
     return [f"{f.where}: {f.message}" for f in findings if f.level == "error"]
 
@@ -122,4 +123,4 @@ def test_the_telemetry_of_every_run_survives_grpos_batches():
     assert sample_lengths(rows) == [] and slots(rows) == 0
     record = {"device": "NVIDIA H100 80GB HBM3", "model": {"matmul_frozen": 10, "matmul_trained": 1}}
     record["steps"] = [{"step": i, "seconds": 1.0, "tokens": 0, "slots": 0, "sq": 0, "samples": 0} for i in range(9)]
-    assert timed(record)["tokens_per_s"] is None and mfu(record)[0] is None
+    assert timed(record)["tokens_per_s"] is None and mfu(record, None)[0] is None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 import eval.reward_judge as reward_judge
+from core import settings
 from core.errors import UserError
 from eval.rewards import end_of_turn_reward, format_reward, length_reward
 from tests.openai_server import OpenAIServer, flaky_scores, hash_score, scripted_scores
@@ -111,18 +112,20 @@ def test_the_judge_is_measured_before_training_and_refused_below_the_floor(mode,
     n = len(reward_judge.calibration())
     with OpenAIServer(scripted_scores()) as server:
         monkeypatch.setenv("JUDGE_URL", server.url)
-        record = reward_judge.measure("local", mode)
+        record = reward_judge.measure("local", mode, settings.load())
     assert record["consistency"] == 1.0 and record["agreed"] == record["n"] == (2 * n if mode == "score" else n)
     assert record["endpoint"] == server.url and record["floor"] == 0.5 and record["mode"] == mode
     with OpenAIServer(flaky_scores()) as server:
         monkeypatch.setenv("JUDGE_URL", server.url)
         with pytest.raises(UserError, match=r"agrees with itself too rarely: 0 of \d+ .*\(0 % < the 50 % floor\)"):
-            reward_judge.measure("local", mode)
+            reward_judge.measure("local", mode, settings.load())
         monkeypatch.setenv("JUDGE_MIN_CONSISTENCY", "0")
-        assert reward_judge.measure("local", mode)["consistency"] == 0.0  # accepted on purpose, and recorded
+        assert (
+            reward_judge.measure("local", mode, settings.load())["consistency"] == 0.0
+        )  # accepted on purpose, and recorded
 
 
 def test_a_judge_that_does_not_answer_is_refused_before_training(monkeypatch):
     monkeypatch.setenv("JUDGE_URL", "http://127.0.0.1:9/v1")
     with pytest.raises(UserError, match="the reward judge 'local' did not answer at http://127.0.0.1:9/v1"):
-        reward_judge.measure("local", "score")
+        reward_judge.measure("local", "score", settings.load())

@@ -12,7 +12,7 @@ import shutil
 
 import pytest
 
-from core import manifest, rundir
+from core import manifest, rundir, settings
 from core.errors import UserError
 from core.paths import REPO
 from tests.openai_server import OpenAIServer, hash_score, scored_response, scripted_scores
@@ -34,7 +34,7 @@ def test_grpo_from_the_sft_run_with_a_format_and_a_judge_reward(default_run, out
     rundir.mark_latest(sft)
     with OpenAIServer(scripted_scores()) as server:
         monkeypatch.setenv("JUDGE_URL", server.url)
-        run = train("smollm2-135m-cpu-grpo", "--max_steps=2 --save_steps=2")
+        run = train("smollm2-135m-cpu-grpo", "--max_steps=2 --save_steps=2", s=settings.load())
         asked = [scored_response(b["messages"][-1]["content"]) for b in server.bodies]
     m = manifest.read(run)
     assert m.train.start_from.run == str(sft) and m.train.base_model.path == str(sft / "merged")
@@ -68,13 +68,13 @@ def test_grpo_from_the_sft_run_with_a_format_and_a_judge_reward(default_run, out
 
     suite = REPO / "eval" / "suites" / "brie.jsonl"
     with pytest.raises(UserError, match="'local' is the reward judge of the GRPO run"):
-        run_judging(run, ["local"], suite, limit=2)
+        run_judging(run, ["local"], suite, limit=2, s=settings.load())
     items = load_suite(suite)
     kept, held = prefs_split.restrict(run, items, print, grpo_data.sources(run))
     _, heldout = prefs_split.split(items)
     assert kept == heldout and (held.n, held.of, held.excluded) == (10, 62, 52)
 
-    text = leaderboard.tables(leaderboard.collect())
+    text = leaderboard.tables(leaderboard.collect(settings.load().outputs))
     assert "### base -> smollm2-135m-cpu -> smollm2-135m-cpu-grpo" in text
     row = next(
         line

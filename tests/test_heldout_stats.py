@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import sacrebleu
 
-from core import atomic, manifest, metrics
+from core import atomic, manifest, metrics, settings
 from core.manifest import BaseModelRef, EvalResult, FinalCheckpoint, LmEvalSection, RecipeRef, TrainSection
 from eval import leaderboard, lmeval, stats
 
@@ -151,7 +151,7 @@ def test_the_leaderboard_does_not_rank_a_q4_gguf_above_its_source(outputs):
     hf = [0.30, 0.22, 0.41, 0.35, 0.28, 0.33, 0.19, 0.37]
     q4 = [0.31, 0.25, 0.40, 0.36, 0.30, 0.32, 0.21, 0.38]  # a little higher on average, on 8 documents
     fake_run(outputs, "20260101T000000Z", {"hf": hf, "gguf:Q4_K_M": q4, "base": [0.1] * 8}, docs)
-    result = leaderboard.build()
+    result = leaderboard.build(settings.load().outputs)
     text = (outputs / "leaderboard" / "leaderboard.md").read_text()
     rows = {line.split(" | ")[3]: line for line in text.splitlines() if line.startswith("| ") and "20260101" in line}
     assert rows["hf"].startswith("| 1 |") and rows["gguf:Q4_K_M"].startswith("| 1 |")  # one tier, no rank between

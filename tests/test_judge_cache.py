@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from core import manifest
+from core import manifest, settings
 from core.errors import UserError
 from eval import judge as judge_mod
 from eval.judge import judge_all, load_judges, run_judging
@@ -32,7 +32,7 @@ def items(n: int = 3) -> list[dict]:
 
 
 def test_a_changed_text_is_judged_again_and_an_unchanged_one_never(server, tmp_path):
-    [j] = load_judges(["local"])
+    [j] = load_judges(["local"], settings.load())
     cache = tmp_path / "local.jsonl"
     texts = {i["item"]: (f"Candidate answer {i['item']}", f"Base answer {i['item']}") for i in items()}
     assert judge_all(j, items(), texts, cache, "run", 2)["asked"] == 6
@@ -46,7 +46,7 @@ def test_a_changed_text_is_judged_again_and_an_unchanged_one_never(server, tmp_p
 def test_the_key_is_the_identity_of_what_was_judged(server, tmp_path, monkeypatch):
     from eval.judged_io import text_sha256
 
-    [j] = load_judges(["local"])
+    [j] = load_judges(["local"], settings.load())
     cache, current = tmp_path / "cache" / "local.jsonl", tmp_path / "local.jsonl"
     texts = {i["item"]: (f"Candidate answer {i['item']}", f"Base answer {i['item']}") for i in items()}
 
@@ -64,9 +64,11 @@ def test_the_key_is_the_identity_of_what_was_judged(server, tmp_path, monkeypatc
     assert asked() == 0  # back to the first: every verdict was kept
     assert len(rows(current)) == 6 and {r["judged"]["candidate"]["seed"] for r in rows(current)} == {0}
     monkeypatch.setenv("JUDGE_URL", server.url + "/")  # another endpoint is another judge
-    [other] = load_judges(["local"])
+    [other] = load_judges(["local"], settings.load())
     assert asked(judge=other) == 6
-    [served] = load_judges(["local"], {"local": server.url}, served_as="llama.cpp server: judge.gguf (1 bytes)")
+    [served] = load_judges(
+        ["local"], settings.load(), {"local": server.url}, served_as="llama.cpp server: judge.gguf (1 bytes)"
+    )
     assert asked(judge=served) == 6 and asked(judge=served) == 0  # a served judge is the model it serves
     for r in rows(current):  # this judging's rows only, each with the hashes of what it was given
         assert r["judged"]["judge"]["endpoint"].startswith("llama.cpp server")
@@ -80,17 +82,17 @@ def judged(server, outputs, tmp_path, monkeypatch):
     monkeypatch.setattr(judge_mod, "for_run", fake_for_run(made))
     run = make_run(outputs, "sft")
     suite = write_suite(tmp_path / "suite.jsonl", 30)
-    run_judging(run, ["local"], suite, seed=0)
+    run_judging(run, ["local"], suite, seed=0, s=settings.load())
     return run, suite, made
 
 
 def test_another_seed_or_cap_is_judged_again_and_prefs_joins_the_new_texts(judged):
     run, suite, made = judged
-    again = run_judging(run, ["local"], suite, seed=0)
+    again = run_judging(run, ["local"], suite, seed=0, s=settings.load())
     assert again.judges["local"]["requests"]["asked"] == 0
-    by_seed = run_judging(run, ["local"], suite, seed=1)
+    by_seed = run_judging(run, ["local"], suite, seed=1, s=settings.load())
     assert by_seed.judges["local"]["requests"] == {"cached": 0, "asked": 60, "failed": 0}
-    capped = run_judging(run, ["local"], suite, seed=1, max_new_tokens=5)
+    capped = run_judging(run, ["local"], suite, seed=1, max_new_tokens=5, s=settings.load())
     assert capped.judges["local"]["requests"]["asked"] == 60
     assert all(i["max_tokens"] == 5 for i in made[-1].asked)  # the cap is in the generation's settings
     gens = {g["item"]: g for g in rows(run / "judge" / "generations.jsonl")}

@@ -10,6 +10,7 @@ import json
 
 import pytest
 
+from core import settings
 from core.errors import UserError
 from eval.judge import failures, judge_all, load_judges
 from tests.openai_server import OpenAIServer
@@ -31,7 +32,7 @@ def judge(monkeypatch):
         monkeypatch.setenv("JUDGE_URL", server.url)
         monkeypatch.setenv("JUDGE_TIMEOUT_S", "1")
         monkeypatch.setenv("JUDGE_RETRIES", "2")
-        [j] = load_judges(["local"])
+        [j] = load_judges(["local"], settings.load())
         yield j, server
 
 

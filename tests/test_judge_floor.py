@@ -10,6 +10,7 @@ import math
 
 import pytest
 
+from core import settings
 from core.errors import UserError
 from eval import judge_report, stats
 from eval.judge import Judge, judge_all
@@ -98,7 +99,7 @@ def test_the_floor_setting_is_a_share(monkeypatch):
 def test_structured_output_as_the_endpoint_supports_it(tmp_path, structured, sent):
     with OpenAIServer() as server:
         spec = {"base_url": server.url, "model": "m", "key_env": None, "structured": structured}
-        judge = Judge("j", spec | {"price": {"input": 0, "output": 0}})
+        judge = Judge("j", spec | {"price": {"input": 0, "output": 0}}, settings.load())
         items = [{"item": 0, "suite": "s", "config": "c", "prompt": "p"}]
         judge_all(judge, items, {0: ("cand", "base")}, tmp_path / "j.jsonl", "run", concurrency=1)
     rows = [json.loads(line) for line in (tmp_path / "j.jsonl").read_text().splitlines()]

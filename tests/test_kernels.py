@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from core import settings
 from core.errors import UserError
 from launch.preflight import kernels
 from launch.preflight.kernels import Machine
@@ -24,7 +25,7 @@ def machine(*gpus, missing: tuple[str, ...] = ()) -> Machine:
 
 
 def gpu_config(name: str = BRIE, args: str | None = None):
-    return resolve(name, device="gpu", args=args)
+    return resolve(name, settings.load(), device="gpu", args=args)
 
 
 def levels(result) -> dict[str, list[str]]:
@@ -84,7 +85,7 @@ def test_capabilities_compare_as_numbers():
 
 def test_a_recipe_that_sets_flash_attention_itself_gets_no_fallback(tmp_path):
     path = write_recipe(tmp_path / "r.yaml", "attn_implementation: flash_attention_2\n", base=BRIE)
-    r = resolve(str(path), device="gpu")
+    r = resolve(str(path), settings.load(), device="gpu")
     assert not kernels.fallback_allowed(r)
     [error] = kernels.check(r.config, machine(H100, missing=("flash_attn",)), False, r.recipe.where).errors
     assert error.where.file.endswith("r.yaml") and error.where.line == 2
@@ -124,7 +125,7 @@ def test_require_raises_once_for_everything_and_returns_the_fallback_as_args():
     said = []
     args = kernels.require(r, "--max_steps=3", machine(H100, missing=("flash_attn",)), said.append)
     assert args == {"max_steps": 3, "attn_implementation": "sdpa"} and len(said) == 1
-    cpu = resolve(BRIE, device="cpu")
+    cpu = resolve(BRIE, settings.load(), device="cpu")
     assert kernels.require(cpu, "--x=1", machine(T4, missing=("flash_attn",))) == "--x=1"
     assert kernels.require(r, None, Machine(cuda=False)) is None  # DEVICE=gpu on a machine without CUDA
 
@@ -133,19 +134,19 @@ def test_make_train_refuses_before_any_run_directory(outputs, monkeypatch, roomy
     from launch import train as train_mod
 
     monkeypatch.setenv("DEVICE", "gpu")
-    monkeypatch.setattr(kernels, "probe", lambda: machine(H100, missing=("liger_kernel",)))
+    monkeypatch.setattr(kernels, "probe", lambda s: machine(H100, missing=("liger_kernel",)))
     with pytest.raises(UserError, match="Liger kernels need liger_kernel"):
-        train_mod.train(BRIE)
+        train_mod.train(BRIE, s=settings.load())
     assert not (outputs / "runs").exists()
 
 
 def test_setup_check_fails_with_what_to_do(monkeypatch, capsys):
-    monkeypatch.setattr(kernels, "probe", lambda: machine(H100, missing=("flash_attn",)))
+    monkeypatch.setattr(kernels, "probe", lambda s: machine(H100, missing=("flash_attn",)))
     assert kernels.main([]) == 2
     err = capsys.readouterr().err
     assert "GPU fast path is not usable" in err and "FLASH_ATTN=0 make setup" in err
     assert kernels.main(["--no-flash"]) == 0  # SDPA instead: everything else imports
-    monkeypatch.setattr(kernels, "probe", lambda: Machine(cuda=False))
+    monkeypatch.setattr(kernels, "probe", lambda s: Machine(cuda=False))
     assert kernels.main([]) == 2 and "torch sees no CUDA device" in capsys.readouterr().out
 
 
@@ -162,25 +163,25 @@ def test_the_preflight_check_looks_where_the_run_trains():
         f for f in kernels.check_kernels(r, machine(A100, missing=("deepspeed", "liger_kernel"))) if f.level == "error"
     ]
     assert [e.where.key for e in errors] == ["plugins"]  # no deepspeed asked for by this config: only Liger
-    assert kernels.check_kernels(resolve(BRIE, device="cpu"), machine(H100)) == []
+    assert kernels.check_kernels(resolve(BRIE, settings.load(), device="cpu"), machine(H100)) == []
 
 
 def test_make_check_runs_the_kernel_check_and_make_train_says_the_fallback_once(monkeypatch, roomy_disk, capsys):
     from launch.preflight.checks import run_checks
 
     def kernel_findings(device: str) -> list:
-        return [f for f in run_checks(BRIE, device=device)[1] if f.check == "kernels"]
+        return [f for f in run_checks(BRIE, settings.load(), device=device)[1] if f.check == "kernels"]
 
-    monkeypatch.setattr(kernels, "probe", lambda: machine(H100, missing=("flash_attn",)))
+    monkeypatch.setattr(kernels, "probe", lambda s: machine(H100, missing=("flash_attn",)))
     found = kernel_findings("gpu")
     warnings = [f for f in found if f.level == "warning"]
     assert len(warnings) == 1 and "falls back to torch SDPA" in warnings[0].message
     assert not [f for f in found if f.level == "error"] and any("liger_kernel imports" in f.message for f in found)
     assert kernel_findings("cpu") == []  # a CPU run asks for no GPU kernels
-    monkeypatch.setattr(kernels, "probe", lambda: machine(A100, missing=("liger_kernel",)))
+    monkeypatch.setattr(kernels, "probe", lambda s: machine(A100, missing=("liger_kernel",)))
     [error] = [f for f in kernel_findings("gpu") if f.level == "error"]
     assert "Liger kernels need liger_kernel" in error.message and error.where.key == "plugins"
-    monkeypatch.setattr(kernels, "probe", lambda: Machine(cuda=False))
+    monkeypatch.setattr(kernels, "probe", lambda s: Machine(cuda=False))
     [note] = kernel_findings("gpu")
     assert note.level == "ok" and "on the machine that trains" in note.message
     # make train prints the preflight's warning; require() adds the fallback to ARGS without saying it again

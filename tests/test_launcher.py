@@ -38,7 +38,13 @@ def launch(
 ) -> tuple[topology.Topology, dist.Launch]:
     topo = topology.detect(device, settings.load(env), gpus_found)
     return topo, dist.plan_launch(
-        {"base_model": "meta-llama/Llama-3.1-8B-Instruct"}, CFG, topo, method, requested, fits
+        {"base_model": "meta-llama/Llama-3.1-8B-Instruct"},
+        CFG,
+        topo,
+        method,
+        requested,
+        fits,
+        cache=settings.load().cache,
     )
 
 
@@ -160,10 +166,14 @@ def test_strategies_and_their_config_keys():
     assert dist.choose_strategy("auto", topo, "full", True)[0] == "zero2"
     assert dist.choose_strategy("auto", topo, "full", False)[0] == "zero3"
     assert dist.choose_strategy("auto", topo, "qlora", False)[0] == "zero3"
-    keys = dist.config_keys("zero3-offload", {"base_model": "x", "plugins": ["axolotl.integrations.liger.LigerPlugin"]})
+    keys = dist.config_keys(
+        "zero3-offload",
+        {"base_model": "x", "plugins": ["axolotl.integrations.liger.LigerPlugin"]},
+        cache=settings.load().cache,
+    )
     assert keys["plugins"] == ["axolotl.integrations.liger.LigerPlugin", dist.RANK_PLUGIN]
     assert keys["deepspeed"].endswith("zero3-offload.json")
-    fsdp = dist.config_keys("fsdp", {"base_model": "Qwen/Qwen3-32B"})
+    fsdp = dist.config_keys("fsdp", {"base_model": "Qwen/Qwen3-32B"}, cache=settings.load().cache)
     assert fsdp["fsdp_version"] == 2 and fsdp["fsdp_config"]["transformer_layer_cls_to_wrap"] == "Qwen3DecoderLayer"
     cpu = topology.detect("cpu", settings.load({"CPU_PROCS": "2"}), 0)
     assert dist.choose_strategy("auto", cpu, "lora", None)[0] == "zero3"
@@ -216,7 +226,7 @@ def test_strategies_that_cannot_run_on_cpu_are_refused():
         with pytest.raises(UserError, match="cannot run on CPU"):
             dist.choose_strategy(name, cpu, "lora", None)
     # DDP runs on CPU (tests/test_ddp_cpu.py): accelerate joins gloo, the rank plugin drops the CUDA device map
-    lc = dist.plan_launch({"base_model": "x"}, CFG, cpu, "lora", "ddp", None)
+    lc = dist.plan_launch({"base_model": "x"}, CFG, cpu, "lora", "ddp", None, cache=settings.load().cache)
     assert (
         lc.strategy == "ddp"
         and lc.env["ACCELERATE_USE_CPU"] == "true"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core import manifest
+from core import manifest, settings
 from core.paths import REPO
 from eval import leaderboard, lmeval
 from eval.judge import run_judging
@@ -20,8 +20,10 @@ def test_leaderboard_from_an_evaluated_run(default_run, monkeypatch, tmp_path):
     lmeval.evaluate(run, ["hf", "base"], limit=2, max_gen_toks=8)  # the base model on the same documents
     with OpenAIServer() as judge:  # a scripted judge: the leaderboard's judge columns and win-rate plot
         monkeypatch.setenv("JUDGE_URL", judge.url)
-        run_judging(run, ["local"], REPO / "eval" / "suites" / "brie.jsonl", limit=1, max_new_tokens=8)
-    result = leaderboard.build()
+        run_judging(
+            run, ["local"], REPO / "eval" / "suites" / "brie.jsonl", limit=1, max_new_tokens=8, s=settings.load()
+        )
+    result = leaderboard.build(settings.load().outputs)
     folder = outputs / "leaderboard"
     text = (folder / "leaderboard.md").read_text()
     assert result["runs"] >= 1 and f"smollm2-135m-cpu/{run.name}" in text
@@ -37,6 +39,6 @@ def test_leaderboard_from_an_evaluated_run(default_run, monkeypatch, tmp_path):
     assert "vs base" in text and "base not scored" not in tuned and ", p " in tuned  # beside its base, tested
     for image in ("metrics.png", "loss_curves.png", "win_rates.png"):
         assert image in result["images"] and (folder / image).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    rows = leaderboard.collect()
+    rows = leaderboard.collect(settings.load().outputs)
     assert rows[0]["loss"] and all(isinstance(v, float) for _, v in rows[0]["loss"])  # from TensorBoard events
     assert manifest.read(run).judge and "| local |" in text

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from core import manifest, rundir
+from core import manifest, rundir, settings
 from core.paths import REPO
 from tests.conftest import SMOKE, run_cli
 
@@ -21,7 +21,7 @@ HELDOUT = "data/samples/philosophy_chat.val.jsonl"
 def test_make_new_writes_a_recipe_that_checks_trains_merges_and_converts(tmp_path, monkeypatch):
     from tools.tiny_models import build
 
-    model = build("granite", tmp_path / "granite-tiny")
+    model = build("granite", tmp_path / "granite-tiny", cache=settings.load().cache)
     recipe = tmp_path / "granite-tiny.yaml"
     env = {
         "RECIPE": "granite-tiny",
@@ -53,7 +53,7 @@ def test_make_new_writes_a_recipe_that_checks_trains_merges_and_converts(tmp_pat
     train = run_cli("launch.train", str(recipe), f"--args={SMOKE}", env=env, timeout=900)
     assert train.returncode == 0, train.stdout[-3000:] + train.stderr[-3000:]
     monkeypatch.setenv("OUTPUTS", env["OUTPUTS"])
-    run = rundir.latest_run(str(recipe))
+    run = rundir.latest_run(settings.load().outputs, str(recipe))
     m = manifest.read(run)
     assert m.status == "completed" and m.train.meta.family == "granite" and m.train.meta.method == "lora"
     merge = run_cli("tools.export.merge", f"--run={run}", env=env, timeout=600)
@@ -67,7 +67,7 @@ def test_make_new_writes_a_recipe_that_checks_trains_merges_and_converts(tmp_pat
 def test_an_architecture_llama_cpp_lacks_is_said_before_training(tmp_path):
     from tools.tiny_models import build
 
-    model = build("opt", tmp_path / "opt-tiny", ffn_dim=128, word_embed_proj_dim=64)
+    model = build("opt", tmp_path / "opt-tiny", ffn_dim=128, word_embed_proj_dim=64, cache=settings.load().cache)
     env = {
         "RECIPE": "opt-tiny",
         "MODEL": str(model),

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from core import manifest, rundir
+from core import manifest, rundir, settings
 from core.errors import UserError
 from core.manifest import (
     BaseModelRef,
@@ -144,12 +144,14 @@ def test_two_steps_writing_at_once_keep_both_sections(tmp_path):
 def test_the_run_resolver(tmp_path, monkeypatch):
     monkeypatch.setenv("OUTPUTS", str(tmp_path))
     with pytest.raises(UserError, match="has no completed run yet"):
-        rundir.resolve(recipe="smollm2-135m-cpu")
-    run = rundir.new_run_dir("smollm2-135m-cpu")
+        rundir.resolve(settings.load().outputs, recipe="smollm2-135m-cpu")
+    run = rundir.new_run_dir(settings.load().outputs, "smollm2-135m-cpu")
     manifest.create(run, a_train_section())
     rundir.mark_latest(run)
-    assert rundir.resolve(recipe="smollm2-135m-cpu") == run
-    assert rundir.resolve(recipe=str(REPO / "recipes" / "smollm2-135m-cpu.yaml")) == run  # a recipe file: its stem
-    assert rundir.resolve(run=str(run)) == run
+    assert rundir.resolve(settings.load().outputs, recipe="smollm2-135m-cpu") == run
+    assert (
+        rundir.resolve(settings.load().outputs, recipe=str(REPO / "recipes" / "smollm2-135m-cpu.yaml")) == run
+    )  # a recipe file: its stem
+    assert rundir.resolve(settings.load().outputs, run=str(run)) == run
     with pytest.raises(UserError, match="no run given"):
-        rundir.resolve()
+        rundir.resolve(settings.load().outputs)

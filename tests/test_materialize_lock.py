@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 
-from core import atomic
+from core import atomic, settings
 from resolver import local_models
 from resolver.registry import load_recipe
 
@@ -14,10 +14,12 @@ from resolver.registry import load_recipe
 def test_a_second_caller_waits_and_takes_the_first_callers_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("AFFINAGE_CACHE", str(tmp_path / "cache"))
     src = load_recipe("smollm2-135m-cpu").meta.local_source
-    target = local_models.target_dir(src)
+    target = local_models.target_dir(src, settings.load().cache)
     got: list = []
     with atomic.locked(target):  # the first command, building
-        waiter = threading.Thread(target=lambda: got.append(local_models.materialize(src)), daemon=True)
+        waiter = threading.Thread(
+            target=lambda: got.append(local_models.materialize(src, settings.load().cache)), daemon=True
+        )
         waiter.start()
         waiter.join(2)
         assert waiter.is_alive() and got == []  # it waits for the lock, it does not build beside it

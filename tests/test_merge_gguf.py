@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from core import manifest, rundir
+from core import manifest, rundir, settings
 from core.errors import UserError
 from core.hashing import sha256_file
 from core.manifest import RecipeRef, TrainSection
@@ -128,7 +128,7 @@ def test_unknown_quant_is_refused_before_any_work(tmp_path):
 
 
 def test_merge_refuses_a_run_without_a_completed_adapter(outputs):
-    run = rundir.new_run_dir("r")
+    run = rundir.new_run_dir(settings.load().outputs, "r")
     manifest.create(run, TrainSection(recipe=RecipeRef(name="r"), status="failed"))
     with pytest.raises(UserError, match="did not complete"):
         merge.merge(run)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from core import settings
 from resolver import derive
 from resolver.meta import Meta
 from resolver.registry import list_recipes, load_recipe
@@ -18,7 +19,7 @@ SFT = {"adapter": "lora", "datasets": [{"path": "x.jsonl", "type": "chat_templat
 
 
 def said(meta: dict, config: dict | None = None) -> dict[str, tuple]:
-    found = derive.contradictions(Meta(**meta), config or SFT, QWEN)
+    found = derive.contradictions(Meta(**meta), config or SFT, QWEN, settings.load().cache)
     return {key: (stated, derived) for key, stated, derived, _ in found}
 
 
@@ -40,33 +41,37 @@ def test_params_b_is_allowed_a_quarter_either_way(params_b, contradicts):
 
 
 def test_no_facts_no_model_comparison():
-    assert derive.contradictions(Meta(family="phi", params_b=99), SFT, "nobody/unknown-model") == []
+    assert (
+        derive.contradictions(Meta(family="phi", params_b=99), SFT, "nobody/unknown-model", settings.load().cache) == []
+    )
 
 
 @pytest.mark.parametrize("name", list_recipes())
 def test_the_shipped_recipes_contradict_nothing(name):
     r = load_recipe(name)
     base = r.config["base_model"]
-    assert derive.contradictions(r.meta, r.config, base) == [], name
+    assert derive.contradictions(r.meta, r.config, base, settings.load().cache) == [], name
 
 
 def test_make_check_names_the_key_line_and_both_values(tmp_path, roomy_disk):
     from launch.preflight.checks import errors_of, run_checks
 
     recipe = write_recipe(tmp_path / "r.yaml", "meta:\n  family: phi\n  params_b: 4.9\n", "qwen25-05b-instruct-brie")
-    errors = [f for f in errors_of(run_checks(str(recipe))[1]) if f.check == "meta"]
+    errors = [f for f in errors_of(run_checks(str(recipe), settings.load())[1]) if f.check == "meta"]
     text = "\n".join(map(str, errors))
     assert len(errors) == 1, text  # the family is a cheap check: its error stops the preflight before the count
     assert (
         "r.yaml:3, key 'meta.family': meta.family says 'phi', but 'qwen2' is derived (config.json model_type)" in text
     )
     sized = write_recipe(tmp_path / "s.yaml", "meta:\n  params_b: 4.9\n", "qwen25-05b-instruct-brie")
-    errors = [f for f in errors_of(run_checks(str(sized))[1]) if f.check == "meta"]  # counted on the module tree
+    errors = [
+        f for f in errors_of(run_checks(str(sized), settings.load())[1]) if f.check == "meta"
+    ]  # counted on the module tree
     text = "\n".join(map(str, errors))
     assert len(errors) == 1, text
     assert "s.yaml:3, key 'meta.params_b': meta.params_b says 4.9, but 0.494 is derived" in text and "25% apart" in text
     # ARGS that change the model derive family and size again: not a contradiction of the recipe
-    _, findings = run_checks(str(recipe), args="--base_model=Qwen/Qwen3-0.6B")
+    _, findings = run_checks(str(recipe), settings.load(), args="--base_model=Qwen/Qwen3-0.6B")
     assert not [f for f in findings if f.check == "meta"], "\n".join(map(str, findings))
 
 
@@ -79,11 +84,11 @@ def test_a_later_file_that_changes_the_facts_derives_them_again(tmp_path, roomy_
     changed = write_recipe(
         tmp_path / "a.yaml", "load_in_8bit: true\nbase_model: Qwen/Qwen3-0.6B\n", "qwen25-05b-instruct-brie"
     )
-    r = resolve(str(changed), device="gpu")
+    r = resolve(str(changed), settings.load(), device="gpu")
     assert (r.meta.method, r.meta.family, r.meta.params_b) == ("lora-8bit", "qwen3", 0.596), r.notes
-    assert not [f for f in run_checks(str(changed))[1] if f.check == "meta"]
+    assert not [f for f in run_checks(str(changed), settings.load())[1] if f.check == "meta"]
     stated = write_recipe(
         tmp_path / "b.yaml", "meta:\n  method: lora\nload_in_8bit: true\n", "qwen25-05b-instruct-brie"
     )
-    text = "\n".join(str(f) for f in errors_of(run_checks(str(stated))[1]) if f.check == "meta")
+    text = "\n".join(str(f) for f in errors_of(run_checks(str(stated), settings.load())[1]) if f.check == "meta")
     assert "b.yaml:3, key 'meta.method': meta.method says 'lora', but 'lora-8bit' is derived" in text, text

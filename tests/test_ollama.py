@@ -17,6 +17,7 @@ import sys
 import gotpl  # a test dependency (requirements.txt): without it the equivalence tests must fail, not skip
 import pytest
 
+from core import settings
 from core.errors import UserError
 from core.paths import REPO
 from tests.conftest import OFFLINE, run_cli, write_recipe
@@ -60,7 +61,7 @@ def smollm2():
     from tools.tiny_models import smollm2_dir
 
     return gguf_info.read(gguf_file(load_recipe("smollm2-135m-cpu").meta.local_source)), AutoTokenizer.from_pretrained(
-        smollm2_dir()
+        smollm2_dir(settings.load().cache)
     )
 
 
@@ -214,7 +215,7 @@ def test_the_recipes_meta_system_reaches_chat_serve_and_the_modelfile(smollm2, o
     recipe = write_recipe(
         tmp_path / "brie.yaml", f"meta:\n  system: {json.dumps(system)}\n  sampling: {{temperature: 0.4}}\n"
     )
-    _, run, _ = start(resolve(str(recipe)), None, Topology(device="cpu"), settings.load(), ["test"])
+    _, run, _ = start(resolve(str(recipe), settings.load()), None, Topology(device="cpu"), settings.load(), ["test"])
     assert manifest.read(run).train.meta.system == system  # carried into train.meta
     # chat and serve take their system prompt and sampling from defaults.resolve
     d = defaults.resolve(run, settings.load())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from core import settings
 from core.errors import UserError
 from launch.distributed import strategy as dist
 from launch.preflight import disk
@@ -42,7 +43,7 @@ def test_the_method_is_derived_from_the_adapter_and_the_base_precision():
 
 
 def test_an_8bit_base_is_sized_at_one_byte_per_quantized_weight():
-    m = est.model_facts(PERSONA, LLAMA)
+    m = est.model_facts(PERSONA, LLAMA, settings.load().cache)
     bf16 = est.memory(m, PERSONA, "none", 1, 80).parts["weights"]
     int8 = est.memory(m, {**PERSONA, "load_in_8bit": True}, "none", 1, 80).parts["weights"]
     nf4 = est.memory(m, {**PERSONA, "adapter": "qlora", "load_in_4bit": True}, "none", 1, 80).parts["weights"]
@@ -55,7 +56,7 @@ def test_a_recipe_on_an_8bit_base_is_planned_and_listed_as_lora_8bit(tmp_path, m
     recipe = write_recipe(
         tmp_path / "r.yaml", "meta:\n  method: lora-8bit\nload_in_8bit: true\n", "llama31-8b-instruct"
     )
-    plan = make_plan(str(recipe), "H100", 2)
+    plan = make_plan(str(recipe), settings.load(), "H100", 2)
     text = report(plan)
     assert plan.resolved.meta.method == "lora-8bit" and ", lora-8bit) on 1 node(s)" in text, text
     m = plan.model
@@ -89,13 +90,14 @@ def byo_unknown(tmp_path):
 
 @pytest.mark.parametrize("here", [True, False])
 def test_an_unknown_size_is_unknown_never_zero(tmp_path, monkeypatch, here):
-    r = resolve(str(byo_unknown(tmp_path)), device="gpu")
+    r = resolve(str(byo_unknown(tmp_path)), settings.load(), device="gpu")
     [finding] = disk.check_disk(r, here=here)
     assert finding.level == "warning" and "needs an unknown amount" in finding.message, finding
     assert "0.0 GB" not in finding.message and " 0 GB" not in finding.message
     assert finding.message.endswith("make plan and make runpod-up refuse until its facts are here")
     assert finding.hint.startswith("run make check with network access once")
-    monkeypatch.setenv("VOLUME_GB", "150")
+    monkeypatch.setenv("VOLUME_GB", "150")  # another command's settings: read when it resolves the recipe
+    r = resolve(str(byo_unknown(tmp_path)), settings.load(), device="gpu")
     [finding] = disk.check_disk(r, here=here)
     assert "(then runpod-up asks RunPod for VOLUME_GB=150 GB)" in finding.message
 
@@ -123,7 +125,7 @@ def test_runpod_up_refuses_an_unknown_size_and_takes_volume_gb(tmp_path, outputs
 
 
 def test_attention_memory_follows_the_implementation():
-    m = est.model_facts(PERSONA, LLAMA)
+    m = est.model_facts(PERSONA, LLAMA, settings.load().cache)
     no_ckpt = {**PERSONA, "gradient_checkpointing": False}
     acts = {
         impl: est.memory(m, {**no_ckpt, "attn_implementation": impl}, "none", 1, 80).parts["activations"]
@@ -140,8 +142,8 @@ def test_attention_memory_follows_the_implementation():
 
 def test_auto_follows_the_attention_implementation():
     long = "--sequence_len=8192 --micro_batch_size=4"
-    sdpa = make_plan("llama31-8b-instruct", "A40", 2, args=f"{long} --attn_implementation=sdpa")
-    eager = make_plan("llama31-8b-instruct", "A40", 2, args=f"{long} --attn_implementation=eager")
+    sdpa = make_plan("llama31-8b-instruct", settings.load(), "A40", 2, args=f"{long} --attn_implementation=sdpa")
+    eager = make_plan("llama31-8b-instruct", settings.load(), "A40", 2, args=f"{long} --attn_implementation=eager")
     assert sdpa.launch.strategy == "ddp" and sdpa.memory.fits, report(sdpa)
     assert eager.launch.strategy == "zero3", report(eager)
     assert "sdpa attention, no seq x seq scores stored" in report(sdpa)

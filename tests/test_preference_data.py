@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from core import settings
 from core.paths import REPO
 from data import preferences as prefs
 from data.kinds import kind_of
@@ -133,7 +134,7 @@ def seed_recipe(tmp_path):
 def test_the_seed_preference_format_passes_make_check(seed_recipe, roomy_disk):
     from launch.preflight.checks import errors_of, run_checks
 
-    _, findings = run_checks(str(seed_recipe))
+    _, findings = run_checks(str(seed_recipe), settings.load())
     text = "\n".join(map(str, findings))
     assert not errors_of(findings), text
     assert "30 records of type chat_template.default, all valid" in text
@@ -151,7 +152,9 @@ def test_preference_config_mistakes_are_errors(tmp_path, roomy_disk, monkeypatch
         f"rl: kto\nmicro_batch_size: 1\nsample_packing: true\ndatasets:\n  - path: {data}\n"
         "    type: llama3.prompt_pairs\n    field_chossen: x\ntest_datasets: null\n"
     )
-    errors = "\n".join(map(str, errors_of(run_checks(str(write_recipe(tmp_path / "k.yaml", body)))[1])))
+    errors = "\n".join(
+        map(str, errors_of(run_checks(str(write_recipe(tmp_path / "k.yaml", body)), settings.load())[1]))
+    )
     assert "KTO's KL term needs at least 2 completions per batch" in errors
     assert "KTO needs remove_unused_columns: false" in errors and "sample_packing cannot be used with rl: kto" in errors
     assert "axolotl does not know the key 'datasets[0].field_chossen'" not in errors  # KTO rows: a warning only
@@ -159,10 +162,14 @@ def test_preference_config_mistakes_are_errors(tmp_path, roomy_disk, monkeypatch
     # through axolotl: a heavy check, which runs once the config's cheap mistakes above are fixed)
     fixed = body.replace("micro_batch_size: 1\nsample_packing: true", "micro_batch_size: 2\nsample_packing: false")
     fixed += "remove_unused_columns: false\n"
-    errors = "\n".join(map(str, errors_of(run_checks(str(write_recipe(tmp_path / "k2.yaml", fixed)))[1])))
+    errors = "\n".join(
+        map(str, errors_of(run_checks(str(write_recipe(tmp_path / "k2.yaml", fixed)), settings.load())[1]))
+    )
     assert "KTO" not in errors and "not this model's assistant header '<|im_start|>assistant'" in errors, errors
     simpo = "rl: simpo\nsample_packing: false\n" + (REPO / "recipes/fragments/data/preferences.yaml").read_text()
-    errors = "\n".join(map(str, errors_of(run_checks(str(write_recipe(tmp_path / "s.yaml", simpo)))[1])))
+    errors = "\n".join(
+        map(str, errors_of(run_checks(str(write_recipe(tmp_path / "s.yaml", simpo)), settings.load())[1]))
+    )
     assert "rl: simpo needs simpo_gamma" in errors
 
 

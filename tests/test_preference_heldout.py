@@ -12,7 +12,7 @@ import shutil
 
 import pytest
 
-from core import manifest
+from core import manifest, settings
 from core.errors import UserError
 from eval import chain, leaderboard
 from eval import judge as judge_mod
@@ -33,7 +33,7 @@ def sft(outputs, tmp_path, monkeypatch):
         monkeypatch.setenv("JUDGE_URL", server.url)
         run = make_run(outputs, "sft", datasets=[SFT_DATA])
         suite = write_suite(tmp_path / "suite.jsonl", 30)
-        run_judging(run, ["local"], suite)
+        run_judging(run, ["local"], suite, s=settings.load())
         section = build(run, None, "any", 0, force=True, log=print)  # FORCE: the stand-in's candidate is longer
         yield run, suite, section, made
 
@@ -70,7 +70,7 @@ def test_prefs_draws_pairs_from_the_training_part_and_records_the_heldout_part(s
     again = build(run, None, "any", 0, force=True, log=print)
     assert rows(run / again.heldout_path) == held  # deterministic
     # the SFT run itself trained on no pairs: judged on the whole suite as before
-    assert run_judging(run, ["local"], suite).heldout is None
+    assert run_judging(run, ["local"], suite, s=settings.load()).heldout is None
 
 
 @pytest.mark.parametrize("how", ["prefs: true", "FROM_RUN + datasets", "a copy, from the base model", "chained"])
@@ -91,10 +91,14 @@ def test_a_run_trained_on_the_pairs_is_judged_on_the_heldout_part_only(sft, outp
     held = {h["prompt"] for h in rows(run / section.heldout_path)}
     with OpenAIServer(prefers_candidate) as server:
         monkeypatch.setenv("JUDGE_URL", server.url)
-        judged = run_judging(tuned, ["local"], suite)
+        judged = run_judging(tuned, ["local"], suite, s=settings.load())
         generated = {i["prompt"] for g in made[-2:] for i in g.asked}
-        limited = run_judging(tuned, ["local"], suite, limit=4)
-        origin = run_judging(tuned, ["local"], suite, versus="origin") if how != "a copy, from the base model" else None
+        limited = run_judging(tuned, ["local"], suite, limit=4, s=settings.load())
+        origin = (
+            run_judging(tuned, ["local"], suite, versus="origin", s=settings.load())
+            if how != "a copy, from the base model"
+            else None
+        )
     assert {r["prompt"] for r in rows(tuned / "judge" / "local.jsonl")} <= held
     assert generated == held  # nothing else was even generated
     assert origin is None or (origin.heldout.n == 6 and origin.judges["local"]["n"] == 6)
@@ -122,9 +126,9 @@ def test_what_cannot_be_judged_out_of_sample_is_refused(sft, outputs, tmp_path, 
         "".join(line for line in suite.read_text().splitlines(True) if not any(h in line for h in held))
     )
     with pytest.raises(UserError, match="in-sample") as exc:
-        run_judging(tuned, ["local"], trained_only)
+        run_judging(tuned, ["local"], trained_only, s=settings.load())
     assert exc.value.where.key == "SUITE"
     pairs.unlink()
     with pytest.raises(UserError, match="which are gone") as exc:
-        run_judging(tuned, ["local"], suite)
+        run_judging(tuned, ["local"], suite, s=settings.load())
     assert exc.value.where.key == "train.datasets"

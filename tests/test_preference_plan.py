@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 
+from core import settings
 from launch.preflight import estimate as est
 from launch.preflight import preference_cost as cost
 from tests.conftest import run_cli
@@ -17,7 +18,7 @@ LORA = {"adapter": "lora", "lora_r": 16, "lora_target_linear": True, "sequence_l
 
 
 def facts(config: dict) -> est.Model:
-    return est.model_facts(config, LLAMA)
+    return est.model_facts(config, LLAMA, settings.load().cache)
 
 
 def test_lora_dpo_doubles_the_sequences_and_needs_no_reference_copy():

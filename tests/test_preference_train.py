@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from core import manifest, rundir
+from core import manifest, rundir, settings
 from core.errors import UserError
 from tests.conftest import write_recipe
 from tests.openai_server import OpenAIServer
@@ -30,7 +30,7 @@ def test_dpo_margin_rises_and_the_run_merges_and_converts(outputs):
     from launch.train import train
     from tools.export import gguf, merge
 
-    run = train("smollm2-135m-cpu-dpo", STEPS)
+    run = train("smollm2-135m-cpu-dpo", STEPS, s=settings.load())
     m = manifest.read(run)
     assert m.train.preference.rl == "dpo" and m.train.preference.beta == 0.1
     assert m.train.preference.reference == "adapter-disabled policy (no second copy)"
@@ -50,7 +50,7 @@ def test_dpo_margin_rises_and_the_run_merges_and_converts(outputs):
 def test_orpo_steps_move_the_odds_ratio(outputs):
     from launch.train import train
 
-    run = train("smollm2-135m-cpu-orpo", STEPS)
+    run = train("smollm2-135m-cpu-orpo", STEPS, s=settings.load())
     m = manifest.read(run)
     assert m.train.preference.rl == "orpo" and m.train.preference.reference == "none (reference-free)"
     assert any("log_odds_ratio" in h for h in history(run))  # TRL's ORPO loss really ran
@@ -65,7 +65,7 @@ def test_orpo_steps_move_the_odds_ratio(outputs):
 def test_kto_on_a_tiny_model(outputs, tiny_model):
     from launch.train import train
 
-    run = train("smollm2-135m-cpu-kto", f"--base_model={tiny_model('llama', 'smollm2')} {STEPS}")
+    run = train("smollm2-135m-cpu-kto", f"--base_model={tiny_model('llama', 'smollm2')} {STEPS}", s=settings.load())
     m = manifest.read(run)
     assert m.train.preference.rl == "kto" and m.train.status == "completed"
     assert any("kl" in h for h in history(run))  # TRL's KTO really ran (its KL estimate is logged)
@@ -113,7 +113,7 @@ def test_prefs_from_judged_generations_then_dpo_on_top_of_the_sft_run(default_bu
     )
     with OpenAIServer(scripted_judge(sft)) as server:
         monkeypatch.setenv("JUDGE_URL", server.url)
-        run_judging(sft, ["local"], suite, max_new_tokens=24)
+        run_judging(sft, ["local"], suite, max_new_tokens=24, s=settings.load())
     gens = [json.loads(x) for x in (sft / "judge" / "generations.jsonl").read_text().splitlines()]
     assert all(g["candidate"] != g["baseline"] for g in gens)  # otherwise the script cannot tell them apart
 
@@ -144,7 +144,7 @@ def test_prefs_from_judged_generations_then_dpo_on_top_of_the_sft_run(default_bu
         "meta:\n  start_from: {recipe: smollm2-135m-cpu, prefs: true}\n",
         base="smollm2-135m-cpu-dpo",
     )
-    run = train(str(recipe), "--max_steps=2 --save_steps=2 --eval_steps=2")
+    run = train(str(recipe), "--max_steps=2 --save_steps=2 --eval_steps=2", s=settings.load())
     m = manifest.read(run)
     assert m.train.start_from.run == str(sft) and m.train.start_from.prefs == str(sft / section.path)
     assert m.train.base_model.path == str(sft / "merged") and manifest.read(sft).merge is not None
@@ -159,8 +159,8 @@ def test_prefs_from_judged_generations_then_dpo_on_top_of_the_sft_run(default_bu
 
     with OpenAIServer(lambda prompt: json.dumps({"winner": "tie", "reason": "scripted"})) as server:
         monkeypatch.setenv("JUDGE_URL", server.url)
-        vs_start = run_judging(run, ["local"], suite, limit=2, max_new_tokens=24)
-        vs_origin = run_judging(run, ["local"], suite, limit=2, max_new_tokens=24, versus="origin")
+        vs_start = run_judging(run, ["local"], suite, limit=2, max_new_tokens=24, s=settings.load())
+        vs_origin = run_judging(run, ["local"], suite, limit=2, max_new_tokens=24, versus="origin", s=settings.load())
     assert vs_start.baseline == f"start run {sft.name} (smollm2-135m-cpu)"
     assert vs_origin.baseline == "base model HuggingFaceTB/SmolLM2-135M-Instruct (the chain's root)"
     m = manifest.read(run)
@@ -172,7 +172,7 @@ def test_prefs_from_judged_generations_then_dpo_on_top_of_the_sft_run(default_bu
     assert chain.versus_for(run, None) == ["base", "origin"] and chain.versus_for(sft, None) == ["base"]
     assert chain.heldout_run(run) == sft
     assert lmeval.heldout_docs(run)[2] == lmeval.heldout_docs(sft)[2]
-    text = leaderboard.tables(leaderboard.collect())
+    text = leaderboard.tables(leaderboard.collect(settings.load().outputs))
     assert "## Chains: base -> SFT -> preference tuning" in text
     row = next(line for line in text.splitlines() if line.startswith(f"| sft-dpo | sft-dpo/{run.name}"))
     assert f"{m.train.summary.final_margin:.3f}" in row

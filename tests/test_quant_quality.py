@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from core import manifest
+from core import manifest, settings
 from core.errors import UserError
 from tests.conftest import run_cli
 from tests.shared_runs import copy_run
@@ -49,7 +49,9 @@ def test_kl_grows_q8_0_below_q4_k_m_and_reaches_the_card(built):
     assert section.parity == "pass" and f["Q4_K_M"].agreement is not None  # the greedy figure stays
     report = (run / "gguf" / "parity.json").read_text()
     assert '"mean_kl"' in report and '"reference_ppl"' in report
-    card = cards.render(manifest.read(run), cards.load_config(run), "gguf", "me/smollm2-GGUF")
+    card = cards.render(
+        manifest.read(run), cards.load_config(run), "gguf", "me/smollm2-GGUF", cache=settings.load().cache
+    )
     assert "mean KL vs f16" in card and f"{f['Q4_K_M'].mean_kl:.4f}" in card and f"{f['Q8_0'].top1:.1%}" in card
 
 
@@ -164,7 +166,7 @@ def test_the_card_table_shows_kl_top1_and_perplexity_per_file():
             ),
         ),
     )
-    card = cards.render(m, {}, "gguf", "me/r-GGUF", modelfile=True)
+    card = cards.render(m, {}, "gguf", "me/r-GGUF", modelfile=True, cache=settings.load().cache)
     rows = {line.split(" | ")[0].strip("| "): line for line in card.splitlines() if line.startswith("| ")}
     assert "| mean KL vs f16 | top-1 agreement | perplexity | greedy agreement with HF |" in rows["type"]
     assert rows["f16"].endswith("| - | - | 35.73 | 100% |")

@@ -49,7 +49,7 @@ PROGRAM = textwrap.dedent(
             "type. Calling register_constant() on Enum subclasses is deprecated and will be an error in a future "
             "release.")
 
-    def body():
+    def body(s):
         pytree = logging.getLogger("torch.utils._pytree")
         pytree.warning(ENUM)  # listed
         pytree.warning("register_constant() was given a class it cannot hash")  # same logger, another message
@@ -187,7 +187,7 @@ def test_llama_cpp_log_lines_are_sorted_by_ggml_level_and_text(outputs, capsys):
         quiet.llama_log(2, b"load_tensors: layer 0 assigned to device CPU\n")  # the library prints no INFO then
         quiet.llama_log(3, b"llama_context: n_ctx_seq (512) < n_ctx_train (8192)\n")  # but it does print WARN
     finally:
-        quiet.end()
+        quiet.end(outputs)
         lib.setLevel(before)
     err = capsys.readouterr().err
     assert "has NaN values" in err and "error loading model" in err and "n_ctx_seq (512)" in err

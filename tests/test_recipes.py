@@ -9,6 +9,7 @@ import io
 import pytest
 import yaml
 
+from core import settings
 from core.errors import UserError
 from core.paths import FRAGMENTS, REPO
 from launch.preflight import schema as axolotl_schema
@@ -43,7 +44,7 @@ def test_every_seed_model_has_a_recipe():
 
 @pytest.mark.parametrize("name", RECIPES)
 def test_recipe_passes_offline_check(name, roomy_disk):
-    _, findings = run_checks(name)
+    _, findings = run_checks(name, settings.load())
     errors = [str(f) for f in findings if f.level == "error"]
     assert not errors, "\n".join(errors)
     checks = {f.check for f in findings if f.level == "ok"}
@@ -157,6 +158,7 @@ def test_cpu_profile_turns_qlora_into_lora():
 def test_overrides_apply_last_and_null_removes():
     r = resolve(
         "qwen25-3b-instruct-brie",
+        settings.load(),
         device="cpu",
         args="--bf16=true --lora_r 4 --datasets.0.path=x.jsonl --test_datasets=null",
     )

@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from core import manifest, rundir
+from core import manifest, rundir, settings
 from core.paths import REPO
 from core.rundir import LATEST
 from launch.checkpoints import is_complete, last_complete
@@ -103,7 +103,7 @@ def test_resume_refusals(outputs):
     from core.manifest import RecipeRef, TrainSection
     from launch.resume import resume_config
 
-    run = rundir.new_run_dir("smollm2-135m-cpu")
+    run = rundir.new_run_dir(settings.load().outputs, "smollm2-135m-cpu")
     (run / "output" / "checkpoint-2").mkdir(parents=True)
     recipe = RecipeRef(name="smollm2-135m-cpu")
     manifest.create(run, TrainSection(recipe=recipe, status="failed"))

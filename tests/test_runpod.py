@@ -16,6 +16,7 @@ import stat
 import pytest
 import yaml
 
+from core import settings
 from core.errors import UserError
 from core.paths import REPO
 from launch.cloud.runpod.spec import SECRET_REF, check_env_value, load_project
@@ -53,7 +54,7 @@ def runpod_cli(cmd: str, env: dict, *args: str):
 def test_up_sends_the_planned_pod_without_secrets(runpod, outputs):
     proc = runpod_cli("up", rp_env(runpod, RECIPE=RECIPE, GPU="H100", GPUS="1", PUSH_REPO="me/brie-8b"))
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    plan = make_plan(RECIPE, "H100", 1)
+    plan = make_plan(RECIPE, settings.load(), "H100", 1)
     project = load_project().project
     assert [r["field"] for r in runpod.state.requests] == ["gpuTypes", "podFindAndDeployOnDemand"]
     sent = runpod.state.ops("podFindAndDeployOnDemand")[0]

@@ -11,6 +11,7 @@ import stat
 
 import pytest
 
+from core import settings
 from launch.cloud.source import DOCKER_ARGS
 from launch.preflight.plan import make_plan
 from tests.conftest import run_cli
@@ -62,7 +63,7 @@ def test_dry_run_prints_the_cluster_request_sized_by_the_plan(runpod, outputs):
     env = body["env"]
     assert env["CLUSTER_NAME"] == body["name"] and env["ON_FINISH"] == "terminate" and env["RECIPE"] == RECIPE
     assert env["HF_TOKEN"] == "{{ RUNPOD_SECRET_HF_TOKEN }}" and HF_TOKEN not in proc.stdout
-    plan = make_plan(RECIPE, "H100", 8, 2)
+    plan = make_plan(RECIPE, settings.load(), "H100", 8, 2)
     assert plan.topology.world_size == 16 and f"${plan.usd:.2f}" in proc.stdout and "x 16 x $2.69/h" in proc.stdout
 
 
@@ -72,7 +73,7 @@ def test_up_creates_a_cluster_and_status_logs_down_follow_it(runpod, outputs, tm
     assert proc.returncode == 0, proc.stdout + proc.stderr
     [sent] = creates(runpod)
     assert sent["auth"] == f"Bearer {KEY}" and sent["args"]["mounts"]["persistent"]["path"] == "/runpod-volume"
-    assert sent["args"]["mounts"]["persistent"]["size"] == make_plan(RECIPE, "H100", 8, 2).volume_gb
+    assert sent["args"]["mounts"]["persistent"]["size"] == make_plan(RECIPE, settings.load(), "H100", 8, 2).volume_gb
     assert KEY not in sent["query"] and HF_TOKEN not in sent["query"]
     record = json.loads((outputs / "pods" / "cluster001.json").read_text())
     assert record["kind"] == "cluster" and (outputs / "pods" / "LATEST").read_text().strip() == "cluster001"

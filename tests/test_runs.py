@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from core import atomic, manifest, rundir
+from core import atomic, manifest, rundir, settings
 from core.errors import UserError
 from core.hashing import sha256_file
 from core.manifest import FinalCheckpoint, MergeSection, RecipeRef, TrainSection
@@ -14,7 +14,7 @@ from core.paths import REPO
 
 
 def fake_run(recipe: str, status: str = "completed") -> tuple:
-    run = rundir.new_run_dir(recipe)
+    run = rundir.new_run_dir(settings.load().outputs, recipe)
     out = run / "output"
     out.mkdir()
     (out / "adapter_model.safetensors").write_bytes(b"weights")
@@ -33,12 +33,12 @@ def fake_run(recipe: str, status: str = "completed") -> tuple:
 
 def test_latest_and_resolution(outputs):
     with pytest.raises(UserError, match="no completed run"):
-        rundir.resolve(recipe="r")
+        rundir.resolve(settings.load().outputs, recipe="r")
     first, _ = fake_run("r")
     rundir.mark_latest(first)
     second, _ = fake_run("r", status="running")  # newer but unfinished: LATEST stays
-    assert first != second and rundir.resolve(recipe="r") == first
-    assert rundir.resolve(run=str(second)) == second
+    assert first != second and rundir.resolve(settings.load().outputs, recipe="r") == first
+    assert rundir.resolve(settings.load().outputs, run=str(second)) == second
     with pytest.raises(UserError, match="did not complete"):
         rundir.final_adapter(second)
 
@@ -53,7 +53,7 @@ def test_final_adapter_is_checked_against_its_hash(outputs):
 
 def test_not_a_run_dir(tmp_path):
     with pytest.raises(UserError, match="not a run directory"):
-        rundir.resolve(run=str(tmp_path))
+        rundir.resolve(settings.load().outputs, run=str(tmp_path))
 
 
 def test_manifest_sections_are_added_atomically(outputs):

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from core import manifest
+from core import manifest, settings
 from core.paths import REPO
-from core.settings import cache_dir
 from tests.conftest import run_cli
 from tests.hub_server import LocalHub
 from tests.openai_server import OpenAIServer
@@ -115,7 +114,7 @@ def test_no_key_in_any_file_or_output(default_built, tmp_path):
     assert None not in (m.push, m.gguf, m.merge, m.lm_eval, m.judge) and m.judge.judges["gpt-4o"]["n"] == 2
     assert all(a == f"Bearer {FAKE['OPENAI_API_KEY']}" for a in judge_auth)  # the key was really in use
     assert set(hub.state.repos) == {"me/secret-scan", "me/secret-scan-merged", "me/secret-scan-GGUF"}
-    written = files_under(tmp_path, since=start) + files_under(REPO, cache_dir(), since=start)
+    written = files_under(tmp_path, since=start) + files_under(REPO, settings.load().cache, since=start)
     names = {p.name for p in written}
     assert {"manifest.json", "gpt-4o.jsonl", "report.md", "generations.jsonl"} <= names
     assert len(written) > 10

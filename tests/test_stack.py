@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from core import stack
+from core import settings, stack
 from core.paths import REPO
 from tests.wheels import build_wheel, make_venv, pip
 
@@ -40,7 +40,7 @@ def test_an_axolotl_outside_the_range_is_one_cheap_error(monkeypatch):
 
     found = md.version("axolotl")
     monkeypatch.setitem(stack.SUPPORTED, "axolotl", ("0.90", "0.91"))
-    done = preflight("smollm2-135m-cpu")
+    done = preflight("smollm2-135m-cpu", settings.load())
     errors = [f for f in done.findings if f.level == "error"]
     assert done.stopped and [(f.check, f.message) for f in errors] == [
         ("stack", f"axolotl {found} is outside the supported range axolotl >=0.90,<0.91")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+from core import settings
 from eval.study import report, state
 from tests.conftest import run_cli
 from tests.hub_server import LocalHub
@@ -31,7 +32,7 @@ def test_live_pods_are_terminated_when_the_study_spend_reaches_max_cost(tmp_path
     0.40 + 2 x 0.40 = $1.20 < $1.25: nothing is stopped; after the 5th, $1.40: both pods are terminated."""
     study_file = tmp_path / "capped.yaml"
     study_file.write_text(STUDY)
-    _, _, _, paths = report.load(str(study_file))
+    _, _, _, paths = report.load(str(study_file), settings.load())
     state.write_state(paths, {"runs": {"one": {"pods": [EARLIER], "status": "failed"}}})
     with RunPodServer() as rp, LocalHub() as hub:
         rp.state.pod_uptime_s, rp.state.pod_cost_per_hr, rp.state.pod_uptime_step_s = 0, 3.6, 100

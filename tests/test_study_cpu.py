@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from core import manifest
+from core import manifest, settings
 from core.paths import REPO
 from eval.study import report, state
 from tests.browser import browser, need_browser, open_page
@@ -48,7 +48,7 @@ def finished_study(tmp_path_factory):
         env = {**os.environ, **OFFLINE, "OUTPUTS": str(outputs), "JUDGE_URL": judge.url, "PYTHONPATH": str(REPO)}
         for name in ("RECIPE", "RUN", "ARGS", "STUDY", "RUNPOD"):
             env.pop(name, None)
-        study, runs, jobs, paths = report.load(str(STUDY))
+        study, runs, jobs, paths = report.load(str(STUDY), settings.load())
         first, second = runs
         log = open(outputs / "first-attempt.log", "w")  # noqa: SIM115 - closed below
         proc = subprocess.Popen(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from core import rundir
+from core import rundir, settings
 from core.errors import UserError
 from eval.study import spec
 from resolver import registry
@@ -46,7 +46,9 @@ def test_runs_of_dotted_recipe_names_are_named_after_them(tmp_path, dotted_recip
     _, runs = spec.load(study_file)  # two distinct runs, not one duplicate name
     assert [r.key for r in runs] == list(DOTTED) and [r.recipe for r in runs] == list(DOTTED)
     assert registry.load_recipe("smol.v2-a").name == "smol.v2-a"  # what a manifest records
-    assert rundir.recipe_runs_dir("smol.v2-a") == outputs / "runs" / "smol.v2-a"  # where launch.train files it
+    assert (
+        rundir.recipe_runs_dir(settings.load().outputs, "smol.v2-a") == outputs / "runs" / "smol.v2-a"
+    )  # where launch.train files it
 
 
 def test_a_grid_over_a_dotted_recipe_and_a_dotted_recipe_file(tmp_path, dotted_recipes):
@@ -68,8 +70,8 @@ def test_resuming_a_run_takes_its_recorded_recipe_when_given_a_dotted_name(dotte
     from core.manifest import RecipeRef, TrainSection
     from launch.train import train
 
-    run = rundir.new_run_dir("smol.v2-a")
+    run = rundir.new_run_dir(settings.load().outputs, "smol.v2-a")
     manifest.create(run, TrainSection(recipe=RecipeRef(name="smol.v2-a")))
     with pytest.raises(UserError) as err:
-        train("smol.v2-b", args="--datasets.0.path=data/nope.jsonl", run_dir=str(run))
+        train("smol.v2-b", args="--datasets.0.path=data/nope.jsonl", run_dir=str(run), s=settings.load())
     assert "dataset file not found" in str(err.value) and "make check RECIPE=smol.v2-a" in str(err.value)

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from core import manifest
+from core import manifest, settings
 from core.paths import REPO
 from eval.study import report, state
 from tests.conftest import OFFLINE, run_cli
@@ -149,7 +149,7 @@ def test_pods_within_budget_upload_collect_and_resume(tmp_path, outputs, tiny_mo
         assert not any(f.endswith("adapter_model.safetensors") for f in files)  # upload_adapter: false
         assert all(TOKEN.encode() not in b for b in repo["files"].values())
 
-        _, runs, jobs, paths = report.load(str(study))
+        _, runs, jobs, paths = report.load(str(study), settings.load())
         collected = state.run_dir(paths, runs[0])
         assert collected is not None and manifest.read(collected).lm_eval.base is not None
         assert all(state.progress(jobs["one"], collected).values())
@@ -178,7 +178,7 @@ def test_the_budget_counts_what_was_spent_and_launches_nothing_past_it(tmp_path,
     study_file = tmp_path / "cloud.yaml"
     study_file.write_text(STUDY)
     monkeypatch.setenv("OUTPUTS", str(outputs))
-    _, _, _, paths = report.load(str(study_file))
+    _, _, _, paths = report.load(str(study_file), settings.load())
     spent = {"id": "old1", "name": "x", "estimate_usd": 2.0, "estimate_h": 0.3, "spent_usd": 3.0, "ended": True}
     state.write_state(paths, {"runs": {"one": {"pods": [spent], "status": "failed"}}})
     with RunPodServer() as rp, LocalHub() as hub:
@@ -232,7 +232,7 @@ def test_on_axolotls_image_the_bootstrap_reaches_the_study_job(tmp_path, monkeyp
     study_file = tmp_path / "cloud.yaml"
     study_file.write_text(STUDY)
     monkeypatch.setenv("OUTPUTS", str(tmp_path / "outputs"))
-    study, runs, jobs, _ = report.load(str(study_file))
+    study, runs, jobs, _ = report.load(str(study_file), settings.load())
     s = settings.load(
         {
             **os.environ,

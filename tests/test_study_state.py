@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from core import atomic
+from core import atomic, settings
 from core.errors import UserError
 from core.paths import REPO
 from eval.study import report, state
@@ -72,7 +72,7 @@ def test_a_kill_at_any_step_of_a_folder_swap_leaves_a_complete_folder(tmp_path):
 
 def test_a_corrupt_state_is_an_error_naming_it_and_the_last_good_copy_is_kept(tmp_path, outputs):
     study_file = crafted_study(tmp_path, outputs)
-    _, _, _, paths = report.load(str(study_file))
+    _, _, _, paths = report.load(str(study_file), settings.load())
     first = {"runs": {"strong-seed1": {"pods": [{"id": "p1", "spent_usd": 1.5, "ended": True}]}}}
     state.write_state(paths, first)
     state.write_state(paths, {"runs": {**first["runs"], "weak-seed1": {"attempts": 1}}})
@@ -99,7 +99,7 @@ def test_a_corrupt_state_is_an_error_naming_it_and_the_last_good_copy_is_kept(tm
 
 def test_a_second_make_study_of_the_same_study_is_refused_naming_the_first(tmp_path, outputs):
     study_file = crafted_study(tmp_path, outputs)
-    _, _, _, paths = report.load(str(study_file))
+    _, _, _, paths = report.load(str(study_file), settings.load())
     with state.hold(paths, "crafted"):  # the first `make study` (this process) is still running
         proc = run_cli("eval.study.run", str(study_file), env={"OUTPUTS": str(outputs)}, timeout=600)
     said = proc.stdout + proc.stderr

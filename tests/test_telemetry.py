@@ -39,17 +39,17 @@ def test_mfu_is_model_flops_over_the_gpus_peak():
     assert t["timed_steps"] == 3 and t["timed_tokens"] == 300 and t["tokens_per_s"] == 300 / 6.0  # 3 warm steps
     assert tr.flops_per_token(r) == 4 * 1000 + 6 * 10  # the embedding lookup is no matmul: not in the weights
     assert t["attention_flops"] == 6 * 2 * 8 * 500 * 3  # 6 x layers x width x n(n+1), over the timed steps
-    mfu, peak, note = tr.mfu(r)
+    mfu, peak, note = tr.mfu(r, None)
     assert peak == 989 and "H100" in note
     assert mfu == pytest.approx((4060 * 300 + 6 * 2 * 8 * 1500) / 6.0 / 989e12)
-    assert tr.gpu_peak("NVIDIA H200") == ("H200", 989.0) and tr.gpu_peak("NVIDIA L40S")[0] == "L40S"
+    assert tr.gpu_peak("NVIDIA H200", None) == ("H200", 989.0) and tr.gpu_peak("NVIDIA L40S", None)[0] == "L40S"
 
 
 def test_an_unknown_gpu_is_named_not_dropped():
-    mfu, peak, note = tr.mfu(record("NVIDIA B300 SXM6"))
+    mfu, peak, note = tr.mfu(record("NVIDIA B300 SXM6"), None)
     assert mfu is None and peak is None
     assert "NVIDIA B300 SXM6" in note and "not in launch/preflight/gpus.yaml" in note
-    t = tr.summarize(record("NVIDIA B300 SXM6"))
+    t = tr.summarize(record("NVIDIA B300 SXM6"), None)
     assert t.mfu is None and "NVIDIA B300 SXM6" in t.mfu_note and t.tokens_per_s == 50.0
 
 

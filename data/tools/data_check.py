@@ -15,9 +15,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from core import atomic, cli, settings
+from core import atomic, cli
 from core.errors import UserError, Where
-from core.settings import outputs_dir
+from core.settings import Settings
 from data.formats import FORMATS, detect
 from data.preferences import FORMATS as PREFERENCE
 from data.sources import Row
@@ -34,13 +34,13 @@ def detect_format(path: Path) -> str:
     )
 
 
-def recipe_dataset(recipe: str, data: Path, fmt: str, args: str | None) -> tuple[dict, dict]:
+def recipe_dataset(recipe: str, data: Path, fmt: str, args: str | None, s: Settings) -> tuple[dict, dict]:
     """(resolved config, dataset entry pointing at `data`) for the recipe, with its tokenizer available locally."""
     from data.entries import dataset_format
     from resolver.architecture import tokenizer_config
     from resolver.resolve import resolve
 
-    r = resolve(recipe, device="cpu", args=args, materialize=True)
+    r = resolve(recipe, s, device="cpu", args=args, materialize=True)
     entries = r.config.get("datasets") or []
     if not entries:
         raise UserError(f"recipe '{recipe}' has no datasets entry to take the format from", r.recipe.where("datasets"))
@@ -59,16 +59,16 @@ def recipe_dataset(recipe: str, data: Path, fmt: str, args: str | None) -> tuple
             r.recipe.where("base_model"),
             "download it once (hf download <model>) or pass ARGS=--tokenizer_config=<dir>",
         )
-    return tokenizer_config(r.config, source), ds
+    return tokenizer_config(r.config, source, cache=s.cache), ds
 
 
-def recipe_tokenizer(recipe: str | None, args: str | None) -> tuple[Any, str]:
+def recipe_tokenizer(recipe: str | None, args: str | None, s: Settings) -> tuple[Any, str]:
     """(tokenizer, its folder) of the recipe when it is available offline, else (None, '')."""
     if not recipe:
         return None, ""
     from resolver.resolve import resolve
 
-    source = resolve(recipe, device="cpu", args=args, materialize=True).tokenizer_source()
+    source = resolve(recipe, s, device="cpu", args=args, materialize=True).tokenizer_source()
     if not source:
         return None, ""
     from transformers import AutoTokenizer
@@ -126,7 +126,13 @@ def validate_rows(rows: list[Row], fmt: str) -> list[str]:
 
 
 def run(
-    data: str, recipe: str | None, fmt: str | None, args: str | None, split: str | None = None, limit: int | None = None
+    data: str,
+    recipe: str | None,
+    fmt: str | None,
+    args: str | None,
+    s: Settings,
+    split: str | None = None,
+    limit: int | None = None,
 ) -> dict[str, Any]:
     from data import sources
 
@@ -135,7 +141,7 @@ def run(
     if local and not path.is_file():
         raise UserError("dataset file not found", Where(path))
     if local and path.suffix.lower() == ".jsonl" and (pref := fmt or preference_data.detect_file(path)) in PREFERENCE:
-        return preference_data.check(path, pref, lambda: recipe_tokenizer(recipe, args))
+        return preference_data.check(path, pref, s.outputs, lambda: recipe_tokenizer(recipe, args, s))
     if (
         local
         and path.suffix.lower() in (".jsonl", ".json")
@@ -164,7 +170,7 @@ def run(
     if recipe and fmt not in PREFERENCE and problems:  # the stats need the tokenizer: a bad file is refused first
         print(preference_data.SKIPPED)
     elif recipe and fmt not in PREFERENCE:  # preference rows: validated above; per-side stats are for JSONL files
-        config, ds = recipe_dataset(recipe, path if local else data, fmt, args)
+        config, ds = recipe_dataset(recipe, path if local else data, fmt, args, s)
         if split:
             ds["split"] = split
         from data.stats import histogram, summarize, tokenize_rows
@@ -178,7 +184,7 @@ def run(
         )
         stats.update(recipe=recipe, tokenizer=str(config["tokenizer_config"]))
         result["stats"] = stats
-        out = outputs_dir() / "data" / (path.stem if local else data.replace("/", "--"))
+        out = s.outputs / "data" / (path.stem if local else data.replace("/", "--"))
         out.mkdir(parents=True, exist_ok=True)
         histogram(
             [it["tokens"] for it in items],
@@ -202,8 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--args", default=None, help="recipe overrides (default: ARGS)")
     ns = parser.parse_args(argv)
 
-    def body() -> int:
-        s = settings.load()
+    def body(s: Settings) -> int:
         data = ns.data or s.data
         if not data:
             raise UserError("no dataset given", Where(key="DATA"), "make data-check DATA=path.jsonl [RECIPE=name]")
@@ -212,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
             ns.recipe or s.recipe_or_default,
             ns.format or s.format,
             ns.args if ns.args is not None else s.args,
+            s,
             split=s.split,
             limit=s.limit or None,
         )

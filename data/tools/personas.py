@@ -17,9 +17,9 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from core import atomic, cli, settings
+from core import atomic, cli
 from core.errors import UserError, Where
-from core.settings import outputs_dir
+from core.settings import Settings
 from core.yamlio import load_with_lines
 
 GENERATORS = ("template", "endpoint")
@@ -85,12 +85,12 @@ class TemplateGenerator:
 class ChatGenerator:
     """Any OpenAI-compatible chat endpoint (OpenAI, a local llama.cpp or vLLM server)."""
 
-    def __init__(self, endpoint: str, model: str, temperature: float = 0.7, seed: int = 0):
+    def __init__(self, endpoint: str, model: str, api_key: str | None, temperature: float = 0.7, seed: int = 0):
         from openai import OpenAI
 
         self.client = OpenAI(
             base_url=endpoint,
-            api_key=settings.load().secret("OPENAI_API_KEY") or "not-needed",
+            api_key=api_key or "not-needed",
             max_retries=2,
             timeout=120,
         )
@@ -174,8 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="(default: OUT)")
     ns = parser.parse_args(argv)
 
-    def body() -> None:
-        s = settings.load()
+    def body(s: Settings) -> None:
         ns.generator = ns.generator or s.generator or "template"
         if ns.generator not in GENERATORS:
             raise UserError(
@@ -190,9 +189,13 @@ def main(argv: list[str] | None = None) -> int:
             raise UserError(
                 "GENERATOR=endpoint needs ENDPOINT", Where(key="ENDPOINT"), "e.g. ENDPOINT=http://127.0.0.1:8080/v1"
             )
-        gen = ChatGenerator(ns.endpoint, ns.model) if ns.generator == "endpoint" else TemplateGenerator()
+        gen = (
+            ChatGenerator(ns.endpoint, ns.model, s.secret("OPENAI_API_KEY"))
+            if ns.generator == "endpoint"
+            else TemplateGenerator()
+        )
         records = build(personas, gen)
-        out = Path(ns.out) if ns.out else outputs_dir() / "data" / "personas" / f"{path.stem}.jsonl"
+        out = Path(ns.out) if ns.out else s.outputs / "data" / "personas" / f"{path.stem}.jsonl"
         atomic.write_text(out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
         table = stats(records)
         kinds = ["extracted", "transformed", "hypothetical", "contrastive"]

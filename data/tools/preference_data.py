@@ -13,7 +13,6 @@ from typing import Any
 
 from core import atomic
 from core.errors import UserError, Where
-from core.settings import outputs_dir
 from data import preferences as prefs
 from data.validate import read_jsonl
 
@@ -62,7 +61,9 @@ def length_bias(share: float | None) -> str | None:
     )
 
 
-def check(path: Path, fmt: str, tokenizer_of: Callable[[], tuple[Any, str]] | None = None) -> dict[str, Any]:
+def check(
+    path: Path, fmt: str, outputs: Path, tokenizer_of: Callable[[], tuple[Any, str]] | None = None
+) -> dict[str, Any]:
     """Validate and summarise; prints each bad row, the table of per-side figures and a length-bias warning.
     `tokenizer_of` loads (tokenizer, its folder) for token counts, only once every record is usable (loading a
     tokenizer imports transformers: a bad file is refused first)."""
@@ -90,7 +91,7 @@ def check(path: Path, fmt: str, tokenizer_of: Callable[[], tuple[Any, str]] | No
     if bias:
         print(f"warning: {bias}")
     result["length_bias"] = bias
-    out = outputs_dir() / "data" / path.stem
+    out = outputs / "data" / path.stem
     out.mkdir(parents=True, exist_ok=True)
     atomic.write_json(out / "stats.json", result)
     print(f"saved: {out / 'stats.json'}")

@@ -15,6 +15,7 @@ from typing import Any
 
 from core import atomic, cli, settings
 from core.errors import UserError, Where
+from core.settings import Settings
 from data.formats import FORMATS, to_messages
 from data.validate import read_jsonl, validate_file
 
@@ -88,8 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="output folder (default: OUT, else beside the input)")
     ns = parser.parse_args(argv)
 
-    def body() -> None:
-        s = settings.load()
+    def body(s: Settings) -> None:
         ns.data, ns.format, ns.out = ns.data or s.data, ns.format or s.format, ns.out or s.out
         ns.val = ns.val if ns.val is not None else (s.val or 60)
         ns.seed = ns.seed if ns.seed is not None else (42 if s.seed is None else s.seed)

@@ -115,7 +115,7 @@ def main() -> int:
     except UserError as exc:
         tee.say(f"error: {exc}")
         rc = rc or 2
-    provider.end_machine(tee, on_finish, pod_id)
+    provider.end_machine(s, tee, on_finish, pod_id)
     return rc
 
 

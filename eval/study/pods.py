@@ -97,7 +97,7 @@ def run_all(
 ) -> tuple[dict[str, str], dict[str, str]]:
     """({key: why it failed}, {key: why the budget stopped it})."""
     provider = registry.get(s.cloud)
-    cloud = provider.machines()
+    cloud = provider.machines(s)
     budget = s.max_cost if s.max_cost is not None else study.budget.max_cost
     if budget is None:
         raise UserError(

@@ -9,8 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from core import atomic, cli, metrics, settings
+from core import atomic, cli, metrics
 from core.errors import UserError, Where
+from core.settings import Settings
 from eval import leaderboard, plots, stats
 from eval.study import analysis as analysis_mod
 from eval.study import html, spec, state
@@ -153,14 +154,15 @@ def build(study: spec.Study, runs: list[spec.StudyRun], jobs: dict[str, Job], pa
     return folder
 
 
-def load(study_file: str | None) -> tuple[spec.Study, list[spec.StudyRun], dict[str, Job], state.StudyPaths]:
+def load(
+    study_file: str | None, s: Settings
+) -> tuple[spec.Study, list[spec.StudyRun], dict[str, Job], state.StudyPaths]:
     if not study_file:
         raise UserError("no study given", Where(key="STUDY"), "make study STUDY=studies/<name>.yaml (ls studies/)")
-    s = settings.load()
     path = Path(study_file)
     study, runs = spec.load(path)
     repo = s.study_repo or study.hub_repo
-    return study, runs, {r.key: job_for(study, r, path, repo) for r in runs}, state.StudyPaths.of(study)
+    return study, runs, {r.key: job_for(study, r, path, repo) for r in runs}, state.StudyPaths.of(study, s.outputs)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -168,8 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("study", nargs="?", help="the study file (default: STUDY)")
     ns = parser.parse_args(argv)
 
-    def body() -> None:
-        study, runs, jobs, paths = load(ns.study or settings.load().study)
+    def body(s: Settings) -> None:
+        study, runs, jobs, paths = load(ns.study or s.study, s)
         folder = build(study, runs, jobs, paths)
         print((folder / "report.md").read_text())
         print(f"report: {folder / 'report.md'} and {folder / 'report.html'}")

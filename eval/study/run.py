@@ -10,19 +10,20 @@ import argparse
 import sys
 from pathlib import Path
 
-from core import cli, settings
+from core import cli
 from core.errors import UserError, Where
+from core.settings import Settings
 from eval.study import local, pods, report, spec, state
 from eval.study.progress import Progress
 
 
-def refuse_big_models_on_cpu(runs: list[spec.StudyRun], study_file: Path, force: bool) -> None:
+def refuse_big_models_on_cpu(runs: list[spec.StudyRun], study_file: Path, s: Settings) -> None:
     """launch.train refuses a >1B model on CPU; say so once, for the whole study, before anything starts."""
     from launch.train import CPU_MAX_PARAMS_B
     from resolver.profiles import cuda_available
     from resolver.registry import load_recipe
 
-    if force or cuda_available():
+    if s.force or cuda_available(s):
         return
     big = [
         r.key
@@ -37,14 +38,14 @@ def refuse_big_models_on_cpu(runs: list[spec.StudyRun], study_file: Path, force:
         )
 
 
-def run_study(s: settings.Settings, study_ref: str | None) -> None:
-    study, runs, jobs, paths = report.load(study_ref)
+def run_study(s: Settings, study_ref: str | None) -> None:
+    study, runs, jobs, paths = report.load(study_ref, s)
     study_file = Path(study_ref or "")
     with state.hold(paths, study.name):  # a second `make study` of this study is refused here
         state.read_state(paths)  # a corrupt state.json is refused before any work
-        spec.check_overrides(runs, study_file)
+        spec.check_overrides(runs, study_file, s.cache)
         if not s.runpod:
-            refuse_big_models_on_cpu(runs, study_file, s.force)
+            refuse_big_models_on_cpu(runs, study_file, s)
         where = f"RunPod, MAX_COST ${s.max_cost or study.budget.max_cost}" if s.runpod else "this machine"
         print(f"study {study.name}: {len(runs)} runs on {where}; folder {paths.root}", flush=True)
         stopped: dict[str, str] = {}
@@ -70,8 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("study", nargs="?", help="the study file (default: STUDY)")
     ns = parser.parse_args(argv)
 
-    def body() -> None:
-        s = settings.load()
+    def body(s: Settings) -> None:
         run_study(s, ns.study or s.study)
 
     return cli.main(body)

@@ -275,7 +275,7 @@ def check_recipe(r: StudyRun, path: Path, lines: dict[str, int]) -> None:
         raise UserError(exc.message, Where(path, _line(lines, key), key), exc.hint) from None
 
 
-def check_overrides(runs: list[StudyRun], path: Path) -> None:
+def check_overrides(runs: list[StudyRun], path: Path, cache: Path) -> None:
     """Override keys axolotl does not know (it would drop them silently), named with the closest match. Slow
     (it loads axolotl's schema), so `make study` runs it, not every load."""
     from launch.preflight.schema import unknown_keys
@@ -283,7 +283,7 @@ def check_overrides(runs: list[StudyRun], path: Path) -> None:
     _, lines = yamlio.load_with_lines(path)
     for r in runs:
         top = {k: v for k, v in r.overrides.items() if "." not in k}
-        for key, close in unknown_keys(top):
+        for key, close in unknown_keys(top, cache):
             where = next(
                 (w for w in (f"{r.where}.overrides.{key}", f"overrides.{key}", f"grid.over.{key}") if w in lines),
                 r.where,

@@ -16,7 +16,6 @@ from typing import Any
 
 from core import atomic, manifest, rundir
 from core.errors import UserError, Where
-from core.settings import outputs_dir
 from eval.study.job import Job
 from eval.study.spec import Study, StudyRun
 
@@ -28,8 +27,8 @@ class StudyPaths:
     root: Path
 
     @classmethod
-    def of(cls, study: Study) -> StudyPaths:
-        return cls(outputs_dir() / "studies" / study.name)
+    def of(cls, study: Study, outputs: Path) -> StudyPaths:
+        return cls(outputs / "studies" / study.name)
 
     def outputs(self, r: StudyRun) -> Path:
         """The run's own OUTPUTS (launch.train files the run directory, LATEST and caches under it)."""

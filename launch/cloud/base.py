@@ -95,7 +95,7 @@ class Provider(ABC):
         """Run `make cloud-<verb>` (one of `verbs`) with these settings; the exit status."""
 
     @abstractmethod
-    def machines(self) -> Cloud:
+    def machines(self, s: Any) -> Cloud:
         """The single machines a study's jobs run on."""
 
     @abstractmethod
@@ -126,6 +126,6 @@ class Provider(ABC):
         """On one of its machines: this machine's id (None elsewhere)."""
 
     @abstractmethod
-    def end_machine(self, tee: Any, on_finish: str, machine_id: str | None) -> None:
+    def end_machine(self, s: Any, tee: Any, on_finish: str, machine_id: str | None) -> None:
         """On one of its machines, when the job is done: stop or terminate it as on_finish says, saying what
         happened in the job's log (a launch.cloud.tee.Tee); never raises (a job's results are already safe)."""

@@ -7,8 +7,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core import cli, settings
+from core import cli
 from core.errors import UserError, Where
+from core.settings import Settings
 from launch.cloud import registry
 
 
@@ -19,8 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cloud", default=None, help="the provider (default: CLOUD, else runpod); make runpod-*")
     ns = parser.parse_args(argv)
 
-    def body() -> int:
-        s = settings.load()
+    def body(s: Settings) -> int:
         if ns.cloud and s.cloud and s.cloud.strip().lower() != ns.cloud:
             raise UserError(  # make runpod-up CLOUD=COMMUNITY: CLOUD once meant RunPod's cloud type
                 f"CLOUD={s.cloud} conflicts with make {ns.cloud}-{ns.command}",

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core import settings
 from core.errors import UserError, Where
 from core.paths import REPO
 from core.settings import STRATEGIES as _ALL
@@ -86,15 +85,16 @@ def choose_strategy(
     return "zero3", "the model does not fit on one GPU: ZeRO-3 shards weights, gradients and optimizer state"
 
 
-def decoder_layer_class(base_model: str) -> str:
+def decoder_layer_class(base_model: str, cache: Path) -> str:
     """The transformer block class FSDP wraps, from the architecture on the meta device."""
     from resolver.architecture import block_class
 
-    return block_class(base_model)
+    return block_class(base_model, cache=cache)
 
 
-def config_keys(strategy: str, config: dict[str, Any], device: str = "gpu") -> dict[str, Any]:
-    """The axolotl keys a strategy sets (applied after the hardware profile and the user's ARGS)."""
+def config_keys(strategy: str, config: dict[str, Any], device: str = "gpu", *, cache: Path) -> dict[str, Any]:
+    """The axolotl keys a strategy sets (applied after the hardware profile and the user's ARGS); `cache`
+    (AFFINAGE_CACHE) keeps the module tree FSDP's wrap class is read from."""
     keys: dict[str, Any] = {}
     if strategy == "none":
         return keys
@@ -110,7 +110,7 @@ def config_keys(strategy: str, config: dict[str, Any], device: str = "gpu") -> d
             "offload_params": False,
             "cpu_ram_efficient_loading": True,
             "auto_wrap_policy": "TRANSFORMER_BASED_WRAP",
-            "transformer_layer_cls_to_wrap": decoder_layer_class(config["base_model"]),
+            "transformer_layer_cls_to_wrap": decoder_layer_class(config["base_model"], cache),
             "state_dict_type": "FULL_STATE_DICT",
             "reshard_after_forward": True,
         }
@@ -162,15 +162,17 @@ def plan_launch(
     requested: str,
     fits_replicated: bool | None,
     where: Where | None = None,
+    *,
+    cache: Path,
 ) -> Launch:
     strategy, why = choose_strategy(requested, topo, method, fits_replicated, where)
     argv, env = command(config_path, topo, strategy)
-    return Launch(strategy, why, argv, env, config_keys(strategy, config, topo.device))
+    return Launch(strategy, why, argv, env, config_keys(strategy, config, topo.device, cache=cache))
 
 
-def requested_strategy(meta_strategy: str, s: Settings | None = None) -> str:
+def requested_strategy(meta_strategy: str, s: Settings) -> str:
     """STRATEGY= (validated in core/settings.py) wins over the recipe's meta.distributed."""
-    return (s or settings.load()).strategy or meta_strategy
+    return s.strategy or meta_strategy
 
 
 def relative(path: str) -> str:

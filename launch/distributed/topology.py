@@ -12,7 +12,6 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from core import settings
 from core.errors import UserError, Where
 from core.settings import Settings
 
@@ -50,10 +49,9 @@ class Topology(BaseModel):
         return f"{where} (from {self.source})"
 
 
-def detect(device: str, s: Settings | None = None, gpus_found: int | None = None) -> Topology:
+def detect(device: str, s: Settings, gpus_found: int | None = None) -> Topology:
     """The topology for this process from the settings (GPUS, NODES, ... validated in core/settings.py) and the
     machine. `gpus_found` is what torch sees (None: ask torch)."""
-    s = s or settings.load()
     runpod = s.runpod_cluster
     sources: list[str] = []
 
@@ -61,7 +59,7 @@ def detect(device: str, s: Settings | None = None, gpus_found: int | None = None
         if gpus_found is None:
             from resolver.profiles import gpu_count
 
-            gpus_found = gpu_count()
+            gpus_found = gpu_count(s)
         per_node = s.gpus
         if per_node is not None:
             sources.append("GPUS")

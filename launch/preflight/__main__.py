@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core import cli, settings
+from core import cli
+from core.settings import Settings
 from launch.preflight.checks import HEAVY, THROUGH_AXOLOTL, preflight
 
 
@@ -15,9 +16,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--args", default=None, help="overrides, e.g. '--sequence_len=512' (default: ARGS)")
     ns = parser.parse_args(argv)
 
-    def body() -> int:
-        s = settings.load()
-        done = preflight(ns.recipe or s.recipe_or_default, ns.args if ns.args is not None else s.args, force=s.force)
+    def body(s: Settings) -> int:
+        done = preflight(ns.recipe or s.recipe_or_default, s, ns.args if ns.args is not None else s.args, force=s.force)
         findings = done.findings
         for f in findings:
             print(f)

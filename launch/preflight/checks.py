@@ -16,8 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core import settings, stack
+from core import stack
 from core.errors import UserError
+from core.settings import Settings
 from launch.preflight import kept
 from launch.preflight.datasets import check_datasets
 from launch.preflight.disk import check_disk
@@ -54,15 +55,16 @@ def check_stack() -> list[Finding]:
     return found or [Finding("ok", "stack", f"checked against {stack.versions()}")]
 
 
-def target_device(recipe: Recipe, device: str | None = None) -> str:
+def target_device(recipe: Recipe, s: Settings, device: str | None = None) -> str:
     """The device the recipe is checked for: DEVICE= when given, else what the recipe is meant for (a GPU recipe,
     or a config that does not say, is checked as the GPU run it will be, even on a laptop)."""
     gpu = recipe.meta.gpu
-    return device or settings.load().device or ("cpu" if gpu is not None and gpu.count == 0 else "gpu")
+    return device or s.device or ("cpu" if gpu is not None and gpu.count == 0 else "gpu")
 
 
 def preflight(
     name: str,
+    s: Settings,
     args: str | dict | None = None,
     device: str | None = None,
     force: bool = False,
@@ -74,13 +76,13 @@ def preflight(
     before_heavy (make train's own cheap refusals, raising UserError) runs once the cheap checks passed."""
     try:
         recipe = load_recipe(name)
-        device = target_device(recipe, device)
-        r = resolve(recipe, device=device, args=args, need_start=need_start)
+        device = target_device(recipe, s, device)
+        r = resolve(recipe, s, device=device, args=args, need_start=need_start)
     except UserError as exc:
         return Preflight(None, [Finding("error", "recipe", exc.message, exc.where, exc.hint)])
     model = ensure_facts(r)
     if model[0].level == "ok" and "fetched" in model[0].message:
-        r = resolve(recipe, device=device, args=args, need_start=need_start)  # derive again from the fetched files
+        r = resolve(recipe, s, device=device, args=args, need_start=need_start)  # derive again from the fetched files
     derived = f"; derived: {'; '.join(r.derived)}" if r.derived else ""
     head = [Finding("ok", "recipe", f"{recipe.name}: {r.meta.description} (checked for {device}){derived}")]
     meta, config = check_meta(r), check_kind(r) + check_numbers(r)
@@ -113,12 +115,13 @@ def preflight(
 
 def run_checks(
     name: str,
+    s: Settings,
     args: str | dict | None = None,
     device: str | None = None,
     need_start: bool | None = None,
     before_heavy: Callable[[], None] | None = None,
 ) -> tuple[Resolved | None, list[Finding]]:
-    done = preflight(name, args, device, need_start=need_start, before_heavy=before_heavy)
+    done = preflight(name, s, args, device, need_start=need_start, before_heavy=before_heavy)
     return done.resolved, done.findings
 
 

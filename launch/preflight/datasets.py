@@ -108,6 +108,6 @@ def check_datasets(r: Resolved) -> list[Finding]:
             )
         ]
     hub = any(not sources.is_local(ds) for _, _, ds in entries)
-    up = hub and online()  # probed only for a Hub dataset: a run on local files makes no request
-    why = "" if up else offline_reason()
+    up = hub and online(r.settings)  # probed only for a Hub dataset: a run on local files makes no request
+    why = "" if up else offline_reason(r.settings)
     return [f for section, i, ds in entries for f in check_entry(r, section, i, ds, up, why)]

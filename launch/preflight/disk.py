@@ -11,7 +11,6 @@ import os
 import shutil
 from pathlib import Path
 
-from core import settings
 from core.errors import UserError
 from launch.preflight.findings import Finding
 from resolver.resolve import Resolved
@@ -32,7 +31,7 @@ def disk_need(r: Resolved) -> tuple[dict[str, float], float] | None:
     cfg = r.config
     local = os.path.exists(cfg["base_model"])
     try:
-        m = est.model_facts(cfg, cfg["base_model"] if local else r.hub_base_model)
+        m = est.model_facts(cfg, cfg["base_model"] if local else r.hub_base_model, r.settings.cache)
     except UserError:  # an architecture without offline facts: parameters from meta, 2 % of them trained
         if not r.meta.params_b:
             return None
@@ -65,7 +64,7 @@ def trains_here(r: Resolved) -> bool:
     """Whether this machine is the one the run trains on: a CPU run, or a GPU run on a machine with CUDA."""
     from resolver.profiles import cuda_available
 
-    return r.device == "cpu" or cuda_available()
+    return r.device == "cpu" or cuda_available(r.settings)
 
 
 def volume_finding(r: Resolved, parts: dict[str, float], download: float, volume_gb: int | None = None) -> Finding:
@@ -85,7 +84,7 @@ def volume_finding(r: Resolved, parts: dict[str, float], download: float, volume
 
 
 def check_disk(r: Resolved, here: bool | None = None) -> list[Finding]:
-    s = settings.load()
+    s = r.settings
     sized = disk_need(r)
     if sized is None:
         return [unknown_finding(r, s.volume_gb)]

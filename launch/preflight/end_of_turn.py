@@ -133,7 +133,7 @@ def label_level_problem(
 def _with_tokenizer(r: Resolved, ds: dict, choice: str, source: str, where) -> list[Finding]:
     from resolver.architecture import tokenizer_config
 
-    cfg = tokenizer_config(r.config, source)
+    cfg = tokenizer_config(r.config, source, cache=r.settings.cache)
     tokenizer = _tokenizer(cfg)
     template = named_template(choice, cfg, tokenizer)
     problems = eot_problems(cfg, tokenizer, template)
@@ -142,7 +142,9 @@ def _with_tokenizer(r: Resolved, ds: dict, choice: str, source: str, where) -> l
             Finding("error", "end of turn", p, r.where("eot_tokens"), "list tokens the template emits")
             for p in problems
         ]
-    found = facts.find(r.config["base_model"]) or facts.find(r.hub_base_model)
+    found = facts.find(r.config["base_model"], cache=r.settings.cache) or facts.find(
+        r.hub_base_model, cache=r.settings.cache
+    )
     problem = label_level_problem(cfg, ds, found.generation_config() if found else {})
     if problem:
         return [
@@ -169,7 +171,7 @@ def check_end_of_turn(r: Resolved) -> list[Finding]:
     if cfg.get("rl"):
         return []  # preference data: both sides are checked by launch/preflight/preference.py
     source = r.tokenizer_source()
-    row = facts.find(r.hub_base_model)
+    row = facts.find(r.hub_base_model, cache=r.settings.cache)
     eos = (cfg.get("special_tokens") or {}).get("eos_token") or (row.eos_token if row else None)
     for i, ds in enumerate(cfg.get("datasets") or []):
         where = r.where(f"datasets[{i}]")

@@ -34,10 +34,11 @@ from typing import Any
 
 import yaml
 
-from core import settings
 from core.errors import UserError, Where
+from core.settings import Settings
 
 GPU_TABLE = Path(__file__).with_name("gpus.yaml")
+DEFAULT_MFU = 0.3  # what a GPU table without an mfu: line assumes (the shipped one says 0.30)
 GIB = 1024**3
 RESERVED_GIB = 0.5
 NF4_BYTES = 0.5625  # 4 bits + an fp32 absmax per 64 weights
@@ -64,9 +65,9 @@ SHARDED = {
 }
 
 
-def gpu_table(path: str | None = None) -> dict[str, Any]:
-    """launch/preflight/gpus.yaml, or GPU_TABLE=<your copy>."""
-    return _read_table(str(path or settings.load().gpu_table or GPU_TABLE))
+def gpu_table(path: Path | None) -> dict[str, Any]:
+    """launch/preflight/gpus.yaml, or GPU_TABLE=<your copy> (`path`, the setting)."""
+    return _read_table(str(path or GPU_TABLE))
 
 
 @lru_cache(maxsize=4)
@@ -74,8 +75,10 @@ def _read_table(path: str) -> dict[str, Any]:
     return yaml.safe_load(Path(path).read_text())
 
 
-def gpu(name: str) -> dict[str, Any]:
-    table = gpu_table()["gpus"]
+def gpu(name: str, s: Settings) -> dict[str, Any]:
+    """The GPU table's row of `name` (its price PRICE_PER_HOUR when set), with the table's assumed MFU."""
+    whole = gpu_table(s.gpu_table)
+    table = whole["gpus"]
     key = {k.lower(): k for k in table}.get(name.strip().lower())
     if key is None:
         raise UserError(
@@ -83,8 +86,8 @@ def gpu(name: str) -> dict[str, Any]:
             Where(GPU_TABLE.name),
             f"known: {', '.join(table)}; add a row (vram_gib, bf16_tflops, usd_per_hour) for it",
         )
-    row = dict(table[key], name=key)
-    price = settings.load().price_per_hour
+    row = dict(table[key], name=key, mfu=float(whole.get("mfu", DEFAULT_MFU)))
+    price = s.price_per_hour
     if price is not None:
         row["usd_per_hour"] = price
         row["price_source"] = "PRICE_PER_HOUR"
@@ -104,11 +107,11 @@ class Model:
     kv_dim: int = 0  # key/value width per layer (kv heads x head dim; 0: unknown, the hidden size is used)
 
 
-def model_facts(config: dict[str, Any], base_model: str) -> Model:
+def model_facts(config: dict[str, Any], base_model: str, cache: Path) -> Model:
     from resolver import architecture as arch
     from resolver.facts import fetch_hint
 
-    facts = arch.facts_for(base_model)
+    facts = arch.facts_for(base_model, cache=cache)
     if facts is None:
         raise UserError(
             f"no facts for '{base_model}' here (not a local folder, not in the HF cache, not in the facts tables): "
@@ -118,12 +121,12 @@ def model_facts(config: dict[str, Any], base_model: str) -> Model:
         )
     raw = facts["config"]
     text = raw.get("text_config") or raw
-    _, params, linears = arch.architecture(base_model)
+    _, params, linears = arch.architecture(base_model, cache=cache)
     if config.get("adapter") in ("lora", "qlora"):
         # no targets named: peft picks its defaults for the model type; counting every linear layer bounds it
         target = config.get("lora_target_modules") or ".*"
         target = ".*" if config.get("lora_target_linear") else target
-        trainable = arch.lora_param_count(base_model, target, int(config.get("lora_r") or 8))
+        trainable = arch.lora_param_count(base_model, target, int(config.get("lora_r") or 8), cache=cache)
     else:
         trainable = params
     quantizable = sum(lin.in_features * lin.out_features for lin in linears if not lin.name.endswith("lm_head"))
@@ -265,7 +268,7 @@ def train_seconds(m: Model, config: dict[str, Any], world: int, row: dict[str, A
         total = tokens * epochs
     if not config.get("sample_packing"):
         total /= 0.74  # padding to the longest row in a batch: 26 % padding measured on the Brie data
-    mfu = float(gpu_table().get("mfu", 0.3))
+    mfu = float(row.get("mfu", DEFAULT_MFU))
     return flops_per_tok * total / (world * row["bf16_tflops"] * 1e12 * mfu)
 
 

@@ -77,7 +77,7 @@ def prompt_lengths(r: Resolved) -> tuple[list[int], str, Finding | None]:
         from resolver.architecture import tokenizer_config
         from resolver.turns import named_template, render, terminator
 
-        config = tokenizer_config(r.config, source)
+        config = tokenizer_config(r.config, source, cache=r.settings.cache)
         tokenizer = _tokenizer(config)
         template = named_template(str(config.get("chat_template") or "tokenizer_default"), config, tokenizer)
         marks = (tokenizer.eos_token or "", tokenizer.bos_token or "")

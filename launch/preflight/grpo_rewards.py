@@ -132,7 +132,7 @@ def check_rewards(r: Resolved) -> list[Finding]:
             continue
         problems = signature_problems(fn, cols)
         hook = getattr(fn, "preflight", None)
-        said = hook() if callable(hook) else []
+        said = hook(r.settings) if callable(hook) else []
         out += [Finding(level, "grpo", f"reward function {path}: {msg}", at) for level, msg in [*problems, *said]]
         if not any(level == "error" for level, _ in problems):
             out.append(Finding("ok", "grpo", f"reward function {path}: importable, takes what TRL passes", at))

@@ -16,7 +16,6 @@ from typing import Any
 from core import atomic
 from core.errors import Where
 from core.paths import REPO
-from core.settings import cache_dir
 from data import sources
 from data.entries import dataset_entries, dataset_file
 from launch.preflight.findings import Finding
@@ -51,7 +50,9 @@ def key(r: Any) -> str | None:
     entries = dataset_entries(r.config)
     if any(not sources.is_local(ds) for _, _, ds in entries):
         return None
-    found = facts.find(r.config["base_model"]) or facts.find(r.hub_base_model)
+    found = facts.find(r.config["base_model"], cache=r.settings.cache) or facts.find(
+        r.hub_base_model, cache=r.settings.cache
+    )
     code = sorted(p for top in CODE for p in (REPO / top).rglob("*") if p.suffix in (".py", ".yaml") and p.is_file())
     source = r.tokenizer_source()
     parts = {
@@ -87,7 +88,7 @@ def _from_json(d: dict[str, Any]) -> Finding:
 def findings(r: Any, run: Callable[[], Results], force: bool = False) -> tuple[Results, Path | None]:
     """(the heavy checks' findings, the cache file they were read from, or None when they ran now)."""
     digest = key(r)
-    path = cache_dir() / "preflight" / f"{digest}.json" if digest else None
+    path = r.settings.cache / "preflight" / f"{digest}.json" if digest else None
     if path is not None and path.is_file() and not force:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))

@@ -22,6 +22,7 @@ from typing import Any
 
 from core import cli
 from core.errors import UserError, Where
+from core.settings import Settings
 from launch.preflight.findings import Finding
 
 LIGER = "axolotl.integrations.liger.LigerPlugin"
@@ -63,10 +64,10 @@ class Machine:
         return f"{len(self.gpus)} x " + ", ".join(names) if self.gpus else "no CUDA device"
 
 
-def probe() -> Machine:
+def probe(s: Settings) -> Machine:
     from resolver.profiles import cuda_available
 
-    if not cuda_available():
+    if not cuda_available(s):
         return Machine(cuda=False)
     import torch
 
@@ -212,7 +213,7 @@ def require(r, args: str | dict | None, machine: Machine | None = None, say=None
     by make train's preflight (check_kernels is one of launch/preflight/checks.py's machine checks), or here with `say`."""
     if r.device != "gpu":
         return args
-    m = machine or probe()
+    m = machine or probe(r.settings)
     if not m.cuda:
         return args  # DEVICE=gpu without CUDA: the config is only being prepared here
     result = check(r.config, m, fallback_allowed(r), r.recipe.where)
@@ -236,7 +237,7 @@ def check_kernels(r, machine: Machine | None = None) -> list[Finding]:
     """The preflight check (make check): the same check where the run trains, a note elsewhere."""
     if r.device != "gpu":
         return []
-    m = machine or probe()
+    m = machine or probe(r.settings)
     if not m.cuda:
         return [Finding("ok", "kernels", "checked by make train on the machine that trains (no CUDA device here)")]
     return check(r.config, m, fallback_allowed(r), r.recipe.where).findings
@@ -259,8 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-flash", action="store_true", help="SDPA instead of flash-attention (FLASH_ATTN=0)")
     ns = parser.parse_args(argv)
 
-    def body() -> int:
-        m = probe()
+    def body(s: Settings) -> int:
+        m = probe(s)
         result = check(profile_config(not ns.no_flash), m, allow_fallback=False)
         print(f"GPU fast path on {m.describe()}:")
         for f in result.findings:

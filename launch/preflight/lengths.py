@@ -29,13 +29,13 @@ def check_lengths(r: Resolved) -> list[Finding]:
     from data.stats import tokenize_rows
     from resolver.architecture import tokenizer_config
 
-    config = tokenizer_config(r.config, source)
+    config = tokenizer_config(r.config, source, cache=r.settings.cache)
     seq = int(r.config.get("sequence_len") or 2048)
     out = []
     for section, i, ds in dataset_entries(r.config):
         local = sources.is_local(ds)
         kind = kind_of(ds, rl=r.config.get("rl"))
-        if kind.error or (local and not dataset_file(ds).is_file()) or (not local and not facts.online()):
+        if kind.error or (local and not dataset_file(ds).is_file()) or (not local and not facts.online(r.settings)):
             continue  # the data check reports these
         label = dataset_file(ds).name if local else sources.hub_label(ds)
         try:

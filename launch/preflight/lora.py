@@ -17,19 +17,19 @@ def check_lora_targets(r: Resolved) -> list[Finding]:
         return []
     base = cfg["base_model"] if os.path.exists(cfg["base_model"]) else r.hub_base_model
     try:
-        cls, params, _ = arch.architecture(base)
+        cls, params, _ = arch.architecture(base, cache=r.settings.cache)
     except UserError as exc:
         return [Finding("warning", "lora targets", exc.message, hint=exc.hint)]
     where = r.where("lora_target_modules")
     if cfg.get("lora_target_linear"):
         target = ".*"
-        hits = [lin for lin in arch.lora_targets(base, target) if "lm_head" not in lin.name]
+        hits = [lin for lin in arch.lora_targets(base, target, cache=r.settings.cache) if "lm_head" not in lin.name]
     else:
         target = cfg.get("lora_target_modules")
         if not target:
             return [Finding("error", "lora targets", "no lora_target_modules (and lora_target_linear is off)", where)]
         if isinstance(target, list):
-            missing = arch.missing_targets(base, target)
+            missing = arch.missing_targets(base, target, cache=r.settings.cache)
             if missing:
                 return [
                     Finding(
@@ -40,10 +40,10 @@ def check_lora_targets(r: Resolved) -> list[Finding]:
                         "module names are in the model's transformers class, e.g. q_proj, o_proj, down_proj",
                     )
                 ]
-        hits = arch.lora_targets(base, target)
+        hits = arch.lora_targets(base, target, cache=r.settings.cache)
     if not hits:
         return [Finding("error", "lora targets", f"pattern {target!r} matches no Linear module of {cls}", where)]
-    vision = [h.name for h in hits if arch.in_tower(base, h.name)]
+    vision = [h.name for h in hits if arch.in_tower(base, h.name, cache=r.settings.cache)]
     if vision:
         return [
             Finding(

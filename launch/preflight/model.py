@@ -40,7 +40,7 @@ def ensure_facts(r: Resolved) -> list[Finding]:
                 "a local model is a folder with config.json; a Hub model is org/name",
             )
         ]
-    found = facts.find(base)
+    found = facts.find(base, cache=r.settings.cache)
     if found is not None and found.folder is not None:
         ok = Finding(
             "ok",
@@ -48,11 +48,13 @@ def ensure_facts(r: Resolved) -> list[Finding]:
             f"{r.hub_base_model}: {found.architecture} ({found.model_type}), files from {SOURCE_WORDS[found.source]}",
         )
         return [ok]
-    if facts.online():
+    if facts.online(r.settings):
         try:
-            got = facts.fetch(base)
+            got = facts.fetch(base, r.settings)
         except facts.HubUnreachable:  # the network dropped after the probe: offline from here on
-            return [_table_only(r, base, found, f"{facts.offline_reason()} and ") if found else _no_facts(r, base)]
+            return [
+                _table_only(r, base, found, f"{facts.offline_reason(r.settings)} and ") if found else _no_facts(r, base)
+            ]
         except UserError as exc:
             return [Finding("error", "model", exc.message, r.where("base_model"), exc.hint)]
         return [
@@ -73,7 +75,7 @@ def _no_facts(r: Resolved, base: str) -> Finding:
         "warning",
         "model",
         f"no facts for {base} here (not a local folder, not in the HF cache, not in "
-        f"the facts tables) and {facts.offline_reason()}: family, size, LoRA targets, end of turn and lengths are "
+        f"the facts tables) and {facts.offline_reason(r.settings)}: family, size, LoRA targets, end of turn and lengths are "
         "not checked",
         r.where("base_model"),
         facts.fetch_hint(base),
@@ -90,7 +92,7 @@ def check_meta(r: Resolved, counted: bool = False) -> list[Finding]:
     from resolver import overrides as ov
 
     config = ov.apply(copy.deepcopy(r.recipe.config), r.overrides)  # as the recipe writes it, before a profile
-    base = r.config["base_model"] if facts.find(r.config["base_model"]) else r.hub_base_model
+    base = r.config["base_model"] if facts.find(r.config["base_model"], cache=r.settings.cache) else r.hub_base_model
     return [
         Finding(
             "error",
@@ -99,7 +101,9 @@ def check_meta(r: Resolved, counted: bool = False) -> list[Finding]:
             r.where(key),
             f"correct {key}, or remove it (it is derived)",
         )
-        for key, said, derived, source in derive.contradictions(r.stated or r.recipe.meta, config, base, counted)
+        for key, said, derived, source in derive.contradictions(
+            r.stated or r.recipe.meta, config, base, r.settings.cache, counted
+        )
         if not counted or key == "meta.params_b"
     ]
 
@@ -107,7 +111,7 @@ def check_meta(r: Resolved, counted: bool = False) -> list[Finding]:
 def check_buildable(r: Resolved) -> list[Finding]:
     """A model with files here: can transformers build it? (a heavy check: the module tree, resolver/architecture.py)"""
     base = r.config["base_model"]
-    found = facts.find(base)
+    found = facts.find(base, cache=r.settings.cache)
     if found is None or found.folder is None:
         return []
     problem = buildable(r, base)
@@ -119,7 +123,7 @@ def buildable(r: Resolved, base: str) -> Finding | None:
     from resolver import architecture
 
     try:
-        architecture.tree(base)
+        architecture.tree(base, cache=r.settings.cache)
     except UserError as exc:
         return Finding("error", "model", exc.message, exc.where or r.where("base_model"), exc.hint)
     return None
@@ -140,7 +144,9 @@ def check_kind(r: Resolved) -> list[Finding]:
 
 
 def check_gguf_support(r: Resolved) -> list[Finding]:
-    found = facts.find(r.config["base_model"]) or facts.find(r.hub_base_model)
+    found = facts.find(r.config["base_model"], cache=r.settings.cache) or facts.find(
+        r.hub_base_model, cache=r.settings.cache
+    )
     known = converter_architectures()
     if found is None or known is None:
         return []

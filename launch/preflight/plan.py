@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core import cli, settings
+from core import cli
 from core.errors import UserError, Where
+from core.settings import Settings
 from launch.distributed import strategy as dist
 from launch.distributed.topology import Topology
 from launch.preflight import estimate as est
@@ -67,7 +68,7 @@ def _memory(m: est.Model, config: dict, strategy: str, world: int, vram: float) 
     return cost.memory(m, config, strategy, world, vram)
 
 
-def alternatives(m: est.Model, config: dict, gpu: dict, world: int, strategy: str) -> list[str]:
+def alternatives(m: est.Model, config: dict, gpu: dict, world: int, strategy: str, gpus: dict) -> list[str]:
     """Changes that would make a plan that does not fit, fit (each checked with the same formulas)."""
     out = []
     vram = gpu["vram_gib"]
@@ -93,7 +94,7 @@ def alternatives(m: est.Model, config: dict, gpu: dict, world: int, strategy: st
         c = {**config, "adapter": "qlora", "load_in_4bit": True, "load_in_8bit": False}
         if _memory(m, c, strategy, world, vram).fits:
             out.append("QLoRA (extends: fragments/method/qlora.yaml): 4-bit base weights")
-    bigger = sorted((row["vram_gib"], name) for name, row in est.gpu_table()["gpus"].items() if row["vram_gib"] > vram)
+    bigger = sorted((row["vram_gib"], name) for name, row in gpus.items() if row["vram_gib"] > vram)
     for v, name in bigger:
         if _memory(m, config, strategy, world, v).fits:
             out.append(f"GPU={name} ({v} GiB)")
@@ -103,10 +104,9 @@ def alternatives(m: est.Model, config: dict, gpu: dict, world: int, strategy: st
     return out
 
 
-def suggest_gpu(m: est.Model, config: dict) -> tuple[str, int]:
-    """The cheapest GPU type in the table that holds one full copy (then 2, 4, 8 of the cheapest that fit with
-    ZeRO-3): what a recipe without meta.gpu is planned for, and what `make new` writes."""
-    table = est.gpu_table()["gpus"]
+def suggest_gpu(m: est.Model, config: dict, table: dict) -> tuple[str, int]:
+    """The cheapest GPU type in the table's `gpus` that holds one full copy (then 2, 4, 8 of the cheapest that fit
+    with ZeRO-3): what a recipe without meta.gpu is planned for, and what `make new` writes."""
     for count, strategy in ((1, "ddp"), (2, "zero3"), (4, "zero3"), (8, "zero3")):
         fitting = [
             (row["usd_per_hour"] * count, name)
@@ -120,27 +120,29 @@ def suggest_gpu(m: est.Model, config: dict) -> tuple[str, int]:
 
 def make_plan(
     recipe: str,
+    s: Settings,
     gpu_name: str | None = None,
     gpus: int | None = None,
     nodes: int = 1,
     strategy: str | None = None,
     args: str | None = None,
 ) -> Plan:
-    r = resolve(recipe, device="gpu", args=args)
+    r = resolve(recipe, s, device="gpu", args=args)
     base = r.hub_base_model
+    table = est.gpu_table(s.gpu_table)
     if (
         not facts.is_path(base)
-        and facts.find(base) is None
-        and facts.find(r.config["base_model"]) is None
-        and facts.online()
+        and facts.find(base, cache=s.cache) is None
+        and facts.find(r.config["base_model"], cache=s.cache) is None
+        and facts.online(s)
     ):
-        facts.fetch(base)  # its small files, as make check does: the plan needs its sizes
-        r = resolve(recipe, device="gpu", args=args)
+        facts.fetch(base, s)  # its small files, as make check does: the plan needs its sizes
+        r = resolve(recipe, s, device="gpu", args=args)
     meta = r.meta
     if meta.gpu is None:  # a config without meta.gpu: the plan suggests one
         from resolver.meta import GpuSuggestion
 
-        name, count = suggest_gpu(est.model_facts(r.config, r.hub_base_model), r.config)
+        name, count = suggest_gpu(est.model_facts(r.config, r.hub_base_model, s.cache), r.config, table["gpus"])
         meta = meta.model_copy(update={"gpu": GpuSuggestion(type=name, count=count)})
     gpu_name = gpu_name or meta.gpu.type
     if gpu_name.upper() == "CPU":
@@ -149,7 +151,7 @@ def make_plan(
             Where(r.recipe.path, key="meta.gpu"),
             "pass GPU=<type>, e.g. GPU=L4",
         )
-    row = est.gpu(gpu_name)
+    row = est.gpu(gpu_name, s)
     per_node = gpus or max(meta.gpu.count, 1)
     topo = Topology(
         device="gpu",
@@ -159,20 +161,20 @@ def make_plan(
         source="the plan's GPU/GPUS/NODES",
     )
     base = r.hub_base_model
-    m = est.model_facts(r.config, base)
+    m = est.model_facts(r.config, base, s.cache)
     replicated = _memory(m, r.config, "ddp", 1, row["vram_gib"])
-    requested = strategy or dist.requested_strategy(meta.distributed)
+    requested = strategy or dist.requested_strategy(meta.distributed, s)
     config_path = Path(RUN_PLACEHOLDER.format(recipe=r.recipe.name)) / "config.yaml"
     launch = dist.plan_launch(
-        r.config, config_path, topo, meta.method, requested, replicated.fits, r.where("meta.distributed")
+        r.config, config_path, topo, meta.method, requested, replicated.fits, r.where("meta.distributed"), cache=s.cache
     )
     config = copy.deepcopy(r.config)
     config.update(launch.config_keys)
     mem = _memory(m, config, launch.strategy, topo.world_size, row["vram_gib"])
     tokens, rows = cost.training_tokens(config)
     train_s = cost.train_seconds(m, config, topo.world_size, row, tokens)
-    download_s = m.params * 2.0 / (float(est.gpu_table().get("download_gb_per_s", 0.5)) * 1e9)
-    alts = [] if mem.fits else alternatives(m, config, row, topo.world_size, launch.strategy)
+    download_s = m.params * 2.0 / (float(table.get("download_gb_per_s", 0.5)) * 1e9)
+    alts = [] if mem.fits else alternatives(m, config, row, topo.world_size, launch.strategy, table["gpus"])
     counts = eval_counts(r, meta)
     evaluation = est.evaluation(m, row, counts[0], counts[1], counts[2], LMEVAL_TOKENS)
     return Plan(
@@ -235,9 +237,9 @@ def report(p: Plan) -> str:
         + f"; total {p.disk.total:.1f} -> network volume {p.volume_gb} GB, container disk {CONTAINER_DISK_GB} GB",
         f"data: {p.rows} rows, ~{p.tokens_per_epoch:,} tokens/epoch (characters / {est.CHARS_PER_TOKEN}) x {epochs} epochs",
         f"time: ~{p.train_s / 60:.0f} min training + ~{p.download_s / 60:.0f} min model download "
-        f"(assumed MFU {est.gpu_table().get('mfu')}; trust to a factor of 2)",
+        f"(assumed MFU {p.gpu['mfu']:g}; trust to a factor of 2)",
         f"cost: {t.world_size} x ${p.gpu['usd_per_hour']:.2f}/h x {p.hours:.2f} h = ${p.usd:.2f} "
-        f"(prices as of {est.gpu_table().get('as_of')}"
+        f"(prices as of {est.gpu_table(r.settings.gpu_table).get('as_of')}"
         + (", PRICE_PER_HOUR" if p.gpu.get("price_source") else "")
         + ")",
         f"launch (node rank {t.node_rank}): {p.launch.shell()}",
@@ -265,12 +267,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--args", default=None, help="recipe overrides (default: ARGS)")
     ns = parser.parse_args(argv)
 
-    def body() -> None:
-        s = settings.load()
+    def body(s: Settings) -> None:
         if s.gpus == 0:
             raise UserError("GPUS must be at least 1 for a plan, not 0", Where(key="GPUS"))
         p = make_plan(
             ns.recipe or s.recipe_or_default,
+            s,
             s.gpu,
             s.gpus,
             s.nodes or 1,

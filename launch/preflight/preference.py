@@ -128,7 +128,7 @@ def check_preference_data(r: Resolved) -> list[Finding]:
     from launch.preflight.end_of_turn import _tokenizer
     from resolver.architecture import tokenizer_config
 
-    config = tokenizer_config(r.config, source)
+    config = tokenizer_config(r.config, source, cache=r.settings.cache)
     tokenizer = _tokenizer(config)
     out = []
     for section, i, ds in dataset_entries(r.config):
@@ -142,7 +142,7 @@ def _entry(r: Resolved, config: dict, tokenizer: Any, section: str, i: int, ds: 
     local = sources.is_local(ds)
     if kind_of(ds, rl=r.config.get("rl")).error or (local and not dataset_file(ds).is_file()):
         return []  # the data check reports these
-    if not local and not facts.online():
+    if not local and not facts.online(r.settings):
         return []
     label = dataset_file(ds).name if local else sources.hub_label(ds)
     try:

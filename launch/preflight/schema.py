@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -28,10 +29,10 @@ COMPUTE_CAPABILITY = {
 UNCHECKED = "axolotl's schema is not checked on this machine"
 
 
-def unknown_keys(config: dict[str, Any]) -> list[tuple[str, list[str]]]:
+def unknown_keys(config: dict[str, Any], cache: Path) -> list[tuple[str, list[str]]]:
     """(dotted key, close matches) for every key axolotl's schema does not know (it drops them silently); the
     schema's key names come from the cache (launch/preflight/schema_keys.py), not from importing axolotl here."""
-    keys = schema_keys(config.get("plugins") or [])
+    keys = schema_keys(config.get("plugins") or [], cache)
     known, ds_known = keys.config, keys.dataset(config.get("rl"))
     found = []
     for key in config:
@@ -95,7 +96,7 @@ def check_keys(r) -> list[Finding]:
     """Keys axolotl does not know (it drops them silently): a near miss of a known key is an error (a typo)."""
     findings = []
     try:
-        unknown = unknown_keys(r.config)
+        unknown = unknown_keys(r.config, r.settings.cache)
     except ImportError as exc:  # a plugin whose package is not installed here
         plugins = ", ".join(r.config.get("plugins") or [])
         return [

@@ -14,6 +14,7 @@ import json
 import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
@@ -21,7 +22,6 @@ from pydantic import BaseModel
 from core import atomic
 from core.childenv import child_env
 from core.paths import REPO
-from core.settings import cache_dir
 
 DATASET_KINDS = {"dpo": "dpo", "ipo": "dpo", "simpo": "dpo", "kto": "kto"}  # rl: -> schema; others: sft
 FAILED = 3  # the child's exit status when a plugin cannot be loaded
@@ -40,21 +40,22 @@ class SchemaKeys:
         return self.datasets[DATASET_KINDS.get(str(rl), "sft")]
 
 
-def _cache_file(plugins: list[str]) -> Any:
+def _cache_file(plugins: list[str], cache: Path) -> Any:
     version = md.version("axolotl")
     digest = hashlib.sha256(json.dumps(sorted(plugins)).encode()).hexdigest()[:12]
-    return cache_dir() / "axolotl-schema" / f"axolotl-{version}-{digest}.json"
+    return cache / "axolotl-schema" / f"axolotl-{version}-{digest}.json"
 
 
 def _parse(data: dict[str, Any]) -> SchemaKeys:
     return SchemaKeys(frozenset(data["config"]), {k: frozenset(v) for k, v in data["datasets"].items()})
 
 
-def schema_keys(plugins: list[str] | None = None) -> SchemaKeys:
-    """The schema's key names for a config with these plugins (axolotl's schema grows with each plugin's args)."""
-    plugins = list(plugins or [])
+def schema_keys(plugins: list[str], cache: Path) -> SchemaKeys:
+    """The schema's key names for a config with these plugins (axolotl's schema grows with each plugin's args),
+    kept under `cache` (AFFINAGE_CACHE)."""
+    plugins = list(plugins)
     keep = all(p.startswith("axolotl.") for p in plugins)
-    path = _cache_file(plugins)
+    path = _cache_file(plugins, cache)
     if keep and path.is_file():
         try:
             return _parse(json.loads(path.read_text(encoding="utf-8")))

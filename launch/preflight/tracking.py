@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from core import settings
 from launch.preflight.findings import Finding
 from resolver.resolve import Resolved
 
@@ -44,7 +43,7 @@ def check_tracking(r: Resolved) -> list[Finding]:
                     "remove it; keys come from the environment only (WANDB_API_KEY, MLFLOW_TRACKING_TOKEN, ...)",
                 )
             )
-    s = settings.load()
+    s = r.settings
     if (
         wants_wandb(cfg)
         and not s.secret("WANDB_API_KEY")

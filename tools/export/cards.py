@@ -29,11 +29,13 @@ def _metric_items(r: EvalResult) -> list[tuple[metrics.Metric, float]]:
     return [(metrics.get(k), r.metrics[k]) for k in metrics.BY_NAME if k in r.metrics]
 
 
-def front_matter(m: Manifest, kind: str) -> dict[str, Any]:
+def front_matter(m: Manifest, kind: str, cache: Path) -> dict[str, Any]:
+    """The card's YAML header; the base model's licence from its facts (`cache`: AFFINAGE_CACHE keeps fetched
+    ones)."""
     fmt = formats.get(kind)
     t = m.train
     base = t.base_model.name
-    facts = facts_for(base) or {}
+    facts = facts_for(base, cache=cache) or {}
     fm: dict[str, Any] = {
         "base_model": base,
         "library_name": fmt.library,
@@ -104,7 +106,9 @@ def eval_section(m: Manifest) -> str:
     return "\n".join(mdtable.table(["task", "metric", "value"], rows))
 
 
-def render(m: Manifest, config: dict[str, Any], kind: str, repo_id: str, modelfile: bool = False) -> str:
+def render(
+    m: Manifest, config: dict[str, Any], kind: str, repo_id: str, modelfile: bool = False, *, cache: Path
+) -> str:
     t = m.train
     recipe_cfg = {k: v for k, v in config.items() if k not in DROP_FROM_RECIPE}
     recipe_cfg["base_model"] = t.base_model.name
@@ -112,7 +116,7 @@ def render(m: Manifest, config: dict[str, Any], kind: str, repo_id: str, modelfi
     what = fmt.title
     parts = [
         "---",
-        yaml.safe_dump(front_matter(m, kind), sort_keys=False).strip(),
+        yaml.safe_dump(front_matter(m, kind, cache), sort_keys=False).strip(),
         "---",
         "",
         f"# {t.meta.hub_name or m.recipe_name}",

@@ -18,10 +18,11 @@ from typing import Any
 
 import yaml
 
-from core import atomic, child, cli, manifest, rundir, settings
+from core import atomic, child, cli, manifest, rundir
 from core.errors import UserError, Where
 from core.hashing import sha256_file
 from core.manifest import GgufSection
+from core.settings import Settings
 from tools.export import parity, quality
 
 CONVERTER = Path(sys.prefix) / "llama.cpp" / "convert_hf_to_gguf.py"
@@ -189,8 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--outtype", default=None, help="f16 | bf16 | f32 (default: OUTTYPE, else f16)")
     ns = parser.parse_args(argv)
 
-    def body() -> None:
-        s = settings.load()
+    def body(s: Settings) -> None:
         run = cli.run_from(ns, s)
         section = build(run, (ns.quants or s.quants or "Q8_0 Q4_K_M").split(), ns.outtype or s.outtype or "f16")
         for kind, info in section.files.items():

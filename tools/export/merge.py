@@ -14,10 +14,11 @@ from pathlib import Path
 
 import yaml
 
-from core import atomic, cli, manifest, rundir, settings
+from core import atomic, cli, manifest, rundir
 from core.errors import UserError, Where
 from core.hashing import sha256_file
 from core.manifest import MergeSection
+from core.settings import Settings
 
 PROBE = [{"role": "user", "content": "Describe the sound of rain in one sentence."}]
 TOLERANCE = {"float32": 1e-3, "bfloat16": 0.15, "float16": 0.05}  # torch dtype name -> max logits difference
@@ -143,8 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     cli.add_run_arguments(parser)
     ns = parser.parse_args(argv)
 
-    def body() -> None:
-        run = cli.run_from(ns, settings.load())
+    def body(s: Settings) -> None:
+        run = cli.run_from(ns, s)
         section = merge(run)
         print(json.dumps(section.model_dump(mode="json", exclude={"files"}), indent=1))
         print(f"next: make gguf RUN={run}")

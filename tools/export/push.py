@@ -11,21 +11,22 @@ import argparse
 import sys
 from pathlib import Path
 
-from core import cli, manifest, rundir, settings
+from core import cli, manifest, rundir
 from core.errors import UserError, Where
 from core.hub_refusal import WRITE_HINT, refusal
 from core.manifest import PushedRepo, PushSection
 from core.retry import Retry, http_status, transient_status
+from core.settings import Settings
 from tools.export import cards, formats
 from tools.export import export_formats as _registered  # noqa: F401 - registers the repo's formats
 
 RETRIES = 3
 
 
-def token() -> str:
+def token(s: Settings) -> str:
     from huggingface_hub import get_token
 
-    tok = settings.load().hf_token
+    tok = s.hf_token
     tok = tok.get_secret_value() if tok else get_token()
     if not tok:
         raise UserError(
@@ -66,12 +67,12 @@ def _with_retries(call, what: str):
         ) from None
 
 
-def push(run: Path, repo: str, private: bool = True, log=print) -> PushSection:
+def push(run: Path, repo: str, s: Settings, private: bool = True, log=print) -> PushSection:
     from huggingface_hub import CommitOperationAdd, HfApi
 
     if "/" not in repo:
         raise UserError(f"REPO must be namespace/name, not '{repo}'", Where(key="REPO"))
-    api = HfApi(endpoint=settings.load().hf_endpoint, token=token())
+    api = HfApi(endpoint=s.hf_endpoint, token=token(s))
     m = manifest.read(run)
     planned = targets(run, repo)  # every file checked before the first upload
     config = cards.load_config(run)
@@ -83,7 +84,9 @@ def push(run: Path, repo: str, private: bool = True, log=print) -> PushSection:
         if kind in section.repos:
             log(f"{kind}: pushed to {repo_id} by the interrupted push (commit {section.repos[kind].commit}); skipped")
             continue
-        card = cards.render(m, config, kind, repo_id, modelfile=any(f.name == "Modelfile" for f in files))
+        card = cards.render(
+            m, config, kind, repo_id, modelfile=any(f.name == "Modelfile" for f in files), cache=s.cache
+        )
         log(f"pushing {kind}: {len(files)} files + model card -> {repo_id} ({'private' if private else 'public'})")
         _with_retries(
             lambda repo_id=repo_id: api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model"),
@@ -117,13 +120,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--public", action="store_true", help="public repos (default: private unless PRIVATE=0)")
     ns = parser.parse_args(argv)
 
-    def body() -> None:
-        s = settings.load()
+    def body(s: Settings) -> None:
         repo = ns.repo or s.repo
         if not repo:
             raise UserError("no target repo", Where(key="REPO"), "make push REPO=<namespace>/<name>")
         run = cli.run_from(ns, s)
-        section = push(run, repo, private=not (ns.public or not s.private))
+        section = push(run, repo, s, private=not (ns.public or not s.private))
         for kind, info in section.repos.items():
             print(f"{kind:8s} {info.repo_id}  {info.url}")
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from core import atomic, cli, settings
 from core.errors import UserError, Where
-from core.settings import outputs_dir
+from core.settings import Settings
 from tools.serve import defaults, gguf_info
 from tools.serve.defaults import ChatDefaults
 from tools.serve.engines import ContextFull, GgufEngine, HfEngine
@@ -163,8 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ns = parser.parse_args(argv)
 
-    def body() -> None:
-        s = settings.load()
+    def body(s: Settings) -> None:
         gguf = ns.gguf or s.gguf
         run = gguf_info.run_of(ns, s, gguf)
         d = defaults.resolve(
@@ -177,9 +176,7 @@ def main(argv: list[str] | None = None) -> int:
                 "MAX_NEW_TOKENS=<n> (or --max-new-tokens) with n >= 1",
             )
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        save_to = (
-            Path(ns.save) if ns.save else (run / "chats" if run else outputs_dir() / "chats") / f"chat-{stamp}.jsonl"
-        )
+        save_to = Path(ns.save) if ns.save else (run / "chats" if run else s.outputs / "chats") / f"chat-{stamp}.jsonl"
         engine = open_engine(run, gguf, ns.adapter)
         try:
             Chat(engine, d, save_to).loop()

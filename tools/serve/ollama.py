@@ -14,8 +14,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from core import atomic, cli, settings
+from core import atomic, cli
 from core.errors import UserError, Where
+from core.settings import Settings
 from tools.serve import defaults, gguf_info, gotemplate
 from tools.serve.defaults import ChatDefaults
 from tools.serve.gguf_info import GgufInfo
@@ -82,8 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default=None, help="the Ollama model name (default: the recipe's hub name)")
     ns = parser.parse_args(argv)
 
-    def body() -> None:
-        s = settings.load()
+    def body(s: Settings) -> None:
         run, path, info = gguf_info.pick(ns, s)
         d = defaults.resolve(run, s)
         name = ns.name or path.stem

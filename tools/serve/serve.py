@@ -12,7 +12,7 @@ import time
 
 from core import cli, settings
 from core.errors import UserError
-from core.settings import outputs_dir
+from core.settings import Settings
 from tools.serve import defaults, gguf_info
 from tools.serve.llama_server import PARALLEL, Server
 
@@ -44,13 +44,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     ns = parser.parse_args(argv)
 
-    def body() -> int:
-        s = settings.load()
+    def body(s: Settings) -> int:
         run, path, info = gguf_info.pick(ns, s)
         gguf_info.require_template(info)
         d = defaults.resolve(run, s)
         alias = path.stem
-        log = (run / "logs" if run else outputs_dir() / "serve") / f"serve-{alias}.log"
+        log = (run / "logs" if run else s.outputs / "serve") / f"serve-{alias}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         n_ctx = ns.n_ctx or min(info.context_length or N_CTX, N_CTX)
         server = Server(path, log, alias=alias, n_ctx=n_ctx, port=ns.port or s.port or DEFAULT_PORT, host=ns.host)

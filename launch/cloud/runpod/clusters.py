@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from launch.cloud.base import Cloud, Machine
-from launch.cloud.runpod import rest
+from launch.cloud.runpod import api, rest
 from launch.cloud.runpod.pods import ENDED
 
 MAX_PODS = 250  # the API's podCount bounds: 2..250
@@ -77,13 +77,16 @@ class RunPodClusters(Cloud):
     kind = "cluster"
     can_stop = False
 
+    def __init__(self, acct: api.Account):
+        self.acct = acct
+
     def request_text(self, request: ClusterRequest) -> str:
         return "POST /v2/clusters\n" + json.dumps(request.body(), indent=2)
 
     def find_named(self, name: str) -> Machine | None:
         """One look (between retries of a create); a failure counts as not found."""
         try:
-            found = rest._send("GET", "/v2/clusters", None) or {}
+            found = rest._send(self.acct, "GET", "/v2/clusters", None) or {}
         except Exception:  # noqa: BLE001 - any failure: not known to exist
             return None
         match = next((c for c in found.get("clusters") or [] if c.get("name") == name), None)
@@ -91,6 +94,7 @@ class RunPodClusters(Cloud):
 
     def create(self, request: ClusterRequest) -> Machine:
         made = rest.call(
+            self.acct,
             f"creating cluster {request.name}",
             "POST",
             "/v2/clusters",
@@ -101,8 +105,10 @@ class RunPodClusters(Cloud):
 
     def get(self, machine_id: str) -> Machine | None:
         try:
-            c = rest.call(f"reading cluster {machine_id}", "GET", cluster_path(machine_id))
-            pods = rest.call(f"reading the pods of cluster {machine_id}", "GET", cluster_path(machine_id) + "/pods")
+            c = rest.call(self.acct, f"reading cluster {machine_id}", "GET", cluster_path(machine_id))
+            pods = rest.call(
+                self.acct, f"reading the pods of cluster {machine_id}", "GET", cluster_path(machine_id) + "/pods"
+            )
         except rest.NotFound:
             return None
         return as_machine(c, (pods or {}).get("pods") or [])
@@ -112,6 +118,6 @@ class RunPodClusters(Cloud):
 
     def delete(self, machine_id: str) -> None:
         try:
-            rest.call(f"deleting cluster {machine_id}", "DELETE", cluster_path(machine_id))
+            rest.call(self.acct, f"deleting cluster {machine_id}", "DELETE", cluster_path(machine_id))
         except rest.NotFound:
             return

@@ -25,7 +25,7 @@ from typing import Any
 
 from core import atomic
 from core.errors import UserError
-from core.settings import Settings, outputs_dir
+from core.settings import Settings
 from launch.cloud.base import Cloud, Machine
 from launch.cloud.runpod import api, request
 from launch.cloud.runpod.clusters import RunPodClusters
@@ -35,12 +35,13 @@ from launch.cloud.runpod.spec import PodRequest, check_env_value, load_project
 LOG = "outputs/pods/{pod_id}.log"  # under the volume mount; written by launch/cloud/runpod/entrypoint.py
 
 
-def pods_dir() -> Path:
-    return outputs_dir() / "pods"
+def pods_dir(s: Settings) -> Path:
+    return s.outputs / "pods"
 
 
-def clouds() -> dict[str, Cloud]:
-    return {"pod": RunPodPods(), "cluster": RunPodClusters()}
+def clouds(s: Settings) -> dict[str, Cloud]:
+    acct = api.Account.of(s)
+    return {"pod": RunPodPods(acct), "cluster": RunPodClusters(acct)}
 
 
 def shown_env(env: dict[str, str]) -> str:
@@ -54,7 +55,9 @@ def up(s: Settings, dry_run: bool) -> int:
     if not recipe:
         raise UserError("RECIPE is not set", hint="make runpod-up RECIPE=<name> GPU=<type> (make recipes lists them)")
     if not dry_run:
-        api.api_key()  # a missing key is refused before the plan (which builds the model's module tree)
+        api.api_key(
+            api.Account.of(s)
+        )  # a missing key is refused before the plan (which builds the model's module tree)
     b = request.build(recipe, s)
     req, plan, cloud = with_volume(b.request, s), b.plan, b.cloud
     t = plan.topology
@@ -86,8 +89,8 @@ def up(s: Settings, dry_run: bool) -> int:
         "estimated_usd": round(plan.usd, 2),
         "estimated_hours": round(plan.hours, 2),
     }
-    atomic.write_json(pods_dir() / f"{made.id}.json", record)
-    atomic.write_text(pods_dir() / "LATEST", made.id + "\n")
+    atomic.write_json(pods_dir(s) / f"{made.id}.json", record)
+    atomic.write_text(pods_dir(s) / "LATEST", made.id + "\n")
     print(f"created {cloud.kind} {made.id}; make runpod-status / runpod-logs / runpod-down (POD={made.id})")
     return 0
 
@@ -105,7 +108,7 @@ def with_volume(req: Any, s: Settings) -> Any:
 def machine_id(s: Settings) -> str:
     if s.pod:
         return s.pod
-    latest = pods_dir() / "LATEST"
+    latest = pods_dir(s) / "LATEST"
     if not latest.is_file():
         raise UserError("no pod given and none created from here", hint="POD=<id>, or make runpod-up first")
     return latest.read_text().strip()
@@ -115,16 +118,16 @@ def the_machine(s: Settings) -> tuple[str, Cloud, Machine | None]:
     """(id, its cloud, what the cloud reports or None when it no longer exists); the kind comes from the record
     `up` wrote, else a pod is asked for first, then a cluster."""
     mid = machine_id(s)
-    record = pods_dir() / f"{mid}.json"
+    record = pods_dir(s) / f"{mid}.json"
     kind = json.loads(record.read_text()).get("kind", "pod") if record.is_file() else None
     if kind:
-        cloud = clouds()[kind]
+        cloud = clouds(s)[kind]
         return mid, cloud, cloud.get(mid)
-    for cloud in clouds().values():
+    for cloud in clouds(s).values():
         found = cloud.get(mid)
         if found is not None:
             return mid, cloud, found
-    return mid, RunPodPods(), None
+    return mid, RunPodPods(api.Account.of(s)), None
 
 
 def status(s: Settings) -> int:
@@ -190,7 +193,7 @@ def down(s: Settings) -> int:
 
 def template(s: Settings) -> int:
     if not s.dry_run:
-        api.api_key()
+        api.api_key(api.Account.of(s))
     project = load_project().project
     image, docker_args, boot = request.image_and_boot(project, s)
     pod_vars = {**project.env_vars, **boot}
@@ -209,6 +212,6 @@ def template(s: Settings) -> int:
     print("template: " + json.dumps({**kwargs, "env": shown_env(pod_vars)}))
     if s.dry_run:
         return 0
-    made = api.create_template(kwargs)
+    made = api.create_template(api.Account.of(s), kwargs)
     print(f"created template {made['id']} ({made['name']}); set RECIPE in the pod's env when you deploy it")
     return 0

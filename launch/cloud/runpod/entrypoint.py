@@ -23,6 +23,7 @@ from core.errors import UserError, Where
 from core.paths import REPO
 from core.settings import Settings
 from launch.cloud.base import ON_FINISH, finish_mode
+from launch.cloud.runpod.api import Account
 from launch.cloud.tee import Tee
 
 
@@ -64,7 +65,7 @@ def steps(s: dict[str, str], primary: bool) -> list[list[str]]:
     return out
 
 
-def finish_cluster(tee: Tee, on_finish: str, name: str, primary: bool) -> None:
+def finish_cluster(tee: Tee, on_finish: str, name: str, primary: bool, acct: Account) -> None:
     if on_finish == "none":
         tee.say(f"ON_FINISH=none: cluster {name} keeps running (and billing) until make runpod-down")
         return
@@ -73,7 +74,7 @@ def finish_cluster(tee: Tee, on_finish: str, name: str, primary: bool) -> None:
         return
     from launch.cloud.runpod.clusters import RunPodClusters
 
-    clusters = RunPodClusters()
+    clusters = RunPodClusters(acct)
     try:
         found = clusters.find_named(name)
         if found is None:
@@ -85,9 +86,11 @@ def finish_cluster(tee: Tee, on_finish: str, name: str, primary: bool) -> None:
         tee.say(f"error: could not delete cluster {name}: {exc}\n  delete it yourself: make runpod-down")
 
 
-def finish(tee: Tee, on_finish: str, pod_id: str | None, cluster: str | None = None, primary: bool = True) -> None:
+def finish(
+    tee: Tee, on_finish: str, pod_id: str | None, acct: Account, cluster: str | None = None, primary: bool = True
+) -> None:
     if cluster:
-        finish_cluster(tee, on_finish, cluster, primary)
+        finish_cluster(tee, on_finish, cluster, primary, acct)
         return
     if on_finish == "none":
         tee.say("ON_FINISH=none: the pod keeps running (and billing) until you stop it")
@@ -98,18 +101,19 @@ def finish(tee: Tee, on_finish: str, pod_id: str | None, cluster: str | None = N
     from launch.cloud.runpod import api
 
     try:
-        (api.stop_pod if on_finish == "stop" else api.terminate_pod)(pod_id)
+        (api.stop_pod if on_finish == "stop" else api.terminate_pod)(acct, pod_id)
         tee.say(f"pod {pod_id}: {on_finish} requested")
     except UserError as exc:
         tee.say(f"error: could not {on_finish} pod {pod_id}: {exc}\n  stop it yourself: make runpod-down POD={pod_id}")
 
 
 def main() -> int:
+    s: Settings | None = None
     try:
-        study_job = settings.load().study_spec
-    except UserError:
-        study_job = None  # reported below, where a failed pod still stops itself
-    if study_job:
+        s = settings.load()  # once, for the whole pod (its steps are processes of their own)
+    except UserError as exc:
+        unreadable = exc  # reported below, where a failed pod still stops itself
+    if s is not None and s.study_spec:
         # exec, not import: eval.study reaches this module through the provider (end_machine), so importing it back
         # would be a cycle
         os.execv(sys.executable, [sys.executable, "-m", "eval.study.pod"])
@@ -129,8 +133,10 @@ def main() -> int:
     cluster = (env.get("CLUSTER_NAME") or "").strip() or None
     primary = True
     try:
-        primary = (settings.load().node_rank or 0) == 0
-        p = pod_settings(settings.load())
+        if s is None:
+            raise unreadable
+        primary = (s.node_rank or 0) == 0
+        p = pod_settings(s)
         on_finish = p["on_finish"]
         for argv in steps(p, primary):
             rc = tee.run(argv, env)
@@ -142,8 +148,19 @@ def main() -> int:
                 break
     except UserError as exc:
         tee.say(f"error: {exc}")
-    finish(tee, on_finish, pod_id, cluster, primary)
+    finish(tee, on_finish, pod_id, account(s), cluster, primary)
     return rc
+
+
+def account(s: Settings | None) -> Account:
+    """RunPod's credentials to end this pod with: from the settings, else (a variable of another concern is
+    malformed) from the cloud ones alone, so that a failed pod still stops itself."""
+    if s is not None:
+        return Account.of(s)
+    try:
+        return Account.of(settings.load(section=settings.CloudSettings))
+    except UserError:
+        return Account(None)
 
 
 if __name__ == "__main__":

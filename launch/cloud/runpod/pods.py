@@ -35,6 +35,9 @@ class RunPodPods(Cloud):
     kind = "pod"
     can_stop = True
 
+    def __init__(self, acct: api.Account):
+        self.acct = acct
+
     def request_text(self, request: PodRequest) -> str:
         """The mutation the SDK will send, from the SDK's own generator."""
         from runpod.api.mutations.pods import generate_pod_deployment_mutation
@@ -44,18 +47,18 @@ class RunPodPods(Cloud):
         return generate_pod_deployment_mutation(**kw).strip()
 
     def find_named(self, name: str) -> Machine | None:
-        pod = api.find_pod_named(name)
+        pod = api.find_pod_named(self.acct, name)
         return as_machine(pod) if pod else None
 
     def create(self, request: PodRequest) -> Machine:
-        return as_machine(api.create_pod(request.sdk_kwargs()))
+        return as_machine(api.create_pod(self.acct, request.sdk_kwargs()))
 
     def get(self, machine_id: str) -> Machine | None:
-        pod = api.get_pod(machine_id)
+        pod = api.get_pod(self.acct, machine_id)
         return as_machine(pod) if pod else None
 
     def stop(self, machine_id: str) -> None:
-        api.stop_pod(machine_id)
+        api.stop_pod(self.acct, machine_id)
 
     def delete(self, machine_id: str) -> None:
-        api.terminate_pod(machine_id)
+        api.terminate_pod(self.acct, machine_id)

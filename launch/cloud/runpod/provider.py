@@ -22,10 +22,11 @@ class RunPod(Provider):
             verb
         ](s)
 
-    def machines(self) -> Cloud:
+    def machines(self, s: Any) -> Cloud:
+        from launch.cloud.runpod.api import Account
         from launch.cloud.runpod.pods import RunPodPods
 
-        return RunPodPods()
+        return RunPodPods(Account.of(s))
 
     def study_machine(
         self,
@@ -70,10 +71,11 @@ class RunPod(Provider):
     def machine_id(self, s: Any) -> str | None:
         return s.runpod_pod_id
 
-    def end_machine(self, tee: Any, on_finish: str, machine_id: str | None) -> None:
+    def end_machine(self, s: Any, tee: Any, on_finish: str, machine_id: str | None) -> None:
+        from launch.cloud.runpod.api import Account
         from launch.cloud.runpod.entrypoint import finish
 
-        finish(tee, on_finish, machine_id)
+        finish(tee, on_finish, machine_id, Account.of(s))
 
 
 PROVIDER = RunPod()

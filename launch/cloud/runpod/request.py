@@ -15,6 +15,7 @@ from core.errors import UserError, Where
 from core.paths import REPO
 from core.settings import Settings
 from launch.cloud.base import Cloud
+from launch.cloud.runpod import api
 from launch.cloud.runpod.clusters import MAX_PODS, ClusterRequest, Compute, RunPodClusters
 from launch.cloud.runpod.pods import RunPodPods
 from launch.cloud.runpod.spec import (
@@ -53,7 +54,7 @@ def _plan(
 ):
     from launch.preflight.plan import make_plan
 
-    plan = make_plan(recipe, gpu or s.gpu, gpus or s.gpus, nodes, s.strategy, s.args if args is None else args)
+    plan = make_plan(recipe, s, gpu or s.gpu, gpus or s.gpus, nodes, s.strategy, s.args if args is None else args)
     if not plan.memory.fits:
         raise UserError(
             f"{recipe} does not fit on {plan.topology.procs_per_node} x {plan.gpu['name']} "
@@ -129,7 +130,7 @@ def build_pod(
         network_volume_id=s.network_volume,
         docker_args=docker_args,
     )
-    return Built(req, plan, RunPodPods(), image, bool(boot))
+    return Built(req, plan, RunPodPods(api.Account.of(s)), image, bool(boot))
 
 
 def build_cluster(recipe: str, s: Settings, nodes: int) -> Built:
@@ -187,4 +188,4 @@ def build_cluster(recipe: str, s: Settings, nodes: int) -> Built:
         mounts=mounts,
         dataCenterIds=[s.data_center] if s.data_center else None,
     )
-    return Built(req, plan, RunPodClusters(), image, bool(boot))
+    return Built(req, plan, RunPodClusters(api.Account.of(s)), image, bool(boot))

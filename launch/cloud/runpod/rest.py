@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from core import settings
 from core.errors import UserError, Where
 from core.retry import transient_status
 from launch.cloud.runpod import api
@@ -33,18 +32,18 @@ class HTTPError(Exception):
         return f"HTTP {self.status_code}: {str(b)[:200]}"
 
 
-def base_url() -> str:
-    return (settings.load().runpod_rest_url or BASE_URL).rstrip("/")
+def base_url(acct: api.Account) -> str:
+    return (acct.rest_url or BASE_URL).rstrip("/")
 
 
-def _send(method: str, path: str, body: dict | None) -> Any:
+def _send(acct: api.Account, method: str, path: str, body: dict | None) -> Any:
     import requests
 
     reply = requests.request(
         method,
-        base_url() + path,
+        base_url(acct) + path,
         json=body,
-        headers={"Authorization": f"Bearer {api.api_key()}", "Accept": "application/json"},
+        headers={"Authorization": f"Bearer {api.api_key(acct)}", "Accept": "application/json"},
         timeout=TIMEOUT_S,
     )
     if reply.status_code >= 400:
@@ -66,13 +65,20 @@ def _transient(exc: BaseException) -> bool:
     return isinstance(exc, requests.RequestException)
 
 
-def call(what: str, method: str, path: str, body: dict | None = None, between: Callable[[], Any] | None = None) -> Any:
+def call(
+    acct: api.Account,
+    what: str,
+    method: str,
+    path: str,
+    body: dict | None = None,
+    between: Callable[[], Any] | None = None,
+) -> Any:
     """One REST call with bounded retries; `between` runs before each retry and may end the loop with a result
     (a create whose reply was lost is found by name)."""
     import requests
 
     try:
-        return api._retry(what).call(lambda: _send(method, path, body), _transient, between)
+        return api._retry(acct, what).call(lambda: _send(acct, method, path, body), _transient, between)
     except HTTPError as exc:
         if exc.status_code in (401, 403):
             raise UserError(
@@ -85,12 +91,12 @@ def call(what: str, method: str, path: str, body: dict | None = None, between: C
         if transient_status(exc.status_code):
             raise UserError(
                 f"RunPod API did not answer usably while {what} ({api.ATTEMPTS} attempts; last: "
-                f"{api.redact(exc.problem())[:300]})",
+                f"{api.redact(acct, exc.problem())[:300]})",
                 hint="nothing was changed on your account by the failed attempts that we know of; see make runpod-status",
             ) from None
-        raise UserError(f"RunPod API error while {what}: {api.redact(exc.problem())}") from None
+        raise UserError(f"RunPod API error while {what}: {api.redact(acct, exc.problem())}") from None
     except requests.RequestException as exc:
-        reason = api.redact(f"{type(exc).__name__}: {exc}")[:300]
+        reason = api.redact(acct, f"{type(exc).__name__}: {exc}")[:300]
         raise UserError(
             f"RunPod API did not answer usably while {what} ({api.ATTEMPTS} attempts; last: {reason})",
             hint="nothing was changed on your account by the failed attempts that we know of; see make runpod-status",
