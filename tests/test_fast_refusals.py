@@ -70,7 +70,11 @@ def test_the_module_tree_is_kept_per_config_and_read_back_the_same(cache, tmp_pa
     built = architecture.tree(str(model), cache=cache)
     [kept] = (cache / "trees").glob("*.json")
     architecture.tree.cache_clear()
-    assert architecture.tree(str(model), cache=cache) == built and built.params > 0 and built.block_class == "LlamaDecoderLayer"
+    assert (
+        architecture.tree(str(model), cache=cache) == built
+        and built.params > 0
+        and built.block_class == "LlamaDecoderLayer"
+    )
     (model / "config.json").write_text(json.dumps({**TINY_LLAMA, "num_hidden_layers": 3}))
     architecture.tree.cache_clear()
     deeper = architecture.tree(str(model), cache=cache)  # another config.json: another tree, built again
