@@ -186,9 +186,9 @@ def main(argv: list[str] | None = None) -> int:
         recipe = build(s.recipe, s.model, s.data, method, s.heldout, s.template, s)
         write(path, recipe, method, f"make new RECIPE={s.recipe} MODEL={s.model} DATA={s.data}", s.force)
         print(f"wrote {repo_relative(path)}; checking it:")
-        from launch.preflight.__main__ import main as check
+        from launch.preflight.__main__ import check
 
-        return check([str(path)])
+        return check(str(path), s, s.args)
 
     return cli.main(body)
 
