@@ -42,7 +42,7 @@ def test_dpo_margin_rises_and_the_run_merges_and_converts(outputs):
     assert not (run / "output" / "model.safetensors").exists()  # axolotl's stray copy of the base is gone
     section = merge.merge(run)
     assert section.changed_tensors >= 210 and section.chat_template
-    built = gguf.build(run, ["Q8_0"])
+    built = gguf.build(run, ["Q8_0"], cache=settings.load().cache)
     assert built.parity == "pass" and built.chat_template and built.files["f16"].agreement == 1.0
 
 

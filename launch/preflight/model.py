@@ -147,7 +147,7 @@ def check_gguf_support(r: Resolved) -> list[Finding]:
     found = facts.find(r.config["base_model"], cache=r.settings.cache) or facts.find(
         r.hub_base_model, cache=r.settings.cache
     )
-    known = converter_architectures()
+    known = converter_architectures(r.settings.cache)
     if found is None or known is None:
         return []
     if found.architecture in known:

@@ -143,11 +143,12 @@ def export(
     }
 
 
-def refuse_unconvertible(merged: Path) -> None:
-    """llama.cpp's converter knows a fixed list of architectures: say so before converting, not as its traceback."""
+def refuse_unconvertible(merged: Path, cache: Path) -> None:
+    """llama.cpp's converter knows a fixed list of architectures: say so before converting, not as its traceback
+    (the list is kept under `cache`, AFFINAGE_CACHE)."""
     from tools.export.gguf_support import converter_architectures
 
-    known = converter_architectures()
+    known = converter_architectures(cache)
     config = merged / "config.json"
     if known is None or not config.is_file():
         return
@@ -160,7 +161,7 @@ def refuse_unconvertible(merged: Path) -> None:
         )
 
 
-def build(run: Path, quants: list[str], outtype: str = "f16", log=print) -> GgufSection:
+def build(run: Path, quants: list[str], outtype: str = "f16", log=print, *, cache: Path) -> GgufSection:
     for q in quants:
         ftype(q)
     if outtype not in OUTTYPES:  # before a merge that may come first
@@ -173,7 +174,7 @@ def build(run: Path, quants: list[str], outtype: str = "f16", log=print) -> Gguf
         merge(run, log)
         m = manifest.read(run)
     merged = rundir.merged_model(run, hashes=True)
-    refuse_unconvertible(merged)
+    refuse_unconvertible(merged, cache)
     conversations, source = quality.held_out_conversations(yaml.safe_load((run / "config.yaml").read_text()) or {})
     result = export(merged, run / "gguf", m.recipe_name, quants, outtype, log, conversations, source)
     section = GgufSection.model_validate({"path": "gguf", **result, "at": rundir.utc_now()})
@@ -192,7 +193,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def body(s: Settings) -> None:
         run = cli.run_from(ns, s)
-        section = build(run, (ns.quants or s.quants or "Q8_0 Q4_K_M").split(), ns.outtype or s.outtype or "f16")
+        quants = (ns.quants or s.quants or "Q8_0 Q4_K_M").split()
+        section = build(run, quants, ns.outtype or s.outtype or "f16", cache=s.cache)
         for kind, info in section.files.items():
             kl = f"KL {info.mean_kl:.4f}  top-1 {info.top1:.1%}" if info.mean_kl is not None else " " * 23
             ppl = f"PPL {info.ppl:7.2f}" if info.ppl is not None else " " * 11
