@@ -147,8 +147,10 @@ def check_gguf_support(r: Resolved) -> list[Finding]:
     found = facts.find(r.config["base_model"], cache=r.settings.cache) or facts.find(
         r.hub_base_model, cache=r.settings.cache
     )
+    if found is None:
+        return []
     known = converter_architectures(r.settings.cache)
-    if found is None or known is None:
+    if known is None:
         return []
     if found.architecture in known:
         return [Finding("ok", "gguf", f"llama.cpp's converter supports {found.architecture}")]
