@@ -109,10 +109,11 @@ def finish(
 
 def main() -> int:
     s: Settings | None = None
+    unreadable: UserError | None = None  # reported below, where a failed pod still stops itself
     try:
         s = settings.load()  # once, for the whole pod (its steps are processes of their own)
     except UserError as exc:
-        unreadable = exc  # reported below, where a failed pod still stops itself
+        unreadable = exc
     if s is not None and s.study_spec:
         # exec, not import: eval.study reaches this module through the provider (end_machine), so importing it back
         # would be a cycle
@@ -133,7 +134,7 @@ def main() -> int:
     cluster = (env.get("CLUSTER_NAME") or "").strip() or None
     primary = True
     try:
-        if s is None:
+        if unreadable is not None:
             raise unreadable
         primary = (s.node_rank or 0) == 0
         p = pod_settings(s)
